@@ -1,0 +1,62 @@
+"""What a channel hands to the dialogs, and what the dialogs hand back.
+
+A channel parses its platform's callback into an :class:`Event`; the dialog router answers with
+a :class:`Reply` whose messages go back passively where the platform allows it, the rest through
+the outbox. Nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from services.messages import CardUpdate, Message
+
+
+class EventKind(StrEnum):
+    text = "text"
+    file = "file"  # media_id (WeCom) or download_code (DingTalk), file_name
+    menu = "menu"  # app-menu click; payload key in ``key``
+    enter = "enter"  # the user opened the app (WeCom enter_agent)
+    card_action = "card_action"  # a card button: ``key``, ``task_id``, ``response_code``
+    upload = "upload"  # a file that arrived through the H5 page: ``upload_path``
+    unsupported = "unsupported"  # image, voice, location ...: ``raw_type`` says which
+
+
+@dataclass(frozen=True)
+class Event:
+    platform: str  # wecom | dingtalk
+    user_id: str
+    kind: EventKind
+    text: str = ""
+    key: str = ""  # menu key or card button key
+    task_id: str = ""
+    response_code: str = ""
+    media_id: str = ""
+    file_name: str = ""
+    upload_path: str = ""  # a local file already stored by the H5 page
+    raw_type: str = ""
+    msg_id: str = ""
+    created_at: int = 0  # the platform's CreateTime (seconds)
+
+
+@dataclass
+class Reply:
+    """The answer to one event. ``messages`` go back in order; the first text may go passively.
+
+    ``card_update`` answers a card click in place (WeCom ``update_button``).
+    """
+
+    messages: list[Message] = field(default_factory=list)
+    card_update: CardUpdate | None = None
+
+    def say(self, *messages: Message) -> Reply:
+        self.messages.extend(messages)
+        return self
+
+
+class Handler(Protocol):
+    """The dialog router, as the channels see it."""
+
+    async def handle(self, event: Event) -> Reply: ...

@@ -1,0 +1,226 @@
+"""Configuration: a TOML file overridden by environment variables.
+
+The file comes from ``--config PATH`` or ``UNIONCARD_CONFIG``; every key can be overridden by an
+environment variable named ``UNIONCARD__SECTION__KEY`` (for example ``UNIONCARD__WECOM__TOKEN``).
+``config.example.toml`` documents every key. :func:`load_settings` raises :class:`ConfigError`
+with one line naming the key and the problem; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "UNIONCARD__"
+CONFIG_ENV = "UNIONCARD_CONFIG"
+
+
+class ConfigError(Exception):
+    """A missing or invalid configuration value; ``str()`` is one line for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: str = Field("change-me-please-change-me-please", min_length=16)
+    backlog: int = Field(2048, ge=16)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///./var/unioncard.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        if v.startswith("sqlite:"):
+            v = "sqlite+aiosqlite:" + v[len("sqlite:") :]
+        elif v.startswith(("postgresql://", "postgres://")):
+            v = "postgresql+asyncpg://" + v.split("://", 1)[1]
+        if not v.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+
+    @field_validator("url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return v
+
+
+class WecomSettings(_Section):
+    corp_id: str = ""
+    agent_id: int = 1000002
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, v: str) -> str:
+        if v and len(v) != 43:
+            raise ValueError("must be the 43-character EncodingAESKey from the WeCom admin console")
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.corp_id and self.token and self.encoding_aes_key)
+
+
+class DingtalkSettings(_Section):
+    app_key: str = ""
+    app_secret: str = ""
+    robot_code: str = ""
+    api_base: str = "https://api.dingtalk.com"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app_key and self.app_secret)
+
+
+class ReviewSettings(_Section):
+    year: int = Field(2026, ge=2000, le=2100)
+    cutoff_date: date = date(2026, 7, 31)
+    deadline: date = date(2026, 12, 31)
+    grace_days: int = Field(0, ge=0, le=60)
+    # "root" ends the approval chain at the top of the tree; otherwise a union code, or the
+    # unions marked is_final_approver in the data end it wherever they stand.
+    final_approver: str = "root"
+    high_removal_ratio: float = Field(0.2, gt=0, le=1)
+    high_removal_count: int = Field(50, ge=1)
+    list_page_size: int = Field(10, ge=1, le=50)
+    file_mode_threshold: int = Field(50, ge=1)
+    cursor_idle_days: int = Field(7, ge=1, le=90)
+    other_info_max_chars: int = Field(500, ge=10, le=5000)
+
+    @model_validator(mode="after")
+    def _order(self) -> ReviewSettings:
+        if self.deadline < self.cutoff_date:
+            raise ValueError("deadline must not be before cutoff_date")
+        return self
+
+
+class ReminderSettings(_Section):
+    enabled: bool = True
+    days_before: list[int] = Field(default_factory=lambda: [7, 3, 1])
+    hour: int = Field(9, ge=8, le=20)
+    timezone: str = "Asia/Shanghai"
+    urge_once_per_days: int = Field(1, ge=1)
+
+    @field_validator("days_before")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if any(d < 0 or d > 90 for d in v):
+            raise ValueError("each value must be between 0 and 90")
+        return sorted(set(v), reverse=True)
+
+
+class LimitSettings(_Section):
+    upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    upload_rows: int = Field(100_000, ge=1, le=1_000_000)
+    parse_memory_mb: int = Field(1024, ge=64)
+    parse_cpu_seconds: int = Field(20, ge=1)
+    parse_timeout_seconds: float = Field(30, gt=0)
+    send_per_minute: int = Field(30, ge=1)
+    send_per_hour: int = Field(1000, ge=1)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    wecom: WecomSettings = Field(default_factory=WecomSettings)
+    dingtalk: DingtalkSettings = Field(default_factory=DingtalkSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables win over the file, which is passed in as init values.
+        return (env_settings, init_settings)
+
+
+def _error_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (see config.example.toml)"
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more)" if more else ""
+    return f"config error: {key}: {msg}{tail}"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (or ``$UNIONCARD_CONFIG``), then the environment.
+
+    ``overrides`` are section dicts merged over the file (used by tests and ``demo``).
+    """
+    path = path or os.environ.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config error: file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config error: {p}: not valid TOML: {exc}") from None
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(exc)) from None
