@@ -19,8 +19,8 @@ def enqueue(
     """Add an outbox row to ``session``; it is sent once the caller's transaction commits.
 
     ``dedup_key`` (unique in the table) makes an occasion send once: a second row with the same
-    key fails the transaction's flush, so callers that may repeat should check first or use
-    :func:`enqueue_once`.
+    key fails the transaction's flush, so callers that may race insert with ON CONFLICT DO
+    NOTHING instead.
     """
     row = Outbox(
         platform=platform,
