@@ -1,0 +1,494 @@
+"""Reminder broadcasts before the deadline (issue 7; S1, S6).
+
+Occasions come from ``settings.reminders``: ``days_before`` the deadline (the year's
+``ReviewCycle`` if there is one, else ``settings.review.deadline``) at ``hour`` local time,
+sent only in daytime. For an occasion:
+
+- each active contact of an eligible unit (grassroots/joint, registered by the cut-off, R1)
+  whose review is not started, in draft, or returned gets ONE text listing its units;
+- each approver holding pending approval cards gets ONE digest ("您有 N 条年审待审核");
+- units that submitted or completed get nothing.
+
+Everything goes through the outbox. Each row carries a unique ``dedup_key``
+(``remind:<year>:d<days>:<contact|digest>:<platform>:<user_id>``) inserted with
+``ON CONFLICT DO NOTHING``, so several workers, restarts and ``remind --now`` never send an
+occasion twice to one person. Planning is set-based: two queries and one bulk insert.
+
+Every function takes ``now`` (aware UTC) so tests and the CLI control the clock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.cycle_rules import Cycle, load_cycle
+from services.messages import Text, to_payload
+from storage.db import Database
+from storage.models import (
+    ApprovalCard,
+    ApprovalStep,
+    AuditLog,
+    Operator,
+    Outbox,
+    OutboxStatus,
+    Review,
+    ReviewStatus,
+    Role,
+    Union,
+    UnionKind,
+    utcnow,
+)
+from storage.settings import Settings
+
+# Quiet hours (local time): nothing is queued to go out between QUIET_FROM and QUIET_UNTIL.
+QUIET_FROM = 21
+QUIET_UNTIL = 8
+DIGEST_MAX_LINES = 20
+PLANNED_ACTION = "reminders.planned"
+
+# --- the texts (user-facing, Chinese) -------------------------------------------------------
+T_CONTACT_HEAD = (
+    "【工会服务卡年审提醒】\n{year}年度年审截止日期为{deadline}（{left}）。以下单位尚未完成年审："
+)
+T_LEFT_DAYS = "还有{n}天"
+T_LEFT_TODAY = "今天截止"
+T_UNIT_NOT_STARTED = "· {name}：尚未开始"
+T_UNIT_DRAFT = "· {name}：已填写，尚未提交"
+T_UNIT_RETURNED = "· {name}：已被退回（{reason}），请修改后重新提交"
+T_RETURNED_NO_REASON = "未注明原因"
+T_CONTACT_TAIL = "请在应用菜单点击“年审”继续办理。"
+T_DIGEST_HEAD = "【年审待审核】您有 {n} 条年审待审核："
+T_DIGEST_LINE = "{i}. {name}（第{level}级，共{levels}级；{when}提交）"
+T_DIGEST_MORE = "……另有 {n} 条未列出"
+T_DIGEST_TAIL = "请在审核卡片上处理；发送“进度”可查看下级单位的年审进度。"
+
+REASON_TEXT = {
+    "not_started": "尚未开始",
+    "draft": "已填写未提交",
+    "returned": "被退回待重新提交",
+    "digest": "有待审核的年审",
+}
+
+
+def fmt_day(d: date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+# --- occasions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One reminder round: ``days_before`` the deadline, at ``at`` (aware UTC)."""
+
+    year: int
+    days_before: int
+    day: date  # local date
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"d{self.days_before}"
+
+
+def occasions(cycle: Cycle, settings: Settings) -> list[Occasion]:
+    """The year's occasions, earliest first."""
+    hour = settings.reminders.hour
+    out = []
+    for n in settings.reminders.days_before:
+        day = cycle.deadline - timedelta(days=n)
+        out.append(Occasion(cycle.year, n, day, cycle.local_at(day, hour)))
+    return sorted(out, key=lambda o: o.at)
+
+
+def is_quiet(cycle: Cycle, now: datetime) -> bool:
+    """Night time (local): nothing should go out now."""
+    h = now.astimezone(cycle.tz).hour
+    return h >= QUIET_FROM or h < QUIET_UNTIL
+
+
+def next_daytime(cycle: Cycle, now: datetime) -> datetime:
+    """``now`` if it is daytime, else the next QUIET_UNTIL o'clock local time (aware UTC)."""
+    if not is_quiet(cycle, now):
+        return now
+    local = now.astimezone(cycle.tz)
+    day = local.date() if local.hour < QUIET_UNTIL else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(QUIET_UNTIL), cycle.tz).astimezone(UTC)
+
+
+def due_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasion | None:
+    """The occasion to send at ``now``: reached today (local) and not yet night."""
+    if not settings.reminders.enabled or is_quiet(cycle, now):
+        return None
+    today = cycle.local_date(now)
+    for occ in occasions(cycle, settings):
+        if occ.day == today and occ.at <= now:
+            return occ
+    return None
+
+
+def current_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasion | None:
+    """For ``remind --now``: the latest occasion reached by today, else the next one.
+
+    None after the deadline or when no occasion is configured.
+    """
+    today = cycle.local_date(now)
+    if today > cycle.deadline:
+        return None
+    occs = occasions(cycle, settings)
+    reached = [o for o in occs if o.day <= today]
+    if reached:
+        return reached[-1]
+    return occs[0] if occs else None
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitState:
+    code: str
+    name: str
+    reason: str  # not_started | draft | returned
+    return_reason: str | None = None
+
+
+@dataclass
+class PendingItem:
+    unit_code: str
+    unit_name: str
+    level: int
+    levels: int
+    submitted_at: datetime | None
+
+
+@dataclass
+class Planned:
+    """One message to one person for one occasion."""
+
+    platform: str
+    user_id: str
+    kind: str  # contact | digest
+    dedup_key: str
+    text: str
+    units: list[UnitState] = field(default_factory=list)
+    pending: list[PendingItem] = field(default_factory=list)
+    already_queued: bool = False
+
+    @property
+    def why(self) -> str:
+        if self.kind == "digest":
+            return f"{len(self.pending)} 条待审核"
+        return "；".join(f"{u.code} {REASON_TEXT[u.reason]}" for u in self.units)
+
+
+@dataclass
+class PlanResult:
+    occasion: Occasion | None
+    planned: list[Planned] = field(default_factory=list)
+    queued: int = 0  # rows actually inserted (the rest already existed)
+    skipped: str = ""  # why nothing was planned
+
+
+def dedup_key(occ: Occasion, kind: str, platform: str, user_id: str) -> str:
+    return f"remind:{occ.year}:{occ.key}:{kind}:{platform}:{user_id}"
+
+
+def eligible_units_clause(cycle: Cycle) -> Any:
+    """R1: grassroots and joint unions registered in the card system by the cut-off."""
+    return and_(
+        Union.kind.in_([UnionKind.grassroots.value, UnionKind.joint.value]),
+        Union.registered_on.is_not(None),
+        Union.registered_on <= cycle.cutoff_date,
+    )
+
+
+def _left_text(cycle: Cycle, now: datetime) -> str:
+    n = cycle.days_left(now)
+    return T_LEFT_TODAY if n <= 0 else T_LEFT_DAYS.format(n=n)
+
+
+def contact_text(cycle: Cycle, now: datetime, units: list[UnitState]) -> str:
+    lines = [
+        T_CONTACT_HEAD.format(
+            year=cycle.year, deadline=fmt_day(cycle.deadline), left=_left_text(cycle, now)
+        )
+    ]
+    for u in units:
+        if u.reason == "returned":
+            reason = (u.return_reason or "").strip() or T_RETURNED_NO_REASON
+            lines.append(T_UNIT_RETURNED.format(name=u.name, reason=reason[:100]))
+        elif u.reason == "draft":
+            lines.append(T_UNIT_DRAFT.format(name=u.name))
+        else:
+            lines.append(T_UNIT_NOT_STARTED.format(name=u.name))
+    lines.append(T_CONTACT_TAIL)
+    return "\n".join(lines)
+
+
+def digest_text(cycle: Cycle, items: list[PendingItem]) -> str:
+    lines = [T_DIGEST_HEAD.format(n=len(items))]
+    for i, it in enumerate(items[:DIGEST_MAX_LINES], 1):
+        when = fmt_day(it.submitted_at.astimezone(cycle.tz).date()) if it.submitted_at else "—"
+        lines.append(
+            T_DIGEST_LINE.format(
+                i=i, name=it.unit_name, level=it.level, levels=it.levels, when=when
+            )
+        )
+    if len(items) > DIGEST_MAX_LINES:
+        lines.append(T_DIGEST_MORE.format(n=len(items) - DIGEST_MAX_LINES))
+    lines.append(T_DIGEST_TAIL)
+    return "\n".join(lines)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime) -> list[Planned]:
+    """Who gets what for ``occ``, computed from the database in two set-based queries."""
+    # Contacts of eligible units that have not submitted (or were returned).
+    q = (
+        select(
+            Operator.platform,
+            Operator.user_id,
+            Union.code,
+            Union.name,
+            Review.status,
+            Review.return_reason,
+        )
+        .join(Union, Union.id == Operator.union_id)
+        .outerjoin(Review, and_(Review.union_id == Union.id, Review.year == cycle.year))
+        .where(
+            Operator.role == Role.contact.value,
+            Operator.active.is_(True),
+            eligible_units_clause(cycle),
+            (Review.id.is_(None))
+            | Review.status.in_([ReviewStatus.draft.value, ReviewStatus.returned.value]),
+        )
+        .order_by(Operator.platform, Operator.user_id, Union.code)
+    )
+    by_contact: dict[tuple[str, str], list[UnitState]] = defaultdict(list)
+    for platform, user_id, code, name, status, reason in (await session.execute(q)).tuples():
+        state = "not_started" if status is None else str(status)
+        by_contact[(platform, user_id)].append(UnitState(code, name, state, reason))
+
+    # Approvers holding cards of steps still undecided in the current round.
+    q2 = (
+        select(
+            ApprovalCard.platform,
+            ApprovalCard.user_id,
+            ApprovalStep.id,
+            ApprovalStep.level,
+            ApprovalStep.levels,
+            Union.code,
+            Union.name,
+            Review.submitted_at,
+        )
+        .join(ApprovalStep, ApprovalStep.id == ApprovalCard.step_id)
+        .join(Review, Review.id == ApprovalStep.review_id)
+        .join(Union, Union.id == Review.union_id)
+        .where(
+            ApprovalStep.decision.is_(None),
+            ApprovalStep.round == Review.round,
+            Review.status == ReviewStatus.submitted.value,
+            Review.year == cycle.year,
+        )
+        .order_by(ApprovalCard.platform, ApprovalCard.user_id, Review.submitted_at, Union.code)
+    )
+    by_approver: dict[tuple[str, str], dict[int, PendingItem]] = defaultdict(dict)
+    for platform, user_id, step_id, level, levels, code, name, sub_at in (
+        await session.execute(q2)
+    ).tuples():
+        by_approver[(platform, user_id)].setdefault(
+            step_id, PendingItem(code, name, level, levels, _aware(sub_at))
+        )
+
+    out: list[Planned] = []
+    for (platform, user_id), units in by_contact.items():
+        out.append(
+            Planned(
+                platform,
+                user_id,
+                "contact",
+                dedup_key(occ, "contact", platform, user_id),
+                contact_text(cycle, now, units),
+                units=units,
+            )
+        )
+    for (platform, user_id), steps in by_approver.items():
+        items = list(steps.values())
+        out.append(
+            Planned(
+                platform,
+                user_id,
+                "digest",
+                dedup_key(occ, "digest", platform, user_id),
+                digest_text(cycle, items),
+                pending=items,
+            )
+        )
+    return out
+
+
+def insert_ignore(session: AsyncSession) -> Any:
+    """``INSERT INTO outbox ... ON CONFLICT (dedup_key) DO NOTHING`` for this dialect."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    mod = postgresql if dialect == "postgresql" else sqlite
+    return mod.insert(Outbox).on_conflict_do_nothing(index_elements=["dedup_key"])
+
+
+async def queue_texts(
+    session: AsyncSession,
+    rows: list[tuple[str, str, str, str]],
+    *,
+    not_before: datetime,
+    now: datetime,
+) -> int:
+    """Bulk-insert texts ``(platform, recipient, text, dedup_key)``; existing keys are skipped.
+
+    Returns the number of rows inserted. Safe against concurrent callers (the unique key).
+    """
+    if not rows:
+        return 0
+    values = [
+        {
+            "platform": platform,
+            "recipient": recipient,
+            "kind": "text",
+            "payload": to_payload(Text(text)),
+            "dedup_key": key,
+            "status": OutboxStatus.pending.value,
+            "attempts": 0,
+            "next_attempt_at": not_before,
+            "created_at": now,
+        }
+        for platform, recipient, text, key in rows
+    ]
+    stmt = insert_ignore(session).returning(Outbox.id)
+    inserted = 0
+    for i in range(0, len(values), 5000):
+        res = await session.execute(stmt, values[i : i + 5000])
+        inserted += len(res.all())
+    return inserted
+
+
+async def _mark_queued(session: AsyncSession, planned: list[Planned], occ: Occasion) -> None:
+    if not planned:
+        return
+    prefix = f"remind:{occ.year}:{occ.key}:"
+    existing = set(
+        (
+            await session.scalars(
+                select(Outbox.dedup_key).where(Outbox.dedup_key.like(prefix + "%"))
+            )
+        ).all()
+    )
+    for p in planned:
+        p.already_queued = p.dedup_key in existing
+
+
+async def send_occasion(
+    db: Database,
+    settings: Settings,
+    occ: Occasion,
+    now: datetime | None = None,
+    *,
+    dry_run: bool = False,
+    actor: str = "system",
+) -> PlanResult:
+    """Plan ``occ`` and (unless ``dry_run``) queue it, in one transaction.
+
+    Rows queued at night wait for the morning (``next_attempt_at``).
+    """
+    now = now or utcnow()
+    async with db.transaction() as session:
+        cycle = await load_cycle(session, settings, occ.year)
+        planned = await plan(session, cycle, occ, now)
+        result = PlanResult(occ, planned)
+        if dry_run:
+            await _mark_queued(session, planned, occ)
+            return result
+        rows = [(p.platform, p.user_id, p.text, p.dedup_key) for p in planned]
+        result.queued = await queue_texts(
+            session, rows, not_before=next_daytime(cycle, now), now=now
+        )
+        session.add(
+            AuditLog(
+                at=now,
+                actor=actor,
+                action=PLANNED_ACTION,
+                detail={
+                    "year": occ.year,
+                    "occasion": occ.key,
+                    "planned": len(planned),
+                    "queued": result.queued,
+                },
+            )
+        )
+    return result
+
+
+async def _already_planned(session: AsyncSession, occ: Occasion) -> bool:
+    rows = (
+        await session.scalars(
+            select(AuditLog.detail).where(AuditLog.action == PLANNED_ACTION).order_by(AuditLog.id)
+        )
+    ).all()
+    return any(d.get("year") == occ.year and d.get("occasion") == occ.key for d in rows if d)
+
+
+async def run_due_reminders(
+    db: Database, settings: Settings, now: datetime | None = None
+) -> PlanResult:
+    """The worker's periodic job (call it every minute or so, from any number of workers).
+
+    Sends the occasion due now if no run has recorded it yet; the outbox's unique keys make a
+    race between workers harmless (one row per person and occasion).
+    """
+    now = now or utcnow()
+    async with db.session() as session:
+        cycle = await load_cycle(session, settings)
+        occ = due_occasion(cycle, settings, now)
+        if occ is None:
+            return PlanResult(None, skipped="no occasion due")
+        if await _already_planned(session, occ):
+            return PlanResult(occ, skipped="already sent")
+    return await send_occasion(db, settings, occ, now)
+
+
+async def remind_now(
+    db: Database,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    dry_run: bool = False,
+    actor: str = "cli",
+) -> PlanResult:
+    """``unioncard remind --now / --dry-run``: the current occasion, at once."""
+    now = now or utcnow()
+    async with db.session() as session:
+        cycle = await load_cycle(session, settings)
+    occ = current_occasion(cycle, settings, now)
+    if occ is None:
+        return PlanResult(None, skipped="past the deadline or no occasion configured")
+    return await send_occasion(db, settings, occ, now, dry_run=dry_run, actor=actor)
+
+
+async def outbox_count(session: AsyncSession, prefix: str) -> int:
+    """Rows whose dedup_key starts with ``prefix`` (tests, benchmark, CLI)."""
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Outbox).where(Outbox.dedup_key.like(prefix + "%"))
+        )
+        or 0
+    )
