@@ -1,0 +1,87 @@
+"""The HTTP app: WeCom callbacks, the H5 upload page, a health check; and ``serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.h5 import UploadPage
+from bot.logs import log, setup_logging
+from bot.wecom.callback import WecomCallback
+from dialogs.events import Handler
+from storage.db import Database
+from storage.redis import connect
+
+logger = logging.getLogger("unioncard.app")
+
+DB_KEY = web.AppKey("db", Database)
+REDIS_KEY = web.AppKey("redis", object)
+CALLBACK_KEY = web.AppKey("wecom_callback", WecomCallback)
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def create_app(
+    settings: Any,
+    *,
+    db: Database,
+    redis: Any,
+    handler: Handler,
+    upload_dir: Path | None = None,
+    reply_timeout: float = 4.0,
+) -> web.Application:
+    """The aiohttp application. The caller owns ``db`` and ``redis`` (and closes them)."""
+    app = web.Application(client_max_size=settings.limits.upload_bytes + 1024 * 1024)
+    app[DB_KEY] = db
+    app[REDIS_KEY] = redis
+    app.router.add_get("/healthz", _health)
+    callback = WecomCallback(
+        settings, db=db, redis=redis, handler=handler, reply_timeout=reply_timeout
+    )
+    callback.add_routes(app)
+    app[CALLBACK_KEY] = callback
+    UploadPage(settings, redis=redis, upload_dir=upload_dir).add_routes(app)
+    return app
+
+
+def default_handler(settings: Any, db: Database, redis: Any) -> Handler:
+    """The dialog router (imported lazily: bot → dialogs)."""
+    from dialogs.router import DialogRouter
+
+    return DialogRouter(settings, db, redis)
+
+
+async def run_serve(settings: Any) -> None:
+    """``unioncard serve``: the HTTP app until SIGINT/SIGTERM."""
+    setup_logging(settings.log.level)
+    db = Database(settings.database.url, echo=settings.database.echo)
+    redis = connect(settings.redis.url)
+    app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.server.host, settings.server.port, backlog=settings.server.backlog
+    )
+    await site.start()
+    log(logger, "serve.started", host=settings.server.host, port=settings.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await redis.aclose()
+        await db.dispose()
+        log(logger, "serve.stopped")

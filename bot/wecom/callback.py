@@ -1,0 +1,205 @@
+"""``GET/POST /wecom/callback``: URL check, verified and de-duplicated callbacks, passive replies.
+
+The hot path per message: one regex for the envelope, SHA-1, AES, xmltodict on the small inner
+XML, ONE Redis command for de-duplication (``SET NX EX``), the dialog handler, AES again. WeCom
+retries a callback that gets no answer within 5 s, so the handler gets ``reply_timeout`` seconds;
+a reply that comes later is delivered actively through the outbox and the request is answered
+with an empty 200. File messages are acknowledged at once and processed by a worker job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from bot.jobs import enqueue_job
+from bot.logs import log
+from bot.replies import send_actively
+from bot.wecom import render, texts
+from bot.wecom.crypto import CallbackRejected, WecomCrypto
+from bot.wecom.parse import PLATFORM, parse
+from dialogs.events import Event, EventKind, Handler, Reply
+from services.messages import CardUpdate, Message, Text
+from storage.db import Database
+from storage.redis import keys
+
+logger = logging.getLogger("unioncard.wecom.callback")
+
+DEDUP_TTL_SECONDS = 3600
+FILE_JOB = "wecom.file"
+_EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def make_crypto(settings: Any) -> WecomCrypto:
+    w = settings.wecom
+    return WecomCrypto(w.token, w.encoding_aes_key, w.corp_id)
+
+
+class WecomCallback:
+    """The callback endpoint of one WeCom app."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        db: Database,
+        redis: Any,
+        handler: Handler,
+        crypto: WecomCrypto | None = None,
+        reply_timeout: float = 4.0,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.handler = handler
+        self.crypto = crypto or make_crypto(settings)
+        self.corp_id = settings.wecom.corp_id
+        self.reply_timeout = reply_timeout
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/wecom/callback", self.get)
+        app.router.add_post("/wecom/callback", self.post)
+        app.on_cleanup.append(self._drain)
+
+    async def _drain(self, _app: web.Application) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _reject(request: web.Request, exc: CallbackRejected) -> web.Response:
+        log(
+            logger,
+            "wecom.callback.rejected",
+            level=logging.WARNING,
+            method=request.method,
+            status=exc.status,
+            reason=exc.reason,
+            peer=request.remote,
+        )
+        return web.Response(status=exc.status, text="")
+
+    # -- GET: URL verification ------------------------------------------------------------------
+
+    async def get(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            echo = self.crypto.verify_url(
+                q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""),
+                q.get("echostr", ""),
+            )  # fmt: skip
+        except CallbackRejected as exc:
+            return self._reject(request, exc)
+        log(logger, "wecom.callback.verified")
+        return web.Response(text=echo, content_type="text/plain")
+
+    # -- POST: messages and events ----------------------------------------------------------------
+
+    async def post(self, request: web.Request) -> web.Response:
+        q = request.query
+        nonce = q.get("nonce", "")
+        try:
+            body = await request.read()
+            xml = self.crypto.decrypt(
+                body, q.get("msg_signature", ""), q.get("timestamp", ""), nonce
+            )
+            parsed = parse(xml)
+        except CallbackRejected as exc:
+            return self._reject(request, exc)
+
+        ev = parsed.event
+        fresh = await self.redis.set(
+            keys.dedup(PLATFORM, parsed.dedup_key), "1", nx=True, ex=DEDUP_TTL_SECONDS
+        )
+        if not fresh:  # a retry: the first delivery is in progress or done
+            return web.Response(text="", headers=_EMPTY_HEADERS)
+
+        if ev.kind is EventKind.unsupported:
+            if ev.raw_type.startswith("event:"):
+                return web.Response(text="", headers=_EMPTY_HEADERS)
+            return self._passive(ev, nonce, [Text(texts.UNSUPPORTED)], None)
+        if ev.kind is EventKind.file:
+            await enqueue_job(
+                self.redis,
+                FILE_JOB,
+                {"user": ev.user_id, "media_id": ev.media_id, "file_name": ev.file_name,
+                 "msg_id": ev.msg_id},
+            )  # fmt: skip
+            return self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
+
+        task = asyncio.ensure_future(self.handler.handle(ev))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(task), self.reply_timeout)
+        except TimeoutError:
+            log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
+            self._spawn(self._deliver_late(task, ev))
+            return web.Response(text="", headers=_EMPTY_HEADERS)
+        except Exception:
+            logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
+            return self._passive(ev, nonce, [Text(texts.BUSY)], None)
+        return self._passive(ev, nonce, list(reply.messages), reply.card_update)
+
+    # -- answering ----------------------------------------------------------------------------------
+
+    def _passive(
+        self, ev: Event, nonce: str, messages: list[Message], card_update: CardUpdate | None
+    ) -> web.Response:
+        """The first Text goes back passively (a card click: the update_button), rest via outbox."""
+        plain: str | None = None
+        rest: list[Message] = []
+        if card_update is not None and ev.kind is EventKind.card_action:
+            if card_update.card is None:
+                plain = render.passive_update_button(
+                    ev.user_id, self.corp_id, card_update.replace_text
+                )
+            else:
+                rest.append(_with_code(card_update, ev))
+            rest.extend(messages)
+        else:
+            for i, msg in enumerate(messages):
+                if isinstance(msg, Text) and msg.text:
+                    parts = render.split_text(msg.text)
+                    plain = render.passive_text(ev.user_id, self.corp_id, parts[0])
+                    rest = messages[:i] + [Text(p) for p in parts[1:]] + messages[i + 1 :]
+                    break
+            else:
+                rest = messages
+            if card_update is not None:
+                rest.append(_with_code(card_update, ev))
+        if rest:
+            self._spawn(self._send_rest(ev, rest))
+        if plain is None:
+            return web.Response(text="", headers=_EMPTY_HEADERS)
+        return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
+
+    async def _send_rest(self, ev: Event, messages: list[Message]) -> None:
+        try:
+            await send_actively(self.db, PLATFORM, ev.user_id, messages)
+        except Exception:
+            logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
+
+    async def _deliver_late(self, task: asyncio.Future[Reply], ev: Event) -> None:
+        try:
+            reply = await task
+        except Exception:
+            logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
+            reply = Reply([Text(texts.BUSY)])
+        messages = list(reply.messages)
+        if reply.card_update is not None:
+            messages.insert(0, _with_code(reply.card_update, ev))
+        await self._send_rest(ev, messages)
+
+
+def _with_code(update: CardUpdate, ev: Event) -> CardUpdate:
+    if update.response_code or not ev.response_code:
+        return update
+    return replace(update, response_code=ev.response_code)
