@@ -1,0 +1,401 @@
+"""The dialog router: the :class:`~dialogs.events.Handler` every channel calls.
+
+One event is one turn: take the user's lock, load the cursor, then in this order
+
+1. a card click: a flow's own card handler by key prefix (``appr:approve:<id>`` goes to the
+   handler registered with ``@card_handler("appr")``); otherwise a button bound to a prompt
+   (``ctx.button``), which reaches the current step only if it belongs to the current prompt,
+   else "已过期" and the current prompt again;
+2. global commands, before any step (unless the step lists the command in ``overrides``):
+   帮助 (the step's help; the step stays), 取消 (asks to confirm; the draft stays), 返回 (the
+   previous step), 进度/状态 (where the user is, what is left, the deadline; approvers of higher
+   unions get the ``@progress_view`` hook), 年审 or the app menu (the ``@entry`` hook);
+3. a lost cursor (expired, Redis flushed), an unknown schema version or an unknown step: the
+   user is told and the ``@resume`` hook picks up from the database draft;
+4. a message of a kind the step does not take gets a clear answer and the prompt again; an
+   answer that belongs to another step's prompt gets "已过期" and the current prompt;
+5. the step's ``handle``.
+
+Every event gets exactly one reply with at least one message: never silence, never "error".
+
+Flow modules are the modules of the ``dialogs`` package (other than this one, the engine and
+the events); they are imported on first use so that their ``@step`` decorators register.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+import dialogs
+from dialogs.engine import (
+    Context,
+    DialogEngine,
+    LockTimeout,
+    Registry,
+    Step,
+    make_context,
+    normalize,
+    registry,
+    step,
+)
+from dialogs.events import Event, EventKind, Reply
+from dialogs.texts import common as T
+from services import reviews
+from services.messages import CardUpdate, Message, Text
+from storage.db import Database
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_NOT_FLOWS = {"engine", "router", "events", "texts"}
+_loaded = False
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def load_flows() -> None:
+    """Import every flow module of the ``dialogs`` package once (registers their steps)."""
+    global _loaded
+    if _loaded:
+        return
+    for mod in pkgutil.iter_modules(dialogs.__path__):
+        if mod.name not in _NOT_FLOWS and not mod.name.startswith("_"):
+            importlib.import_module(f"dialogs.{mod.name}")
+    _loaded = True
+
+
+def today_local() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+def _command(word: str) -> str:
+    w = word.lower()
+    for name, words in (
+        ("help", T.CMD_HELP),
+        ("cancel", T.CMD_CANCEL),
+        ("back", T.CMD_BACK),
+        ("progress", T.CMD_PROGRESS),
+        ("start", T.CMD_START),
+    ):
+        if w in words:
+            return name
+    return ""
+
+
+def _menu_command(key: str) -> str:
+    if key in T.MENU_PROGRESS:
+        return "progress"
+    if key in T.MENU_HELP:
+        return "help"
+    return "start"  # the review menu item (and any other key: start or resume is the safe answer)
+
+
+_COMMAND_WORD = {
+    "help": "帮助",
+    "cancel": "取消",
+    "back": "返回",
+    "progress": "进度",
+    "start": "年审",
+}
+
+
+@step("core.cancel")
+class ConfirmCancel(Step):
+    """取消 asks first; the draft is kept either way."""
+
+    help = T.CANCEL_HELP
+    keywords = ("确认", "继续")
+    overrides = ("取消", "返回")
+
+    async def prompt(self, ctx: Context) -> None:
+        ctx.say(T.CANCEL_ASK)
+
+    async def handle(self, ctx: Context) -> None:
+        if ctx.word in ("确认", "是", "确定", "好", "取消", "确认取消", "暂停"):
+            ctx.finish()
+            ctx.say(T.CANCELLED)
+        elif ctx.word in ("继续", "否", "不", "不用", "返回", "不取消"):
+            ctx.say(T.CANCEL_ABORTED)
+            if not await ctx.back():
+                ctx.finish()
+                ctx.say(T.WELCOME)
+        else:
+            ctx.invalid(T.CANCEL_AGAIN)
+
+
+class DialogRouter:
+    """``DialogRouter(settings, db, redis).handle(event) -> Reply`` (the channels' Handler)."""
+
+    def __init__(
+        self, settings: Settings, db: Database, redis: Redis, reg: Registry | None = None
+    ) -> None:
+        load_flows()
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.registry = reg or registry
+        self.engine = DialogEngine(redis, settings)
+
+    async def handle(self, event: Event) -> Reply:
+        if event.kind == EventKind.unsupported:
+            return Reply().say(Text(T.UNSUPPORTED))
+        try:
+            async with self.engine.turn(event.platform, event.user_id) as cursor:
+                ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
+                await self._dispatch(ctx)
+                if not ctx.reply.messages and ctx.reply.card_update is None:
+                    await self._show_current(ctx)
+                ctx.reply.messages = merge_texts(ctx.reply.messages)
+                return ctx.reply
+        except LockTimeout:
+            log.warning("lock wait timed out user=%s:%s", event.platform, event.user_id)
+            return Reply().say(Text(T.BUSY))
+        except Exception:
+            log.exception(
+                "turn failed user=%s:%s kind=%s", event.platform, event.user_id, event.kind
+            )
+            return Reply().say(Text(T.SORRY))
+
+    # -- the order of a turn ------------------------------------------------------------------
+
+    async def _dispatch(self, ctx: Context) -> None:
+        ev = ctx.event
+        cursor = ctx.cursor
+        current = self.registry.get(cursor.step) if cursor.exists else None
+
+        if ev.kind == EventKind.card_action:
+            await self._card(ctx, current)
+            return
+
+        cmd = ""
+        if ev.kind == EventKind.text:
+            cmd = _command(ctx.word)
+        elif ev.kind == EventKind.menu:
+            cmd = _menu_command(ev.key)
+        elif ev.kind == EventKind.enter:
+            if current is None:
+                if not cursor.exists and not cursor.problem == "version":
+                    ctx.say(T.WELCOME)
+                    return
+            else:
+                await ctx.prompt()
+                return
+        if cmd and not (current and _COMMAND_WORD[cmd] in current.overrides):
+            await self._global(ctx, cmd, current)
+            return
+
+        if current is None:
+            await self._recover(ctx)
+            return
+
+        kind = ev.kind.value
+        if kind not in current.accepts:
+            if "text" not in current.accepts:
+                ctx.say(T.NEED_FILE)
+            else:
+                ctx.say(T.WRONG_KIND.get(kind, T.WRONG_KIND_DEFAULT))
+            await ctx.prompt()
+            return
+
+        if ev.kind == EventKind.text and current.keywords:
+            words = {normalize(k) for k in current.keywords}
+            owner = self.registry.keyword_owner(ctx.word)
+            if ctx.word not in words and owner and owner != current.name:
+                ctx.say(T.EXPIRED)
+                await ctx.prompt()
+                return
+
+        before = cursor.invalid
+        await current.handle(ctx)
+        if cursor.invalid <= before and cursor.step == current.name:
+            cursor.invalid = 0  # a valid answer ends an invalid streak
+
+    async def _card(self, ctx: Context, current: Step | None) -> None:
+        ev = ctx.event
+        prefix, _, rest = ev.key.partition(":")
+        action, _, arg = rest.partition(":")
+        ctx.action, ctx.arg = action, arg
+        handler = self.registry.cards.get(prefix)
+        if handler is not None:
+            await handler(ctx)
+            return
+        if (
+            current is not None
+            and ctx.cursor.step.split(".", 1)[0] == prefix
+            and arg == ctx.cursor.token
+            and "card_action" in current.accepts
+        ):
+            await current.handle(ctx)
+            return
+        if ev.task_id:
+            ctx.reply.card_update = CardUpdate(
+                task_id=ev.task_id,
+                replace_text=T.EXPIRED_CARD_LABEL,
+                response_code=ev.response_code or None,
+            )
+        ctx.say(T.EXPIRED_BUTTON)
+        await self._show_current(ctx)
+
+    async def _show_current(self, ctx: Context) -> None:
+        """The current prompt; without a usable cursor, resume from the draft or welcome."""
+        if self.registry.get(ctx.cursor.step) is not None and ctx.cursor.exists:
+            await ctx.prompt()
+        else:
+            await self._recover(ctx, quiet_if_fresh=True)
+
+    async def _recover(self, ctx: Context, quiet_if_fresh: bool = False) -> None:
+        """No usable cursor: tell the user and resume from the database draft."""
+        cursor = ctx.cursor
+        old_step = cursor.step
+        problem = cursor.problem or ("step" if old_step else "missing")
+        if ctx.event.kind in (EventKind.upload, EventKind.file) and problem == "missing":
+            ctx.say(T.FILE_WHEN_IDLE)
+            return
+        cursor.problem = ""
+        mark = len(ctx.reply.messages)
+        resumed = False
+        for hook in self.registry.resume_hooks:
+            if await hook(ctx):
+                resumed = True
+                break
+        if not resumed:
+            ctx.finish()
+            if not ctx.reply.messages[mark:]:
+                ctx.say(T.WELCOME)
+            return
+        notice = {
+            "missing": T.CURSOR_LOST,
+            "version": T.CURSOR_OLD,
+            "corrupt": T.CURSOR_OLD,
+            "step": T.CURSOR_UNKNOWN,
+        }[problem]
+        if problem == "step" and ctx.cursor.step == old_step:
+            return  # still waiting for a flow that is not deployed yet: the hook said so
+        if quiet_if_fresh and problem == "missing" and ctx.cursor.revision == 0:
+            notice = T.CURSOR_LOST
+        ctx.reply.messages.insert(mark, Text(notice))
+
+    # -- global commands ------------------------------------------------------------------------
+
+    async def _global(self, ctx: Context, cmd: str, current: Step | None) -> None:
+        if cmd == "help":
+            ctx.cursor.invalid = 0
+            if current is not None:
+                ctx.say(T.HELP_STEP.format(help=current.help or T.HELP_IDLE))
+            else:
+                ctx.say(T.HELP_IDLE)
+            return
+        if cmd == "start":
+            if self.registry.entry_hook is not None and await self.registry.entry_hook(ctx):
+                return
+            if not ctx.reply.messages:
+                ctx.say(T.WELCOME)
+            return
+        if cmd == "progress":
+            await self._progress(ctx, current)
+            return
+        if current is None:
+            if cmd == "cancel":
+                ctx.finish()
+                ctx.say(T.NOTHING_TO_CANCEL)
+            else:
+                await self._recover(ctx)
+            return
+        if cmd == "cancel":
+            await ctx.goto("core.cancel")
+        elif cmd == "back":
+            if not await ctx.back():
+                ctx.say(T.NO_BACK)
+                await ctx.prompt()
+
+    async def _progress(self, ctx: Context, current: Step | None) -> None:
+        ev = ctx.event
+        today = today_local()
+        facts = await reviews.status_for(self.db, self.settings, ev.platform, ev.user_id, today)
+        if (
+            facts.higher_approver_of
+            and not facts.contact_of
+            and self.registry.progress_hook is not None
+            and await self.registry.progress_hook(ctx)
+        ):
+            return
+        lines: list[str] = [T.PROGRESS_HEAD.format(year=self.settings.review.year)]
+        if facts.union_name:
+            lines.append(T.PROGRESS_UNIT.format(unit=facts.union_name))
+        status = facts.review_status
+        if status == "completed":
+            lines.append(T.PROGRESS_COMPLETED.format(date=facts.completed_on or ""))
+        elif status == "submitted":
+            if facts.waiting_union:
+                lines.append(
+                    T.PROGRESS_SUBMITTED.format(
+                        union=facts.waiting_union, level=facts.level, levels=facts.levels
+                    )
+                )
+            else:
+                lines.append(T.PROGRESS_SUBMITTED_PLAIN)
+            lines.append(T.PROGRESS_NONE_LEFT)
+        elif facts.contact_of:
+            if status == "returned" and facts.return_reason:
+                lines.append(T.PROGRESS_RETURNED.format(reason=facts.return_reason))
+            if current is not None and current.stage:
+                stage = current.stage
+            elif status in ("draft", "returned"):
+                stage = T.STAGES[1] if facts.unit_confirmed else T.STAGES[0]
+            else:
+                stage = ""
+            if stage:
+                idx = T.STAGES.index(stage) if stage in T.STAGES else 0
+                lines.append(T.PROGRESS_AT.format(stage=stage, detail=""))
+                left = T.STAGES[idx + 1 :]
+                lines.append(T.PROGRESS_LEFT.format(left=" → ".join(left)))
+            else:
+                lines.append(T.PROGRESS_NOT_STARTED)
+        elif facts.approver_of:
+            lines.append(T.PROGRESS_APPROVER.format(unions="、".join(facts.approver_of)))
+        else:
+            ctx.say(T.PROGRESS_NOBODY)
+            return
+        if status != "completed":
+            lines.append(
+                T.PROGRESS_DEADLINE.format(
+                    deadline=facts.deadline.isoformat(), days=_days(facts.deadline, today)
+                )
+            )
+        ctx.say("\n".join(lines))
+        if current is not None:
+            ctx.say(T.COMMANDS_LINE)
+
+
+TEXT_LIMIT_BYTES = 2000  # WeCom text messages carry at most 2048 bytes
+
+
+def merge_texts(messages: list[Message]) -> list[Message]:
+    """Join consecutive texts into one message (one passive reply instead of several active
+    sends, which WeCom limits per user), up to :data:`TEXT_LIMIT_BYTES` each."""
+    out: list[Message] = []
+    for m in messages:
+        prev = out[-1] if out else None
+        if (
+            isinstance(m, Text)
+            and isinstance(prev, Text)
+            and len(prev.text.encode()) + len(m.text.encode()) + 2 <= TEXT_LIMIT_BYTES
+        ):
+            out[-1] = Text(prev.text + "\n\n" + m.text)
+        else:
+            out.append(m)
+    return out
+
+
+def _days(deadline: date, today: date) -> str:
+    n = (deadline - today).days
+    if n > 0:
+        return T.DAYS_LEFT.format(n=n)
+    if n == 0:
+        return T.DAYS_TODAY
+    return T.DAYS_PAST.format(n=-n)

@@ -1,0 +1,317 @@
+"""The review as the contact sees it: who may start one (U1), start/resume, unit edits in the draft.
+
+Entry checks, in order (:func:`begin`):
+
+1. the user must be an active contact of a grassroots or joint union (``UnionKind.reviews``);
+   an approver is told what they can do instead; anyone else is told who can start a review;
+2. if this year's review exists: completed → its date (M6); submitted → where the approval
+   stands; draft/returned → resumed (even after the deadline: an existing review goes on);
+3. otherwise R1: the unit registered in the card system on or before the cycle's cutoff (a unit
+   without a registration date in the data is let in: the date is unknown, not late);
+4. the cycle is open: the ``ReviewCycle`` row of ``settings.review.year`` if there is one (and not
+   ``closed``), else ``settings.review`` dates (``services.cycle_rules``): a new review may start
+   up to the deadline plus the grace days;
+5. a draft is created (status draft).
+
+A contact of several units gets the first unit (by id) whose review is not completed.
+
+Unit edits (D1–D7) are saved to ``Review.unit_edits`` as the user goes; they are applied to the
+union only on final approval (``services.unit_fields.apply_edits``, called by approvals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import cycle_rules
+from services.unit_fields import current_values
+from storage.db import Database
+from storage.models import (
+    ApprovalStep,
+    Operator,
+    Review,
+    ReviewCycle,
+    ReviewStatus,
+    Role,
+    Union,
+    UnionKind,
+    utcnow,
+)
+from storage.settings import Settings
+
+EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
+
+
+class Outcome(StrEnum):
+    ok = "ok"  # started or resumed: ``review`` and ``union`` set
+    nobody = "nobody"  # neither a contact nor an approver
+    approver = "approver"  # an approver only: ``approver_of`` lists the unions
+    not_reviewing = "not_reviewing"  # contact of a union that does not review itself
+    not_registered = "not_registered"  # R1
+    closed = "closed"  # the cycle is closed / past deadline + grace
+    completed = "completed"  # M6
+    submitted = "submitted"  # waiting in the approval chain
+
+
+@dataclass
+class Entry:
+    outcome: Outcome
+    union: Union | None = None
+    review: Review | None = None
+    operator: Operator | None = None
+    created: bool = False
+    approver_of: list[str] = field(default_factory=list)
+    cycle: cycle_rules.Cycle | None = None
+    waiting: Waiting | None = None
+
+
+@dataclass
+class Waiting:
+    """Where a submitted review stands."""
+
+    union_name: str
+    level: int
+    levels: int
+
+
+@dataclass
+class StatusFacts:
+    """What 进度 needs: the user's roles, their review's state and the deadline."""
+
+    deadline: date
+    contact_of: list[str] = field(default_factory=list)
+    approver_of: list[str] = field(default_factory=list)
+    higher_approver_of: list[str] = field(default_factory=list)
+    union_name: str = ""
+    review_status: str = ""
+    unit_confirmed: bool = False
+    completed_on: str = ""
+    return_reason: str = ""
+    waiting_union: str = ""
+    level: int = 0
+    levels: int = 0
+
+
+async def _roles(
+    s: AsyncSession, platform: str, user_id: str
+) -> tuple[list[tuple[Operator, Union]], list[Union]]:
+    rows = (
+        await s.execute(
+            select(Operator, Union)
+            .join(Union, Union.id == Operator.union_id)
+            .where(
+                Operator.platform == platform,
+                Operator.user_id == user_id,
+                Operator.active.is_(True),
+            )
+            .order_by(Union.id)
+        )
+    ).all()
+    contacts = [(op, u) for op, u in rows if op.role == Role.contact]
+    approvers = [u for op, u in rows if op.role == Role.approver]
+    return contacts, approvers
+
+
+async def _waiting(s: AsyncSession, review: Review) -> Waiting | None:
+    row = (
+        await s.execute(
+            select(ApprovalStep, Union.name)
+            .join(Union, Union.id == ApprovalStep.union_id)
+            .where(
+                ApprovalStep.review_id == review.id,
+                ApprovalStep.round == review.round,
+                ApprovalStep.decision.is_(None),
+            )
+            .order_by(ApprovalStep.level.desc())
+        )
+    ).first()
+    if row is None:
+        return None
+    st, name = row
+    return Waiting(union_name=name, level=st.level, levels=st.levels)
+
+
+async def _cycle_closed(s: AsyncSession, year: int) -> bool:
+    return bool(await s.scalar(select(ReviewCycle.closed).where(ReviewCycle.year == year)))
+
+
+async def begin(
+    db: Database,
+    settings: Settings,
+    platform: str,
+    user_id: str,
+    *,
+    create: bool = True,
+    now: datetime | None = None,
+) -> Entry:
+    """U1: check who the user is and start or resume this year's review (see the module doc).
+
+    With ``create=False`` (resuming after a lost cursor) no new draft is made: the outcome is
+    ``ok`` only for an existing draft/returned review, else what :func:`begin` would say, with
+    ``closed`` standing for "nothing to resume" when the checks would have allowed a start.
+    """
+    year = settings.review.year
+    now = now or utcnow()
+    async with db.transaction() as s:
+        contacts, approvers = await _roles(s, platform, user_id)
+        reviewing = [(op, u) for op, u in contacts if UnionKind(u.kind).reviews]
+        if not reviewing:
+            if approvers:
+                return Entry(Outcome.approver, approver_of=[u.name for u in approvers])
+            if contacts:
+                return Entry(Outcome.not_reviewing, union=contacts[0][1])
+            return Entry(Outcome.nobody)
+        reviews = {
+            r.union_id: r
+            for r in (
+                await s.scalars(
+                    select(Review).where(
+                        Review.year == year,
+                        Review.union_id.in_([u.id for _, u in reviewing]),
+                    )
+                )
+            ).all()
+        }
+        op, union = next(
+            (
+                (o, u)
+                for o, u in reviewing
+                if u.id not in reviews or reviews[u.id].status != ReviewStatus.completed
+            ),
+            reviewing[0],
+        )
+        cycle = await cycle_rules.load_cycle(s, settings, year)
+        review = reviews.get(union.id)
+        entry = Entry(Outcome.ok, union=union, operator=op, cycle=cycle, review=review)
+        if review is not None:
+            if review.status == ReviewStatus.completed:
+                entry.outcome = Outcome.completed
+            elif review.status == ReviewStatus.submitted:
+                entry.outcome = Outcome.submitted
+                entry.waiting = await _waiting(s, review)
+            return entry
+        if union.registered_on is not None and union.registered_on > cycle.cutoff_date:
+            entry.outcome = Outcome.not_registered
+            return entry
+        if await _cycle_closed(s, year) or not cycle_rules.start_allowed(cycle, now):
+            entry.outcome = Outcome.closed
+            return entry
+        if not create:
+            entry.outcome = Outcome.closed
+            entry.cycle = None  # marks "nothing to resume" rather than a closed cycle
+            return entry
+        review = Review(union_id=union.id, year=year, started_by=op.id, unit_edits={})
+        s.add(review)
+        try:
+            await s.flush()
+        except IntegrityError:
+            await s.rollback()
+            review = None
+    if review is None:  # a second turn created it first (another process)
+        return await begin(db, settings, platform, user_id, create=False, now=now)
+    entry.review = review
+    entry.created = True
+    return entry
+
+
+async def save_unit_edits(db: Database, review_id: int, edits: dict[str, Any]) -> bool:
+    """Replace the draft's unit edits (one UPDATE). False if the review is no longer editable."""
+    async with db.transaction() as s:
+        res = await s.execute(
+            update(Review)
+            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
+            .values(unit_edits=dict(edits), unit_confirmed=False, updated_at=utcnow())
+        )
+        return bool(res.rowcount)
+
+
+async def confirm_unit(db: Database, review_id: int, confirmed: bool = True) -> bool:
+    """U3 done (or undone): the unit information is confirmed in the draft."""
+    async with db.transaction() as s:
+        res = await s.execute(
+            update(Review)
+            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
+            .values(unit_confirmed=confirmed, updated_at=utcnow())
+        )
+        return bool(res.rowcount)
+
+
+async def load_unit(db: Database, review_id: int) -> tuple[Review, Union] | None:
+    """The review and its union (for showing the list after a lost cursor)."""
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                select(Review, Union)
+                .join(Union, Union.id == Review.union_id)
+                .where(Review.id == review_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+
+def snapshot(union: Union) -> dict[str, Any]:
+    """The union's current D1–D7 values as JSON-friendly data (kept in the cursor)."""
+    return current_values(union)
+
+
+async def status_for(
+    db: Database, settings: Settings, platform: str, user_id: str, today: date
+) -> StatusFacts:
+    """Facts for 进度: roles, this year's review of the user's unit, the deadline."""
+    year = settings.review.year
+    async with db.session() as s:
+        contacts, approvers = await _roles(s, platform, user_id)
+        cycle = await cycle_rules.load_cycle(s, settings, year)
+        facts = StatusFacts(deadline=cycle.deadline)
+        reviewing = [u for _, u in contacts if UnionKind(u.kind).reviews]
+        facts.contact_of = [u.name for u in reviewing]
+        facts.approver_of = [u.name for u in approvers]
+        facts.higher_approver_of = [u.name for u in approvers if not UnionKind(u.kind).reviews]
+        if not reviewing:
+            return facts
+        reviews = (
+            await s.scalars(
+                select(Review).where(
+                    Review.year == year, Review.union_id.in_([u.id for u in reviewing])
+                )
+            )
+        ).all()
+        by_union = {r.union_id: r for r in reviews}
+        union = next(
+            (
+                u
+                for u in reviewing
+                if u.id not in by_union or by_union[u.id].status != ReviewStatus.completed
+            ),
+            reviewing[0],
+        )
+        facts.union_name = union.name
+        review = by_union.get(union.id)
+        if review is None:
+            return facts
+        facts.review_status = ReviewStatus(review.status).value
+        facts.unit_confirmed = review.unit_confirmed
+        facts.return_reason = review.return_reason or ""
+        facts.completed_on = local_date(review.completed_at, settings)
+        if review.status == ReviewStatus.submitted:
+            w = await _waiting(s, review)
+            if w:
+                facts.waiting_union, facts.level, facts.levels = w.union_name, w.level, w.levels
+        return facts
+
+
+def local_date(dt: datetime | None, settings: Settings) -> str:
+    """An aware datetime as the local date ``YYYY-MM-DD`` (Asia/Shanghai by default)."""
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:  # SQLite hands back naive UTC
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(ZoneInfo(settings.reminders.timezone)).date().isoformat()

@@ -1,0 +1,278 @@
+"""The unit-information fields D1–D7: their order, their checks, and applying accepted edits.
+
+Each check takes the typed text and returns a :class:`Checked` (the value as stored in
+``Review.unit_edits``: ``str``, ``int``, ISO date ``str`` or ``None`` for "cleared", plus an
+optional warning code) or raises :class:`FieldInvalid` whose ``code`` names the rule broken and
+whose ``params`` fill the message (the Chinese wording with an example lives in
+``dialogs/texts/unit_review.py``).
+
+Rule codes: ``name.empty``, ``name.too_long``, ``name.short_form``, ``name.suffix``;
+``count.not_integer``, ``count.negative``, ``count.too_large``, ``count.exceeds_total``,
+``count.total_below``; ``status.choice``, ``status.joint``; ``uscc.invalid``, ``uscc.not_union``,
+``uscc.required``; ``date.format``, ``date.invalid``, ``date.range``; ``contact.name``;
+``mobile.format``; ``other.too_long``. Warning: ``term.expired`` (hold an election, 换届).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from services.validators import Invalid, check_mobile, check_union_uscc, parse_date
+from storage.models import Union, UnionKind
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    number: int
+    key: str  # the Union column
+    kind: str  # name | count | status | uscc | date | person | mobile | text
+    rule: str  # D1..D7
+
+
+FIELDS: tuple[FieldDef, ...] = (
+    FieldDef(1, "name", "name", "D1"),
+    FieldDef(2, "employees_total", "count", "D2"),
+    FieldDef(3, "members_count", "count", "D2"),
+    FieldDef(4, "female_count", "count", "D2"),
+    FieldDef(5, "dispatched_count", "count", "D2"),
+    FieldDef(6, "migrant_count", "count", "D2"),
+    FieldDef(7, "union_status", "status", "D3"),
+    FieldDef(8, "legal_cert_no", "uscc", "D4"),
+    FieldDef(9, "term_expiry", "date", "D5"),
+    FieldDef(10, "contact_name", "person", "D6"),
+    FieldDef(11, "contact_mobile", "mobile", "D6"),
+    FieldDef(12, "other_info", "text", "D7"),
+)
+BY_NUMBER = {f.number: f for f in FIELDS}
+BY_KEY = {f.key: f for f in FIELDS}
+SUB_COUNTS = ("members_count", "female_count", "dispatched_count", "migrant_count")
+
+# D3: the fixed list of union statuses.
+STATUS_ESTABLISHED = "已建立独立基层工会"
+STATUS_FEDERATION = "建立工会联合会"
+STATUS_NONE = "未建立工会"
+STATUSES = (STATUS_ESTABLISHED, STATUS_FEDERATION, STATUS_NONE)
+HAS_UNION = (STATUS_ESTABLISHED, STATUS_FEDERATION)
+
+# D1: proper full-name endings, and endings that give away a short form.
+NAME_SUFFIXES = ("联合工会委员会", "工会委员会", "工会联合会")
+SHORT_SUFFIXES = ("工会", "工会委", "工联会", "联合会", "工委", "工委会", "联合工会", "委员会")
+NAME_MAX = 100
+COUNT_MAX = 10_000_000
+PERSON_RE = re.compile(r"[\u4e00-\u9fffA-Za-z·•. ]{2,20}")
+CLEAR_WORDS = ("无", "空", "没有", "清空", "暂无")
+
+
+class FieldInvalid(Invalid):
+    """A rejected value: ``code`` names the rule, ``params`` fill the message."""
+
+    def __init__(self, code: str, value: str = "", **params: Any) -> None:
+        super().__init__(code, value)
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Checked:
+    value: Any
+    warning: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _norm(raw: str) -> str:
+    return unicodedata.normalize("NFKC", raw).strip()
+
+
+def _compact(raw: str) -> str:
+    return "".join(_norm(raw).split())
+
+
+def current_values(union: Union) -> dict[str, Any]:
+    """The union's D1–D7 values, JSON-friendly (dates as ISO strings)."""
+    out: dict[str, Any] = {}
+    for f in FIELDS:
+        v = getattr(union, f.key)
+        out[f.key] = v.isoformat() if isinstance(v, date) else v
+    return out
+
+
+def effective(current: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as they will be once the edits are applied."""
+    merged = dict(current)
+    merged.update(edits)
+    return merged
+
+
+def check_field(
+    key: str,
+    raw: str,
+    *,
+    current: Mapping[str, Any],
+    edits: Mapping[str, Any],
+    union_kind: str,
+    other_info_max: int = 500,
+    today: date | None = None,
+) -> Checked:
+    """Check the text typed for field ``key`` against the rules and the other values."""
+    f = BY_KEY[key]
+    values = effective(current, edits)
+    if f.kind == "name":
+        return Checked(check_name(raw))
+    if f.kind == "count":
+        return Checked(check_count(key, raw, values))
+    if f.kind == "status":
+        return Checked(check_status(raw, union_kind))
+    if f.kind == "uscc":
+        return Checked(check_cert(raw, values))
+    if f.kind == "date":
+        d = check_term_expiry(raw)
+        today = today or date.today()
+        if d < today:
+            return Checked(d.isoformat(), "term.expired", {"date": d.isoformat()})
+        return Checked(d.isoformat())
+    if f.kind == "person":
+        return Checked(check_person(raw))
+    if f.kind == "mobile":
+        return Checked(check_mobile(raw))
+    return Checked(check_other(raw, other_info_max))
+
+
+def check_name(raw: str) -> str:
+    """D1: the full name as on the seal, ending in 工会委员会 / 工会联合会 / 联合工会委员会."""
+    value = _compact(raw)
+    if not value:
+        raise FieldInvalid("name.empty", value)
+    if len(value) > NAME_MAX:
+        raise FieldInvalid("name.too_long", value, max=NAME_MAX)
+    for suffix in NAME_SUFFIXES:
+        if value.endswith(suffix):
+            if len(value) - len(suffix) < 2:
+                raise FieldInvalid("name.short_form", value)
+            return value
+    if any(value.endswith(s) for s in SHORT_SUFFIXES) or "工会" in value:
+        raise FieldInvalid("name.short_form", value)
+    raise FieldInvalid("name.suffix", value)
+
+
+def parse_count(raw: str) -> int:
+    value = _compact(raw).removesuffix("人").removesuffix("名").replace(",", "")
+    if value.startswith("-") and value[1:].isdigit():
+        raise FieldInvalid("count.negative", value)
+    if not value.isdigit() or not value.isascii():
+        raise FieldInvalid("count.not_integer", value)
+    n = int(value)
+    if n > COUNT_MAX:
+        raise FieldInvalid("count.too_large", value, max=COUNT_MAX)
+    return n
+
+
+def check_count(key: str, raw: str, values: Mapping[str, Any]) -> int:
+    """D2: a whole number ≥ 0; the sub-counts each ≤ the total employees."""
+    n = parse_count(raw)
+    if key == "employees_total":
+        over = [(k, values.get(k)) for k in SUB_COUNTS if isinstance(values.get(k), int)]
+        over = [(k, v) for k, v in over if v > n]
+        if over:
+            k, v = max(over, key=lambda kv: kv[1])
+            raise FieldInvalid("count.total_below", str(n), field=k, count=v, total=n)
+        return n
+    total = values.get("employees_total")
+    if isinstance(total, int) and n > total:
+        raise FieldInvalid("count.exceeds_total", str(n), field=key, total=total)
+    return n
+
+
+def check_status(raw: str, union_kind: str) -> str:
+    """D3: one of :data:`STATUSES` (by its number or text); a joint union: 建立工会联合会."""
+    value = _compact(raw)
+    chosen = ""
+    if value.isdigit() and 1 <= int(value) <= len(STATUSES):
+        chosen = STATUSES[int(value) - 1]
+    elif value in STATUSES:
+        chosen = value
+    if not chosen:
+        raise FieldInvalid("status.choice", value)
+    if union_kind == UnionKind.joint and chosen != STATUS_FEDERATION:
+        raise FieldInvalid("status.joint", value)
+    return chosen
+
+
+def check_cert(raw: str, values: Mapping[str, Any]) -> str | None:
+    """D4: a union's unified social credit code (81/89…); cannot be cleared once established."""
+    value = _compact(raw)
+    if value in CLEAR_WORDS:
+        if values.get("union_status") in HAS_UNION:
+            raise FieldInvalid("uscc.required", value)
+        return None
+    return check_union_uscc(value)
+
+
+def check_term_expiry(raw: str) -> date:
+    """D5: a real date (2019-05-01, 2019年5月1日, 2019/5/1); years 1950–2100."""
+    d = parse_date(_compact(raw))
+    if not 1950 <= d.year <= 2100:
+        raise FieldInvalid("date.range", _compact(raw))
+    return d
+
+
+def check_person(raw: str) -> str:
+    """D6: the contact's name: 2–20 Chinese or Latin letters (·/. allowed)."""
+    value = _norm(raw)
+    if not PERSON_RE.fullmatch(value) or not value.strip():
+        raise FieldInvalid("contact.name", value)
+    return value
+
+
+def check_other(raw: str, max_chars: int) -> str | None:
+    """D7: free text up to ``max_chars`` characters ("无" clears it)."""
+    value = _norm(raw)
+    if _compact(value) in CLEAR_WORDS:
+        return None
+    if len(value) > max_chars:
+        raise FieldInvalid("other.too_long", value, max=max_chars, length=len(value))
+    return value
+
+
+def problems(values: Mapping[str, Any], union_kind: str) -> list[FieldInvalid]:
+    """Cross-field problems of the values as a whole (checked before the confirmation)."""
+    out: list[FieldInvalid] = []
+    total = values.get("employees_total")
+    if isinstance(total, int):
+        for k in SUB_COUNTS:
+            v = values.get(k)
+            if isinstance(v, int) and v > total:
+                out.append(FieldInvalid("count.exceeds_total", str(v), field=k, total=total))
+    status = values.get("union_status")
+    if union_kind == UnionKind.joint and status and status != STATUS_FEDERATION:
+        out.append(FieldInvalid("status.joint", str(status)))
+    if status in HAS_UNION and not values.get("legal_cert_no"):
+        out.append(FieldInvalid("uscc.required", ""))
+    return out
+
+
+def changed(current: Mapping[str, Any], edits: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for each edit that differs from the current value, in field order."""
+    return [
+        (f.key, current.get(f.key), edits[f.key])
+        for f in FIELDS
+        if f.key in edits and edits[f.key] != current.get(f.key)
+    ]
+
+
+def apply_edits(union: Union, edits: Mapping[str, Any]) -> list[str]:
+    """Write accepted edits onto ``union`` (final approval only). Returns the keys changed."""
+    done: list[str] = []
+    for key, value in edits.items():
+        f = BY_KEY.get(key)
+        if f is None:
+            continue
+        if f.kind == "date" and isinstance(value, str):
+            value = date.fromisoformat(value)
+        if getattr(union, key) != value:
+            setattr(union, key, value)
+            done.append(key)
+    return done
