@@ -138,3 +138,57 @@ async def test_urge_after_the_deadline_is_closed(db, settings) -> None:
     tree = await seed_tree(db)
     res = await urge(db, settings, tree.unions["D1"], actor="x", now=AFTER)
     assert res.closed and res.queued == 0
+
+
+# --- the chat side ---------------------------------------------------------------------------
+
+
+def _say(platform: str, user: str, text: str):
+    from dialogs.events import Event, EventKind
+
+    return Event(platform=platform, user_id=user, kind=EventKind.text, text=text)
+
+
+async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    import dialogs.progress as dp
+    from dialogs.router import DialogRouter
+    from services.messages import File, Text
+
+    await seed_tree(db)
+    monkeypatch.setattr(dp, "clock", lambda: NOW)
+    router = DialogRouter(settings, db, redis)
+
+    reply = await router.handle(_say("wecom", "a-CITY", "进度"))
+    assert len(reply.messages) == 1  # one passive text
+    text = reply.messages[0].text
+    assert "【年审进度】CITY工会 · 2026年度" in text
+    assert "参加年审的单位：9 个" in text
+    assert "· 未开始：2 个" in text and "· 已完成：2 个（完成率 22%）" in text
+    assert "第2级「CITY工会」审核中：1 个" in text
+    assert "已删除会员：退休 2 人，离职 1 人，死亡 1 人" in text
+    assert "删除会员较多、需重点核实的单位：1 个（G9工会）" in text
+    assert "回复「催办」" in text
+
+    reply = await router.handle(_say("wecom", "a-CITY", "统计"))
+    assert "参加年审的单位：9 个" in reply.messages[0].text
+
+    reply = await router.handle(_say("wecom", "a-CITY", "催办"))
+    assert "已向 2 个尚未开始年审的单位发出催办" in reply.messages[0].text
+    reply = await router.handle(_say("wecom", "a-CITY", "催办"))
+    assert "2 个单位在 1 天内已催办过" in reply.messages[0].text
+    assert len(await _urge_rows(db)) == 2
+
+    reply = await router.handle(_say("wecom", "a-CITY", "报表"))
+    assert isinstance(reply.messages[0], Text) and isinstance(reply.messages[1], File)
+    f = reply.messages[1]
+    assert f.name == "年审进度_CITY_20261210.xlsx"
+    wb = load_workbook(io.BytesIO(f.content))
+    assert wb["已提交待审核"].max_row - 1 == 3
+
+    # A contact's 进度 is the router's own answer, not the subtree.
+    reply = await router.handle(_say("wecom", "c-G2", "进度"))
+    assert "参加年审的单位" not in reply.messages[0].text

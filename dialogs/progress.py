@@ -1,0 +1,192 @@
+"""Progress for approvers of higher unions (S1, S6): 进度/统计, 催办, 报表.
+
+The router sends 进度/状态 from an approver of a union above the grassroots to the
+``@progress_view`` hook below. It answers with the subtree's figures and puts the user at the
+step ``prog.view``, where 催办 (remind the units that have not started), 报表 (the .xlsx as a
+file message) and 统计 (refresh) are understood. 返回 goes back to what the user was doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from dialogs.engine import Context, Step, progress_view, step
+from dialogs.texts import progress as T
+from services.messages import File, Text
+from services.progress import Progress, approver_unions, load_progress_in
+from services.reports import build_progress_xlsx, report_file_name
+from services.urge import urge
+from storage.models import Union, utcnow
+
+STEP = "prog.view"
+MAX_NAMES = 10
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+# The clock (tests replace it).
+clock: Callable[[], datetime] = utcnow
+
+
+def _names(names: list[str]) -> str:
+    shown = T.NAMES_SEP.join(names[:MAX_NAMES])
+    return shown + (T.NAMES_MORE if len(names) > MAX_NAMES else "")
+
+
+def _days(p: Progress) -> str:
+    n = p.cycle.days_left(p.now)
+    if n > 0:
+        return T.DAYS_LEFT.format(n=n)
+    if n == 0:
+        return T.DAYS_TODAY
+    return T.DAYS_PAST.format(n=-n)
+
+
+def render_progress(p: Progress) -> str:
+    """The 进度 text for one union's subtree."""
+    cyc = p.cycle
+    lines = [
+        T.HEAD.format(
+            union=p.union_name,
+            year=cyc.year,
+            at=p.now.astimezone(cyc.tz).strftime("%Y-%m-%d %H:%M"),
+        ),
+        T.DEADLINE.format(deadline=cyc.deadline.isoformat(), days=_days(p)),
+    ]
+    if not p.eligible:
+        lines.append(T.NO_UNITS)
+    else:
+        lines.append(T.ELIGIBLE.format(n=p.eligible))
+        counts = p.counts
+        for status, label in T.STATUS_LABELS.items():
+            line = T.STATUS_LINE.format(label=label, n=counts[status])
+            if status == "completed":
+                line += T.COMPLETED_RATE.format(pct=round(100 * counts[status] / p.eligible))
+            lines.append(line)
+            if status == "submitted":
+                for level, union, n in p.submitted_by_level:
+                    if level and union:
+                        lines.append(T.LEVEL_LINE.format(level=level, union=union, n=n))
+                    else:
+                        lines.append(T.LEVEL_UNKNOWN.format(n=n))
+        lines.append(T.REMOVED.format(**p.removed_by_reason))
+        if p.flagged:
+            lines.append(
+                T.FLAGGED.format(n=len(p.flagged), names=_names([u.name for u in p.flagged]))
+            )
+        if p.past_deadline:
+            lines.append(
+                T.PAST.format(
+                    n=len(p.past_deadline), names=_names([u.name for u in p.past_deadline])
+                )
+            )
+    if p.not_eligible:
+        lines.append(T.NOT_ELIGIBLE.format(n=p.not_eligible))
+    return "\n".join(lines)
+
+
+async def _unions(ctx: Context) -> list[Union]:
+    async with ctx.db.session() as s:
+        return await approver_unions(s, *ctx.user)
+
+
+async def _progress_texts(ctx: Context, unions: list[Union]) -> list[Progress]:
+    now = clock()
+    out = []
+    async with ctx.db.session() as s:
+        for u in unions:
+            out.append(await load_progress_in(s, ctx.settings, u, now))
+    return out
+
+
+def _merge_texts(ctx: Context, mark: int) -> None:
+    """Join the texts said since ``mark`` into one (one passive reply instead of several)."""
+    msgs = ctx.reply.messages
+    tail = msgs[mark:]
+    if len(tail) > 1 and all(isinstance(m, Text) for m in tail):
+        msgs[mark:] = [Text("\n\n".join(m.text for m in tail))]
+
+
+@progress_view
+async def show_progress(ctx: Context) -> bool:
+    """进度/状态/统计 from an approver of a higher union. False: not one (router answers)."""
+    unions = await _unions(ctx)
+    if not unions:
+        return False
+    mark = len(ctx.reply.messages)
+    for p in await _progress_texts(ctx, unions):
+        ctx.say(render_progress(p))
+    if ctx.cursor.step == STEP:
+        await ctx.prompt()
+    else:
+        elsewhere = bool(ctx.cursor.exists and ctx.cursor.step)
+        await ctx.goto(STEP)
+        if elsewhere:
+            ctx.say(T.TAIL_BACK)
+    _merge_texts(ctx, mark)
+    return True
+
+
+async def do_urge(ctx: Context, unions: list[Union]) -> None:
+    actor = f"{ctx.event.platform}:{ctx.event.user_id}"
+    days = ctx.settings.reminders.urge_once_per_days
+    lines: list[str] = []
+    for u in unions:
+        res = await urge(ctx.db, ctx.settings, u.id, actor=actor, now=clock())
+        if res.closed and res.cycle is not None:
+            lines.append(T.URGE_CLOSED.format(deadline=res.cycle.deadline.isoformat()))
+            continue
+        if res.urged:
+            lines.append(T.URGED.format(union=u.name, n=len(res.urged), names=_names(res.urged)))
+        if res.recent:
+            lines.append(
+                T.URGED_RECENT.format(n=len(res.recent), days=days, names=_names(res.recent))
+            )
+        if res.no_contact:
+            lines.append(
+                T.URGED_NO_CONTACT.format(n=len(res.no_contact), names=_names(res.no_contact))
+            )
+        if not (res.urged or res.recent or res.no_contact):
+            lines.append(T.URGE_NONE.format(union=u.name))
+    ctx.say("\n".join(lines))
+
+
+async def do_report(ctx: Context, unions: list[Union]) -> None:
+    for p in await _progress_texts(ctx, unions):
+        data = await asyncio.to_thread(build_progress_xlsx, p, mask_mobiles=True)
+        if len(data) > MAX_FILE_BYTES:
+            ctx.say(T.REPORT_TOO_BIG.format(mb=round(len(data) / 1048576, 1)))
+            continue
+        name = report_file_name(p)
+        ctx.say(T.REPORT_READY.format(union=p.union_name, n=p.eligible, file=name))
+        ctx.say(File(name, data))
+
+
+@step(STEP)
+class ProgressView(Step):
+    """After 进度: 催办, 报表, 统计."""
+
+    help = T.STEP_HELP
+
+    async def prompt(self, ctx: Context) -> None:
+        ctx.say(T.TAIL)
+
+    async def handle(self, ctx: Context) -> None:
+        word = ctx.word
+        if word in T.CMD_PROGRESS:
+            if not await show_progress(ctx):
+                ctx.finish()
+                ctx.say(T.NOT_APPROVER)
+            return
+        if word not in T.CMD_URGE and word not in T.CMD_REPORT:
+            ctx.invalid(T.UNKNOWN)
+            return
+        unions = await _unions(ctx)
+        if not unions:
+            ctx.finish()
+            ctx.say(T.NOT_APPROVER)
+            return
+        if word in T.CMD_URGE:
+            await do_urge(ctx, unions)
+        else:
+            await do_report(ctx, unions)
