@@ -88,6 +88,7 @@ class Outcome(StrEnum):
     returned = "returned"  # sent back to the contact with a reason
     already = "already"  # the step was decided (or withdrawn) before: nothing changed
     refused = "refused"  # this person may not decide this step (audited)
+    allowed = "allowed"  # precheck only: this person may decide the step now
     not_found = "not_found"
 
 
@@ -108,6 +109,8 @@ class DecideResult:
     outcome: Outcome
     step_id: int
     review_id: int | None = None
+    union_id: int | None = None  # the reviewing unit
+    unit_name: str = ""
     decision: Decision | None = None  # the step's decision (for ``already``: the earlier one)
     decided_by: str | None = None  # the decider's name
     decided_at: datetime | None = None
@@ -529,7 +532,7 @@ async def _who_decided(s: AsyncSession, step: ApprovalStep) -> str:
     return op.name if op else "系统"
 
 
-async def _already(s: AsyncSession, step_id: int, clicked_task_id: str | None) -> DecideResult:
+async def _already(s: AsyncSession, step_id: int) -> DecideResult:
     step = await s.get(ApprovalStep, step_id, populate_existing=True)
     assert step is not None
     return DecideResult(
@@ -568,6 +571,66 @@ async def check_approver(
     return None, "not_approver"
 
 
+async def _precheck(
+    db: Database, step_id: int, operator: Identity, action: str, now: datetime
+) -> tuple[DecideResult, Operator | None]:
+    async with db.session() as s:
+        step = await s.get(ApprovalStep, step_id)
+        if step is None:
+            return DecideResult(outcome=Outcome.not_found, step_id=step_id), None
+        review = await s.get(Review, step.review_id)
+        assert review is not None
+        union = await s.get(Union, review.union_id)
+        unit_name = union.name if union else ""
+        approver, why = await check_approver(s, step, review, operator)
+        if approver is None:
+            s.add(
+                AuditLog(
+                    at=now,
+                    actor=_actor(operator),
+                    action="approval.refused",
+                    union_id=review.union_id,
+                    review_id=review.id,
+                    detail={"step_id": step.id, "level": step.level, "why": why, "action": action},
+                )
+            )
+            await s.commit()
+            return DecideResult(
+                outcome=Outcome.refused,
+                step_id=step.id,
+                review_id=review.id,
+                union_id=review.union_id,
+                unit_name=unit_name,
+                level=step.level,
+                levels=step.levels,
+                refusal=why,
+            ), None
+        if step.decision is not None:
+            return await _already(s, step.id), None
+        return DecideResult(
+            outcome=Outcome.allowed,
+            step_id=step.id,
+            review_id=review.id,
+            union_id=review.union_id,
+            unit_name=unit_name,
+            level=step.level,
+            levels=step.levels,
+        ), approver
+
+
+async def precheck(
+    db: Database,
+    step_id: int,
+    operator: Identity,
+    action: str = "return",
+    now: datetime | None = None,
+) -> DecideResult:
+    """Whether ``operator`` may decide ``step_id`` now (``Outcome.allowed``), else the answer
+    :func:`decide` would give (refused: audited; already; not_found). Changes nothing else."""
+    result, _ = await _precheck(db, step_id, operator, action, now or utcnow())
+    return result
+
+
 async def decide(
     db: Database,
     settings: Settings,
@@ -590,41 +653,10 @@ async def decide(
         raise ValueError("decide takes approved or returned")
     now = now or utcnow()
     # 1. Read-only checks: who may decide (refusals are audited).
-    async with db.session() as s:
-        step = await s.get(ApprovalStep, step_id)
-        if step is None:
-            return DecideResult(outcome=Outcome.not_found, step_id=step_id)
-        review = await s.get(Review, step.review_id)
-        assert review is not None
-        approver, why = await check_approver(s, step, review, operator)
-        if approver is None:
-            s.add(
-                AuditLog(
-                    at=now,
-                    actor=_actor(operator),
-                    action="approval.refused",
-                    union_id=review.union_id,
-                    review_id=review.id,
-                    detail={
-                        "step_id": step.id,
-                        "level": step.level,
-                        "why": why,
-                        "decision": decision.value,
-                    },
-                )
-            )
-            await s.commit()
-            return DecideResult(
-                outcome=Outcome.refused,
-                step_id=step.id,
-                review_id=review.id,
-                level=step.level,
-                levels=step.levels,
-                refusal=why,
-            )
-        if step.decision is not None:
-            return await _already(s, step.id, clicked_task_id)
-        review_id, union_id = review.id, review.union_id
+    pre, approver = await _precheck(db, step_id, operator, decision.value, now)
+    if pre.outcome != Outcome.allowed or approver is None:
+        return pre
+    review_id, union_id, unit_name = pre.review_id, pre.union_id, pre.unit_name
     # 2. The guarded write: the first statement of the transaction, so SQLite takes its write
     # lock before reading anything (no stale snapshot) and PostgreSQL locks the row.
     try:
@@ -641,7 +673,7 @@ async def decide(
                 .execution_options(synchronize_session=False)
             )
             if res.rowcount != 1:
-                return await _already(s, step_id, clicked_task_id)
+                return await _already(s, step_id)
             step = await s.get(ApprovalStep, step_id, populate_existing=True)
             review = await s.get(Review, step.review_id, populate_existing=True)
             assert step is not None and review is not None
@@ -675,6 +707,8 @@ async def decide(
                 outcome=outcome,
                 step_id=step.id,
                 review_id=review.id,
+                union_id=union_id,
+                unit_name=unit_name,
                 decision=decision,
                 decided_by=approver.name,
                 decided_at=now,

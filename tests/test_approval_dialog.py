@@ -1,0 +1,157 @@
+"""The approval dialog through the Handler: card clicks, the 退回 reason, 查看明细, 撤回."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+from dialogs import approval as flow
+from dialogs.engine import Cursor, make_context
+from dialogs.events import Event, EventKind
+from dialogs.router import DialogRouter
+from services import approvals
+from services.messages import File, Text, from_payload
+from storage.models import ApprovalStep, AuditLog, Outbox, RemovalReason, Review, ReviewStatus
+from tests.approval_seed import seed_tree
+
+W = "wecom"
+
+
+@pytest.fixture
+async def router(db, settings, redis) -> DialogRouter:
+    return DialogRouter(settings, db, redis)
+
+
+def click(user: str, action: str, step_id: int, task_id: str = "", code: str = "") -> Event:
+    return Event(
+        platform=W,
+        user_id=user,
+        kind=EventKind.card_action,
+        key=f"appr:{action}:{step_id}",
+        task_id=task_id,
+        response_code=code,
+    )
+
+
+def say(user: str, text: str) -> Event:
+    return Event(platform=W, user_id=user, kind=EventKind.text, text=text)
+
+
+def texts(reply) -> str:
+    return "\n".join(m.text for m in reply.messages if isinstance(m, Text))
+
+
+async def sent(db, recipient: str, kind: str) -> list:
+    async with db.session() as s:
+        rows = await s.scalars(
+            select(Outbox).where(Outbox.recipient == recipient, Outbox.kind == kind)
+        )
+        return [from_payload(r.kind, r.payload) for r in rows]
+
+
+async def test_approve_by_click_answers_the_card_in_place(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    card = (await sent(db, "a_dist", "card"))[0]
+    reply = await router.handle(click("a_dist", "approve", res.step_id, card.task_id, "RC"))
+    assert reply.card_update is not None and reply.card_update.task_id == card.task_id
+    assert reply.card_update.response_code == "RC"
+    assert "已通过" in reply.card_update.replace_text
+    assert "第 1 级，共 2 级" in texts(reply)
+    # the colleague's card is updated actively; their late click changes nothing
+    other = (await sent(db, "a_dist2", "card"))[0]
+    assert [u.task_id for u in await sent(db, "a_dist2", "card_update")] == [other.task_id]
+    late = await router.handle(click("a_dist2", "approve", res.step_id, other.task_id, "RC2"))
+    assert "已由 审核a_dist 于" in texts(late) and "通过" in texts(late)
+    assert late.card_update is not None and late.card_update.response_code == "RC2"
+    # the city finishes it
+    async with db.session() as s:
+        step2 = await s.scalar(select(ApprovalStep).where(ApprovalStep.level == 2))
+    city = (await sent(db, "a_city", "card"))[0]
+    done = await router.handle(click("a_city", "approve", step2.id, city.task_id, "RC3"))
+    assert "年审已完成" in texts(done)
+    async with db.session() as s:
+        assert (await s.get(Review, t.review.id)).status == ReviewStatus.completed
+
+
+async def test_return_asks_for_a_reason_and_cancel_changes_nothing(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    card = (await sent(db, "a_dist", "card"))[0]
+    ask = await router.handle(click("a_dist", "return", res.step_id, card.task_id, "RCX"))
+    assert "退回原因" in texts(ask) and ask.card_update is None
+    back = await router.handle(say("a_dist", "取消"))
+    assert "没有退回" in texts(back)
+    async with db.session() as s:
+        assert (await s.get(ApprovalStep, res.step_id)).decision is None
+        assert (await s.get(Review, t.review.id)).status == ReviewStatus.submitted
+    # now for real; a too short reason is asked again
+    await router.handle(click("a_dist", "return", res.step_id, card.task_id, "RCY"))
+    short = await router.handle(say("a_dist", "错"))
+    assert "太短" in texts(short)
+    done = await router.handle(say("a_dist", "会员人数与名单不符"))
+    assert "已退回" in texts(done)
+    async with db.session() as s:
+        review = await s.get(Review, t.review.id)
+    assert review.status == ReviewStatus.returned and review.return_reason == "会员人数与名单不符"
+    # every card of the step, the clicker's too, updated actively; the click's code is used
+    upd = {u.task_id: u for u in await sent(db, "a_dist", "card_update")}
+    assert upd[card.task_id].response_code == "RCY" and "已退回" in upd[card.task_id].replace_text
+    assert len(await sent(db, "a_dist2", "card_update")) == 1
+    assert any("会员人数与名单不符" in m.text for m in await sent(db, "c_unit", "text"))
+
+
+async def test_refused_clicks_are_audited(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    r1 = await router.handle(click("a_other", "approve", res.step_id, "x"))
+    assert "当前审核级别" in texts(r1) and r1.card_update is None
+    r2 = await router.handle(click("c_unit", "return", res.step_id, "x"))
+    assert "不能审核自己" in texts(r2)
+    r3 = await router.handle(click("nobody", "approve", res.step_id))
+    assert "不是该年审的审核人" in texts(r3)
+    async with db.session() as s:
+        rows = list(await s.scalars(select(AuditLog).where(AuditLog.action == "approval.refused")))
+        assert len(rows) == 3
+        assert (await s.get(ApprovalStep, res.step_id)).decision is None
+
+
+async def test_details_short_as_text_long_as_xlsx(db, settings, router) -> None:
+    t = await seed_tree(db, unit_edits={"employees_total": "99"})
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    reply = await router.handle(click("a_dist", "detail", res.step_id))
+    body = texts(reply)
+    assert "职工总数：15 → 99" in body and "退休" in body
+    assert "3204" in body and "*" in body and t.members[0].id_number not in body
+    assert "无权" in texts(await router.handle(click("a_other", "detail", res.step_id)))
+
+
+async def test_long_details_come_as_xlsx(db, settings, router) -> None:
+    t = await seed_tree(db, members=40, removals={RemovalReason.resigned: 30})
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    reply = await router.handle(click("a_dist", "detail", res.step_id))
+    files = [m for m in reply.messages if isinstance(m, File)]
+    assert len(files) == 1 and files[0].name.endswith(".xlsx")
+    wb = openpyxl.load_workbook(io.BytesIO(files[0].content))
+    rows = list(wb["删除会员"].iter_rows(values_only=True))
+    assert len(rows) == 31 and rows[0][0] == "姓名"
+    assert all("*" in r[1] and r[2] == "离职" for r in rows[1:])
+
+
+async def test_withdraw_by_the_contact(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+
+    ctx = make_context(say("c_unit", "撤回"), Cursor(), settings, db, router.redis)
+    await flow.withdraw_command(ctx)
+    assert "已撤回" in texts(ctx.reply)
+    upd = await sent(db, "a_dist", "card_update")
+    assert len(upd) == 1 and "已撤回" in upd[0].replace_text
+    late = await router.handle(click("a_dist", "approve", res.step_id, upd[0].task_id))
+    assert "已由 李联系 于" in texts(late) and "撤回" in texts(late)
+    ctx = make_context(say("c_unit", "撤回"), Cursor(), settings, db, router.redis)
+    await flow.withdraw_command(ctx)
+    assert "没有等待审核" in texts(ctx.reply)
