@@ -190,3 +190,48 @@ async def test_deadline_rule(any_db, settings) -> None:
         check_can_start(cycle, datetime(2027, 1, 3, 16, 0, tzinfo=UTC))  # 4 Jan local
     assert exc.value.cycle.deadline == date(2026, 12, 31)
     assert exc.value.cycle.last_start_day == date(2027, 1, 3)
+
+
+def test_cli_remind_and_report(tmp_path, monkeypatch, capsys) -> None:
+    """``unioncard remind --dry-run/--now`` and ``report progress`` on a seeded database."""
+    import bot.commands_reminders as cr
+    from bot.cli import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+
+    async def setup() -> None:
+        d = Database(url)
+        await d.create_all()
+        await seed_tree(d)
+        await d.dispose()
+
+    async def no_check(_settings) -> None:  # the schema check is the foundation's (alembic)
+        return None
+
+    asyncio.run(setup())
+    monkeypatch.setattr(cr, "_require_schema", no_check)
+    base = ["--config", str(cfg)]
+    at = ["--at", "2026-12-24T09:30"]
+
+    assert main([*base, "remind", "--dry-run", *at]) == 0
+    out = capsys.readouterr().out
+    assert "occasion d7: 7 days before the deadline, 2026-12-24 09:00" in out
+    assert "wecom:c-shared\tcontact\tG1 尚未开始；J1 尚未开始" in out
+    assert "wecom:a-D1\tdigest\t1 条待审核" in out
+    assert "7 recipients: 3 contacts, 4 approver digests; 0 already queued" in out
+
+    assert main([*base, "remind", "--now", *at]) == 0
+    assert "queued 7 messages" in capsys.readouterr().out
+    assert main([*base, "remind", "--now", *at]) == 0
+    assert "queued 0 messages" in capsys.readouterr().out
+    assert main([*base, "remind", "--dry-run", *at]) == 0
+    assert "7 already queued, 0 would be sent" in capsys.readouterr().out
+
+    out_file = tmp_path / "p.xlsx"
+    assert main([*base, "report", "progress", "--unit", "D1", "-o", str(out_file), *at]) == 0
+    assert "D1工会: 7 units — not started 2" in capsys.readouterr().out
+    assert out_file.stat().st_size > 0
+    assert main([*base, "report", "progress", "--unit", "NOPE", "-o", str(out_file)]) == 1
+    assert "unknown unit code: NOPE" in capsys.readouterr().err
