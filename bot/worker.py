@@ -1,0 +1,158 @@
+"""``unioncard worker``: the outbox sender, background jobs and the reminder schedule.
+
+Jobs (``bot.jobs``, a Redis stream): ``wecom.file`` downloads a file a user sent (``media/get``)
+to the upload folder and hands the dialogs an ``upload`` event; ``upload`` (from the H5 page)
+does the same with a file already stored. The Reply of a job goes out through the outbox. Any
+number of workers may run; ``demo`` runs one in-process (:class:`Worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
+from bot.jobs import JobRunner
+from bot.logs import log, setup_logging
+from bot.outbox_sender import OutboxSender
+from bot.replies import send_actively
+from bot.wecom import texts
+from bot.wecom.callback import FILE_JOB
+from bot.wecom.client import FileTooLarge, WecomClient, WecomError
+from dialogs.events import Event, EventKind, Handler
+from services.messages import Message, Text
+from storage.db import Database
+from storage.redis import connect
+
+logger = logging.getLogger("unioncard.worker")
+
+REMINDER_PERIOD_SECONDS = 60.0
+
+
+class Worker:
+    """Everything a worker process runs, on given resources (the demo shares them)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        db: Database,
+        redis: Any,
+        handler: Handler,
+        client: WecomClient | None = None,
+        upload_dir: Path | None = None,
+        reminders: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.handler = handler
+        self.client = client or WecomClient(settings, redis)
+        self.upload_dir = upload_dir or default_upload_dir()
+        self.reminders = reminders and settings.reminders.enabled
+        self.sender = OutboxSender(settings, db, redis, self.client)
+        self.jobs = JobRunner(redis, {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job})
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
+        await send_actively(self.db, platform, user, messages)
+
+    async def _handle_upload(self, platform: str, user: str, path: str, file_name: str) -> None:
+        event = Event(
+            platform=platform,
+            user_id=user,
+            kind=EventKind.upload,
+            upload_path=path,
+            file_name=file_name,
+        )
+        reply = await self.handler.handle(event)
+        messages = list(reply.messages)
+        if reply.card_update is not None:
+            messages.insert(0, reply.card_update)
+        await self._reply(platform, user, messages)
+
+    async def file_job(self, payload: dict[str, Any]) -> None:
+        """A file message: download it, then process it like an H5 upload."""
+        user = payload["user"]
+        name = payload.get("file_name") or ""
+        limit = self.settings.limits.upload_bytes
+        try:
+            data, served_name = await self.client.get_media(payload["media_id"], limit)
+        except FileTooLarge:
+            mb = limit // (1024 * 1024)
+            await self._reply("wecom", user, [Text(texts.FILE_TOO_LARGE.format(mb=mb))])
+            return
+        except WecomError as exc:
+            log(logger, "job.media_get_failed", level=logging.WARNING, error=str(exc))
+            await self._reply("wecom", user, [Text(texts.FILE_DOWNLOAD_FAILED)])
+            return
+        name = name or served_name
+        if not name:
+            await self._reply("wecom", user, [Text(texts.FILE_NO_NAME)])
+            return
+        path = new_upload_path(self.upload_dir, name)
+        await asyncio.to_thread(path.write_bytes, data)
+        log(logger, "job.file_downloaded", size=len(data))
+        await self._handle_upload("wecom", user, str(path), name)
+
+    async def upload_job(self, payload: dict[str, Any]) -> None:
+        await self._handle_upload(
+            payload.get("platform", "wecom"), payload["user"], payload["path"],
+            payload.get("file_name", ""),
+        )  # fmt: skip
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def _reminder_loop(self, stop: asyncio.Event) -> None:
+        from services.reminders import run_due_reminders
+
+        while not stop.is_set():
+            try:
+                result = await run_due_reminders(self.db, self.settings)
+                if getattr(result, "skipped", None) is None:
+                    log(logger, "reminders.sent", result=str(result)[:200])
+            except Exception:
+                logger.exception("reminders.error")
+            try:
+                await asyncio.wait_for(stop.wait(), REMINDER_PERIOD_SECONDS)
+            except TimeoutError:
+                pass
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set."""
+        loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
+        if self.reminders:
+            loops.append(self._reminder_loop(stop))
+        await asyncio.gather(*loops)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def run_worker(settings: Any) -> None:
+    """``unioncard worker`` until SIGINT/SIGTERM."""
+    from bot.app import default_handler
+
+    setup_logging(settings.log.level)
+    db = Database(settings.database.url, echo=settings.database.echo)
+    redis = connect(settings.redis.url)
+    worker = Worker(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    log(logger, "worker.started")
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.close()
+        await redis.aclose()
+        await db.dispose()
+        log(logger, "worker.stopped")
