@@ -194,3 +194,12 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
             "api_base": "http://127.0.0.1:1",
         },
     )
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, redis_url: str) -> AsyncIterator:
+    """The whole bot with a WeCom simulator, in-process (``tests/harness.py``)."""
+    from harness import Stack
+
+    async with Stack.start(tmp_path, redis_url) as s:
+        yield s

@@ -1,0 +1,44 @@
+"""The people the simulator's page offers: WeCom operators from the database, with their unit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlmodel import select
+
+from bot.simulator.server import SimUser
+from storage.db import Database
+from storage.models import Operator, Role, Union
+
+ROLE_LABELS = {Role.contact: "联系人", Role.approver: "审核人"}
+
+
+async def wecom_operators(db: Database) -> list[SimUser]:
+    """Active WeCom contacts and approvers, contacts first, each labelled with unit and role."""
+    async with db.session() as s:
+        rows = (
+            await s.execute(
+                select(Operator, Union)
+                .join(Union, Union.id == Operator.union_id)
+                .where(Operator.platform == "wecom", Operator.active == True)  # noqa: E712
+                .order_by(Operator.role, Union.code, Operator.user_id)
+            )
+        ).all()
+    users: dict[str, SimUser] = {}
+    for op, union in rows:
+        label = ROLE_LABELS.get(Role(op.role), str(op.role))
+        known = users.get(op.user_id)
+        if known is None:
+            users[op.user_id] = SimUser(op.user_id, op.name, union.name, label)
+        elif label not in known.role:  # one person, several roles or units
+            known.role = f"{known.role}/{label}"
+    return list(users.values())
+
+
+def provider(db: Database) -> Callable[[], Awaitable[list[SimUser]]]:
+    """A ``directory_provider`` for :class:`WecomSimulator`: re-read on every page load."""
+
+    async def load() -> list[SimUser]:
+        return await wecom_operators(db)
+
+    return load

@@ -1,0 +1,239 @@
+"""Everything in one process: database, Redis, the WeCom simulator, the bot app and the worker.
+
+Used by ``unioncard demo`` and by the tests' ``Stack`` (``tests/harness.py``). The simulator
+serves the WeCom API at its own port and ``settings.wecom.api_base`` points at it; the bot's
+callback URL is given to the simulator; the outbox sender and the job runner either run in the
+background (``background=True``, the demo) or on demand through :meth:`LocalStack.deliver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.simulator.directory import provider
+from bot.simulator.server import WecomSimulator
+from storage.db import Database
+from storage.redis import connect
+from storage.settings import Settings
+
+log = logging.getLogger("unioncard.stack")
+
+# Simulator credentials: any values work, the bot and the simulator share them.
+SIM_WECOM = {
+    "corp_id": "ww1436e0e65a779aee",
+    "agent_id": 1000002,
+    "secret": "simulated-app-secret",
+    "token": "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+    "encoding_aes_key": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def stack_settings(
+    base: Settings,
+    *,
+    db_url: str,
+    redis_url: str,
+    api_base: str,
+    host: str,
+    port: int,
+) -> Settings:
+    """``base`` with the simulator's WeCom keys, this stack's database, Redis and address."""
+    return base.model_copy(
+        update={
+            "wecom": base.wecom.model_copy(update={**SIM_WECOM, "api_base": api_base}),
+            "database": base.database.model_copy(update={"url": db_url}),
+            "redis": base.redis.model_copy(update={"url": redis_url}),
+            "server": base.server.model_copy(
+                update={"host": host, "port": port, "public_url": f"http://{host}:{port}"}
+            ),
+        }
+    )
+
+
+class LocalStack:
+    """Start with :meth:`start`, stop with :meth:`stop` (or ``async with``)."""
+
+    def __init__(
+        self,
+        base: Settings,
+        *,
+        db_url: str,
+        redis_url: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sim_port: int = 0,
+        upload_dir: Path | None = None,
+        background: bool = False,
+        reply_timeout: float = 4.0,
+    ) -> None:
+        self.base = base
+        self.db_url = db_url
+        self.redis_url = redis_url
+        self.host = host
+        self.port = port or free_port(host)
+        self.sim_port = sim_port
+        self.upload_dir = upload_dir
+        self.background = background
+        self.reply_timeout = reply_timeout
+        self.sim = WecomSimulator(
+            SIM_WECOM["corp_id"],
+            SIM_WECOM["agent_id"],
+            SIM_WECOM["secret"],
+            SIM_WECOM["token"],
+            SIM_WECOM["encoding_aes_key"],
+        )
+        self.settings: Settings = base
+        self.db: Database | None = None
+        self.redis: Any = None
+        self.app: web.Application | None = None
+        self.client: Any = None
+        self.sender: Any = None
+        self.jobs: Any = None
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def bot_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.sim.base_url}/sim/"
+
+    async def start(self) -> LocalStack:
+        from bot.app import create_app, default_handler
+
+        api_base = await self.sim.start(self.host, self.sim_port)
+        self.settings = stack_settings(
+            self.base,
+            db_url=self.db_url,
+            redis_url=self.redis_url,
+            api_base=api_base,
+            host=self.host,
+            port=self.port,
+        )
+        self.db = Database(self.db_url)
+        await self.db.create_all()
+        self.redis = connect(self.redis_url)
+        handler = default_handler(self.settings, self.db, self.redis)
+        self.app = create_app(
+            self.settings,
+            db=self.db,
+            redis=self.redis,
+            handler=handler,
+            upload_dir=self.upload_dir,
+            reply_timeout=self.reply_timeout,
+        )
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
+        self.sim.callback_url = f"{self.bot_url}/wecom/callback"
+        self.sim.directory_provider = provider(self.db)
+        self._make_worker()
+        if self.background:
+            self._tasks.append(asyncio.create_task(self.sender.run_forever(self._stop, 0.3)))
+            if self.jobs is not None:
+                self._tasks.append(asyncio.create_task(self.jobs.run_forever(self._stop)))
+            self._tasks.extend(self._extra_background())
+        return self
+
+    def _make_worker(self) -> None:
+        from bot.outbox_sender import OutboxSender
+        from bot.wecom.client import WecomClient
+
+        self.client = WecomClient(self.settings, self.redis)
+        self.sender = OutboxSender(self.settings, self.db, self.redis, self.client)
+        try:
+            from bot.worker import job_handlers  # type: ignore[attr-defined]
+        except ImportError:
+            self.jobs = None
+            return
+        from bot.jobs import JobRunner
+
+        handlers = job_handlers(self.settings, self.db, self.redis, self.client)
+        self.jobs = JobRunner(self.redis, handlers, idle_ms=5_000)
+
+    def _extra_background(self) -> list[asyncio.Task[Any]]:
+        """The worker's schedules (reminders) when ``bot.worker`` offers them."""
+        try:
+            from bot.worker import background_tasks  # type: ignore[attr-defined]
+        except ImportError:
+            return []
+        return list(background_tasks(self.settings, self.db, self.redis, self._stop))
+
+    async def settle(self) -> None:
+        """Wait for work the bot app started after answering (queueing the rest of a reply)."""
+        from bot.app import CALLBACK_KEY
+
+        if self.app is None:
+            return
+        callback = self.app[CALLBACK_KEY]
+        for _ in range(100):
+            pending = [t for t in getattr(callback, "_tasks", ()) if not t.done()]
+            if not pending:
+                return
+            await asyncio.wait(pending, timeout=10)
+
+    async def deliver(self, rounds: int = 50) -> int:
+        """Run background jobs and the outbox until nothing is left to do now; returns sends."""
+        total = 0
+        for _ in range(rounds):
+            await self.settle()
+            did = 0
+            if self.jobs is not None:
+                did += await self.jobs.run_once(block_ms=None)
+                await self.settle()
+            sent = await self.sender.run_once()
+            total += sent
+            did += sent
+            if did == 0:
+                return total
+        return total
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.client is not None:
+            await self.client.close()
+        await self.sim.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.db is not None:
+            await self.db.dispose()
+
+    async def __aenter__(self) -> LocalStack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
