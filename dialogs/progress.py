@@ -21,16 +21,17 @@ from services.urge import urge
 from storage.models import Union, utcnow
 
 STEP = "prog.view"
-MAX_NAMES = 10
+MAX_NAMES = 5
+TEXT_MAX_BYTES = 2000  # WeCom refuses a text over 2048 bytes
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 # The clock (tests replace it).
 clock: Callable[[], datetime] = utcnow
 
 
-def _names(names: list[str]) -> str:
-    shown = T.NAMES_SEP.join(names[:MAX_NAMES])
-    return shown + (T.NAMES_MORE if len(names) > MAX_NAMES else "")
+def _names(names: list[str], limit: int = MAX_NAMES) -> str:
+    shown = T.NAMES_SEP.join(n[:40] for n in names[:limit])
+    return shown + (T.NAMES_MORE if len(names) > limit else "")
 
 
 def _days(p: Progress) -> str:
@@ -43,7 +44,15 @@ def _days(p: Progress) -> str:
 
 
 def render_progress(p: Progress) -> str:
-    """The 进度 text for one union's subtree."""
+    """The 进度 text for one union's subtree, within WeCom's text size."""
+    for limit in (MAX_NAMES, 2, 0):
+        text = _render(p, limit)
+        if len(text.encode()) <= TEXT_MAX_BYTES:
+            break
+    return text
+
+
+def _render(p: Progress, limit: int) -> str:
     cyc = p.cycle
     lines = [
         T.HEAD.format(
@@ -72,12 +81,12 @@ def render_progress(p: Progress) -> str:
         lines.append(T.REMOVED.format(**p.removed_by_reason))
         if p.flagged:
             lines.append(
-                T.FLAGGED.format(n=len(p.flagged), names=_names([u.name for u in p.flagged]))
+                T.FLAGGED.format(n=len(p.flagged), names=_names([u.name for u in p.flagged], limit))
             )
         if p.past_deadline:
             lines.append(
                 T.PAST.format(
-                    n=len(p.past_deadline), names=_names([u.name for u in p.past_deadline])
+                    n=len(p.past_deadline), names=_names([u.name for u in p.past_deadline], limit)
                 )
             )
     if p.not_eligible:

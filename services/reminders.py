@@ -51,6 +51,7 @@ from storage.settings import Settings
 QUIET_FROM = 21
 QUIET_UNTIL = 8
 DIGEST_MAX_LINES = 20
+TEXT_MAX_BYTES = 2000  # WeCom refuses a text over 2048 bytes (45002)
 PLANNED_ACTION = "reminders.planned"
 
 # --- the texts (user-facing, Chinese) -------------------------------------------------------
@@ -63,6 +64,7 @@ T_UNIT_NOT_STARTED = "· {name}：尚未开始"
 T_UNIT_DRAFT = "· {name}：已填写，尚未提交"
 T_UNIT_RETURNED = "· {name}：已被退回（{reason}），请修改后重新提交"
 T_RETURNED_NO_REASON = "未注明原因"
+T_UNITS_MORE = "……另有 {n} 个单位未列出"
 T_CONTACT_TAIL = "请在应用菜单点击“年审”继续办理。"
 T_DIGEST_HEAD = "【年审待审核】您有 {n} 条年审待审核："
 T_DIGEST_LINE = "{i}. {name}（第{level}级，共{levels}级；{when}提交）"
@@ -215,37 +217,54 @@ def _left_text(cycle: Cycle, now: datetime) -> str:
     return T_LEFT_TODAY if n <= 0 else T_LEFT_DAYS.format(n=n)
 
 
+def fit_lines(
+    head: list[str], items: list[str], more: str, tail: list[str], max_items: int | None = None
+) -> str:
+    """Join ``head + items + tail`` within TEXT_MAX_BYTES; items that do not fit become
+    ``more`` (formatted with ``n``, the number left out)."""
+    fixed = sum(len(x.encode()) + 1 for x in head + tail) + len(more.encode()) + 16
+    kept: list[str] = []
+    used = fixed
+    for item in items[:max_items]:
+        size = len(item.encode()) + 1
+        if used + size > TEXT_MAX_BYTES:
+            break
+        kept.append(item)
+        used += size
+    rest = len(items) - len(kept)
+    lines = head + kept + ([more.format(n=rest)] if rest else []) + tail
+    return "\n".join(lines)
+
+
 def contact_text(cycle: Cycle, now: datetime, units: list[UnitState]) -> str:
-    lines = [
+    head = [
         T_CONTACT_HEAD.format(
             year=cycle.year, deadline=fmt_day(cycle.deadline), left=_left_text(cycle, now)
         )
     ]
+    items = []
     for u in units:
         if u.reason == "returned":
             reason = (u.return_reason or "").strip() or T_RETURNED_NO_REASON
-            lines.append(T_UNIT_RETURNED.format(name=u.name, reason=reason[:100]))
+            items.append(T_UNIT_RETURNED.format(name=u.name, reason=reason[:100]))
         elif u.reason == "draft":
-            lines.append(T_UNIT_DRAFT.format(name=u.name))
+            items.append(T_UNIT_DRAFT.format(name=u.name))
         else:
-            lines.append(T_UNIT_NOT_STARTED.format(name=u.name))
-    lines.append(T_CONTACT_TAIL)
-    return "\n".join(lines)
+            items.append(T_UNIT_NOT_STARTED.format(name=u.name))
+    return fit_lines(head, items, T_UNITS_MORE, [T_CONTACT_TAIL])
 
 
 def digest_text(cycle: Cycle, items: list[PendingItem]) -> str:
-    lines = [T_DIGEST_HEAD.format(n=len(items))]
-    for i, it in enumerate(items[:DIGEST_MAX_LINES], 1):
+    lines = []
+    for i, it in enumerate(items, 1):
         when = fmt_day(it.submitted_at.astimezone(cycle.tz).date()) if it.submitted_at else "—"
         lines.append(
             T_DIGEST_LINE.format(
                 i=i, name=it.unit_name, level=it.level, levels=it.levels, when=when
             )
         )
-    if len(items) > DIGEST_MAX_LINES:
-        lines.append(T_DIGEST_MORE.format(n=len(items) - DIGEST_MAX_LINES))
-    lines.append(T_DIGEST_TAIL)
-    return "\n".join(lines)
+    head = [T_DIGEST_HEAD.format(n=len(items))]
+    return fit_lines(head, lines, T_DIGEST_MORE, [T_DIGEST_TAIL], max_items=DIGEST_MAX_LINES)
 
 
 def _aware(dt: datetime | None) -> datetime | None:

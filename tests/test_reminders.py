@@ -235,3 +235,19 @@ def test_cli_remind_and_report(tmp_path, monkeypatch, capsys) -> None:
     assert out_file.stat().st_size > 0
     assert main([*base, "report", "progress", "--unit", "NOPE", "-o", str(out_file)]) == 1
     assert "unknown unit code: NOPE" in capsys.readouterr().err
+
+
+def test_long_lists_fit_in_one_wecom_text(settings) -> None:
+    from services.reminders import PendingItem, UnitState, contact_text, digest_text
+
+    cycle = cycle_from_settings(settings)
+    name = "常州市某某区某某街道某某村某某有限公司工会委员会"
+    items = [PendingItem(f"U{i}", f"{name}{i}", 1, 3, D7) for i in range(45)]
+    text = digest_text(cycle, items)
+    assert text.startswith("【年审待审核】您有 45 条年审待审核")
+    assert len(text.encode()) <= 2048
+    assert "1. " in text and "另有" in text and "21. " not in text
+    units = [UnitState(f"U{i}", f"{name}{i}", "not_started") for i in range(60)]
+    text = contact_text(cycle, D7, units)
+    assert len(text.encode()) <= 2048 and "个单位未列出" in text
+    assert text.endswith("请在应用菜单点击“年审”继续办理。")
