@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 
 import dialogs
 from dialogs.engine import (
+    SCHEMA_VERSION,
     Context,
     DialogEngine,
     LockTimeout,
@@ -139,6 +140,8 @@ class DialogRouter:
         self.db = db
         self.redis = redis
         self.registry = reg or registry
+        for name in ("core.cancel",):  # the router's own steps exist in any registry
+            self.registry.steps.setdefault(name, registry.steps[name])
         self.engine = DialogEngine(redis, settings)
 
     async def handle(self, event: Event) -> Reply:
@@ -257,6 +260,9 @@ class DialogRouter:
             ctx.say(T.FILE_WHEN_IDLE)
             return
         cursor.problem = ""
+        cursor.version = SCHEMA_VERSION
+        if problem != "step":
+            cursor.data, cursor.history = {}, []
         mark = len(ctx.reply.messages)
         resumed = False
         for hook in self.registry.resume_hooks:

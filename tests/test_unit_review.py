@@ -1,0 +1,389 @@
+"""The unit-information review through the Handler, with real Redis and SQLite (U1–U3, D1–D7)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import select
+
+from dialogs.events import Event, EventKind
+from dialogs.router import DialogRouter
+from dialogs.texts import common as C
+from dialogs.texts import unit_review as T
+from services.messages import Text
+from storage.models import (
+    ApprovalStep,
+    Operator,
+    Review,
+    ReviewCycle,
+    ReviewStatus,
+    Role,
+    Union,
+    UnionKind,
+)
+from storage.redis import keys
+
+P = "wecom"
+UNIT = "常州市测试精密机械有限公司工会委员会"
+CERT = "81320400MC1234567L"
+
+
+@dataclass
+class Seed:
+    unit_id: int
+    joint_id: int
+    dist_id: int
+
+
+async def seed(db, *, registered: date | None = date(2015, 3, 1)) -> Seed:
+    async with db.transaction() as s:
+        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
+        s.add(city)
+        await s.flush()
+        dist = Union(
+            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
+        )
+        s.add(dist)
+        await s.flush()
+        unit = Union(
+            code="U1",
+            parent_id=dist.id,
+            kind=UnionKind.grassroots,
+            name=UNIT,
+            registered_on=registered,
+            employees_total=100,
+            members_count=80,
+            female_count=30,
+            dispatched_count=0,
+            migrant_count=10,
+            union_status="已建立独立基层工会",
+            legal_cert_no=CERT,
+            term_expiry=date(2027, 5, 1),
+            contact_name="张三",
+            contact_mobile="13812345678",
+        )
+        joint = Union(
+            code="J1",
+            parent_id=dist.id,
+            kind=UnionKind.joint,
+            name="常州市新北区某某街道某某村工会联合会",
+            registered_on=date(2015, 3, 1),
+            union_status="建立工会联合会",
+            legal_cert_no="89320411MC00012344",
+        )
+        s.add_all([unit, joint])
+        await s.flush()
+        s.add_all(
+            [
+                Operator(
+                    union_id=unit.id, platform=P, user_id="zs", name="张三", role=Role.contact
+                ),
+                Operator(
+                    union_id=joint.id, platform=P, user_id="cun", name="村", role=Role.contact
+                ),
+                Operator(union_id=dist.id, platform=P, user_id="qu", name="区", role=Role.approver),
+                Operator(
+                    union_id=dist.id, platform=P, user_id="qc", name="区联", role=Role.contact
+                ),
+            ]
+        )
+        return Seed(unit.id, joint.id, dist.id)
+
+
+@pytest.fixture
+async def world(settings, db, redis):
+    sd = await seed(db)
+    return DialogRouter(settings, db, redis), sd
+
+
+def say(router: DialogRouter, user: str = "zs"):
+    async def send(text: str, kind: EventKind = EventKind.text, **kw) -> str:
+        reply = await router.handle(Event(platform=P, user_id=user, kind=kind, text=text, **kw))
+        assert reply.messages, text
+        return "\n".join(m.text for m in reply.messages if isinstance(m, Text))
+
+    return send
+
+
+async def review_of(db, union_id: int) -> Review:
+    async with db.session() as s:
+        return (await s.scalars(select(Review).where(Review.union_id == union_id))).one()
+
+
+async def test_full_unit_review_with_edits_and_rejections(world, db, redis) -> None:
+    router, sd = world
+    send = say(router)
+    out = await send("年审")
+    assert UNIT in out and "11. 联系人手机：13812345678" in out  # own contact: not masked
+    assert "2026-12-31" in out
+    out = await send("修改")
+    assert out == T.PICK
+    out = await send("11")
+    assert "联系人手机" in out and "13812345678" in out
+    out = await send("1391234")
+    assert "不是有效的手机号" in out and "13912345678" in out  # rule + example
+    out = await send("139 1234 5678")
+    assert "已保存：联系人手机 → 13912345678" in out and "（已修改）" in out
+    out = await send("1")
+    out = await send("某某公司工会")
+    assert "简称" in out and "工会联合会" in out
+    out = await send("常州市测试精密机械股份有限公司工会委员会")
+    assert "已保存" in out
+    r = await review_of(db, sd.unit_id)
+    assert r.status == ReviewStatus.draft
+    assert r.unit_edits == {
+        "contact_mobile": "13912345678",
+        "name": "常州市测试精密机械股份有限公司工会委员会",
+    }
+    out = await send("无变更")
+    assert out.startswith(T.CONFIRM_HEAD)
+    assert "联系人手机：13812345678 → 13912345678" in out
+    out = await send("取消")  # U3: back to editing, not the global cancel
+    assert out.startswith(T.LIST_HEAD)
+    out = await send("下一步")
+    out = await send("确认")
+    assert T.CONFIRMED in out
+    r = await review_of(db, sd.unit_id)
+    assert r.unit_confirmed
+    cur = await router.engine.peek(P, "zs")
+    assert cur.step == "members.start"
+    if router.registry.get("members.start") is None:
+        assert T.MEMBERS_NEXT in out
+    async with db.session() as s:  # applied only on final approval
+        u = await s.get(Union, sd.unit_id)
+        assert u.contact_mobile == "13812345678" and u.name == UNIT
+
+
+async def test_no_change_goes_straight_on(world, db) -> None:
+    router, sd = world
+    send = say(router)
+    await send("年审")
+    out = await send("无变更")
+    assert T.NO_CHANGES in out
+    r = await review_of(db, sd.unit_id)
+    assert r.unit_confirmed and r.unit_edits == {}
+
+
+FIELD_CASES = [
+    (1, "某某有限公司", "常州市某某有限公司工会委员会", "常州市某某有限公司工会委员会"),
+    (2, "一百", "150", "150"),
+    (3, "101", "90", "90"),
+    (4, "-1", "40", "40"),
+    (5, "200", "5", "5"),
+    (6, "3.5", "12", "12"),
+    (7, "5", "3", "未建立工会"),
+    (8, "91320400MA1MXXXX1U", "89320411MC00012344", "89320411MC00012344"),
+    (9, "2027-13-01", "2028年6月30日", "2028-06-30"),
+    (10, "1", "李四", "李四"),
+    (11, "28812345678", "13912345678", "13912345678"),
+    (12, "无效" * 300, "职工之家已建成", "职工之家已建成"),
+]
+
+
+@pytest.mark.parametrize(("number", "bad", "good", "shown"), FIELD_CASES)
+async def test_each_field_rejects_then_accepts(world, db, number, bad, good, shown) -> None:
+    router, sd = world
+    send = say(router)
+    await send("年审")
+    await send(str(number))
+    out = await send(bad)
+    assert "例如" in out or "字的限制" in out or "编号" in out, out  # names the rule, shows how
+    assert "已保存" not in out
+    out = await send(good)
+    assert f"→ {shown}" in out
+    r = await review_of(db, sd.unit_id)
+    assert len(r.unit_edits) == 1
+
+
+async def test_past_term_expiry_warns_about_election(world) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("9")
+    out = await send("2019/5/1")
+    assert "已保存" in out and "换届" in out
+
+
+async def test_joint_union_must_state_federation(world) -> None:
+    router, _ = world
+    send = say(router, "cun")
+    await send("年审")
+    await send("7")
+    out = await send("1")
+    assert "联合工会" in out and "建立工会联合会" in out
+    out = await send("2")
+    assert "已保存" in out or T.UNCHANGED in out
+
+
+async def test_cross_field_problem_blocks_confirmation(world) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("8")
+    out = await send("无")
+    assert "社团法人证号" in out  # cannot be cleared while a union is established
+    await send("返回")
+    await send("7")
+    await send("3")  # 未建立工会
+    await send("8")
+    await send("无")
+    await send("7")
+    out = await send("1")  # established again, certificate now empty
+    out = await send("无变更")
+    assert T.CROSS_PROBLEMS in out
+
+
+async def test_entry_refusals(world, settings, db) -> None:
+    router, _sd = world
+    out = await say(router, "stranger")("年审")
+    assert out == T.NOT_CONTACT
+    out = await say(router, "qu")("年审")
+    assert "新北区总工会" in out and "进度" in out  # an approver is told what to do instead
+    out = await say(router, "qc")("年审")
+    assert "不是基层工会" in out
+
+
+async def test_not_registered_before_cutoff(settings, db, redis) -> None:
+    sd = await seed(db, registered=date(2026, 9, 1))
+    router = DialogRouter(settings, db, redis)
+    out = await say(router)("年审")
+    assert "2026-09-01" in out and "2026-07-31" in out and "R1" in out
+    async with db.session() as s:
+        assert (await s.scalars(select(Review).where(Review.union_id == sd.unit_id))).all() == []
+
+
+async def test_closed_cycle(world, settings, db) -> None:
+    router, _ = world
+    async with db.transaction() as s:
+        s.add(
+            ReviewCycle(
+                year=settings.review.year,
+                cutoff_date=date(2026, 1, 1),
+                deadline=date(2026, 1, 31),
+            )
+        )
+    out = await say(router)("年审")
+    assert "2026-01-31" in out and "截止" in out
+
+
+async def test_completed_and_submitted(world, settings, db) -> None:
+    router, sd = world
+    async with db.transaction() as s:
+        s.add(
+            Review(
+                union_id=sd.unit_id,
+                year=settings.review.year,
+                status=ReviewStatus.completed,
+                completed_at=datetime(2026, 10, 8, 20, 0, tzinfo=UTC),
+            )
+        )
+    out = await say(router)("年审")
+    assert "2026-10-09" in out and "只做一次" in out  # M6, in local time
+
+    async with db.transaction() as s:
+        s.add(
+            r := Review(
+                union_id=sd.joint_id,
+                year=settings.review.year,
+                status=ReviewStatus.submitted,
+                round=1,
+            )
+        )
+        await s.flush()
+        s.add(ApprovalStep(review_id=r.id, round=1, level=1, levels=2, union_id=sd.dist_id))
+    out = await say(router, "cun")("年审")
+    assert "新北区总工会" in out and "第 1 级，共 2 级" in out
+    out = await say(router, "cun")("进度")
+    assert "新北区总工会" in out
+
+
+async def test_returned_review_resumes_with_reason(world, settings, db) -> None:
+    router, sd = world
+    async with db.transaction() as s:
+        s.add(
+            Review(
+                union_id=sd.unit_id,
+                year=settings.review.year,
+                status=ReviewStatus.returned,
+                return_reason="职工人数有误",
+                unit_edits={"employees_total": 120},
+            )
+        )
+    out = await say(router)("年审")
+    assert "职工人数有误" in out and "2. 职工总数：120（已修改）" in out
+
+
+async def test_redis_flushed_mid_review_resumes_from_draft(world, redis, db) -> None:
+    router, _sd = world
+    send = say(router)
+    await send("年审")
+    await send("2")
+    await send("120")
+    await redis.flushdb()
+    out = await send("修改")
+    assert out.startswith(C.CURSOR_LOST)
+    assert "2. 职工总数：120（已修改）" in out
+    assert (await router.engine.peek(P, "zs")).step == "unit.show"
+
+
+async def test_older_schema_version_resumes(world, redis) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("2")
+    await send("120")
+    await redis.set(keys.cursor(P, "zs"), '7|{"v":0,"step":"unit_edit_mobile"}')
+    out = await send("13912345678")
+    assert out.startswith(C.CURSOR_OLD) and "（已修改）" in out
+
+
+async def test_expired_cursor_resumes(world, redis) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("11")
+    await redis.pexpire(keys.cursor(P, "zs"), 1)
+    await asyncio.sleep(0.01)
+    out = await send("13912345678")
+    assert out.startswith(C.CURSOR_LOST) and out.count(T.LIST_HEAD) == 1
+    assert "已保存：" not in out  # the answer to a forgotten prompt is not guessed at
+
+
+async def test_progress_shows_stage_left_and_deadline(world) -> None:
+    router, _ = world
+    send = say(router)
+    out = await send("进度")
+    assert C.PROGRESS_NOT_STARTED in out
+    await send("年审")
+    out = await send("进度")
+    assert "单位信息年审" in out and "会员信息年审" in out and "2026-12-31" in out
+    assert (await router.engine.peek(P, "zs")).step == "unit.show"
+
+
+async def test_global_commands_inside_the_flow(world) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("修改")
+    out = await send("帮助")
+    assert T.PICK_HELP in out
+    out = await send("返回")
+    assert out.startswith(T.LIST_HEAD)
+    await send("3")
+    out = await send("取消")
+    assert out == C.CANCEL_ASK
+    out = await send("确认")
+    assert out == C.CANCELLED
+    out = await send("年审")
+    assert "继续" in out and T.LIST_HEAD in out
+
+
+async def test_file_at_a_text_step(world) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    out = await send("", kind=EventKind.upload, upload_path="/tmp/x.xlsx", file_name="x.xlsx")
+    assert C.WRONG_KIND["upload"] in out and T.LIST_HEAD in out
