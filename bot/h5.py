@@ -13,6 +13,7 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -127,7 +128,8 @@ class UploadPage:
             async for part in reader:
                 if getattr(part, "name", None) != "file" or not getattr(part, "filename", None):
                     continue
-                name = Path(part.filename.replace("\\", "/")).name[:200]
+                # browsers send the UTF-8 name raw; some clients percent-encode it (RFC 5987)
+                name = Path(unquote(part.filename).replace("\\", "/")).name[:200]
                 if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
                     return _form(texts.H5_BAD_TYPE, 400)
                 path = new_upload_path(self.upload_dir, name)
