@@ -222,7 +222,8 @@ class ShowUnit(Step):
         if word in ("无变更", "下一步", "没有变更", "无", "不变", "正确"):
             cur, edits = ctx.data.get("cur", {}), _edits(ctx)
             values = unit_fields.effective(cur, edits)
-            found = unit_fields.problems(values, ctx.data.get("kind", ""))
+            edited = [k for k, _, _ in unit_fields.changed(cur, edits)]
+            found = unit_fields.problems(values, ctx.data.get("kind", ""), edited)
             if found:
                 ctx.invalid("\n".join([T.CROSS_PROBLEMS, *(reject_text(p) for p in found)]))
                 return

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -57,6 +57,11 @@ STATUS_ESTABLISHED = "已建立独立基层工会"
 STATUS_FEDERATION = "建立工会联合会"
 STATUS_NONE = "未建立工会"
 STATUSES = (STATUS_ESTABLISHED, STATUS_FEDERATION, STATUS_NONE)
+STATUS_ALIASES = {
+    "已建立工会": STATUS_ESTABLISHED,
+    "工会联合会": STATUS_FEDERATION,
+    "无工会": STATUS_NONE,
+}
 HAS_UNION = (STATUS_ESTABLISHED, STATUS_FEDERATION)
 
 # D1: proper full-name endings, and endings that give away a short form.
@@ -194,6 +199,8 @@ def check_status(raw: str, union_kind: str) -> str:
         chosen = STATUSES[int(value) - 1]
     elif value in STATUSES:
         chosen = value
+    elif value in STATUS_ALIASES:
+        chosen = STATUS_ALIASES[value]
     if not chosen:
         raise FieldInvalid("status.choice", value)
     if union_kind == UnionKind.joint and chosen != STATUS_FEDERATION:
@@ -237,19 +244,30 @@ def check_other(raw: str, max_chars: int) -> str | None:
     return value
 
 
-def problems(values: Mapping[str, Any], union_kind: str) -> list[FieldInvalid]:
-    """Cross-field problems of the values as a whole (checked before the confirmation)."""
+def problems(
+    values: Mapping[str, Any], union_kind: str, edited: Iterable[str] | None = None
+) -> list[FieldInvalid]:
+    """Cross-field problems of the values as a whole (checked before the confirmation).
+
+    With ``edited`` (the keys changed in this review) only problems that involve an edited
+    field are reported: a unit that changes nothing is not held up by old data.
+    """
+    touched = set(values) if edited is None else set(edited)
     out: list[FieldInvalid] = []
     total = values.get("employees_total")
     if isinstance(total, int):
         for k in SUB_COUNTS:
             v = values.get(k)
-            if isinstance(v, int) and v > total:
+            if isinstance(v, int) and v > total and touched & {k, "employees_total"}:
                 out.append(FieldInvalid("count.exceeds_total", str(v), field=k, total=total))
     status = values.get("union_status")
-    if union_kind == UnionKind.joint and status and status != STATUS_FEDERATION:
+    if "union_status" in touched and union_kind == UnionKind.joint and status != STATUS_FEDERATION:
         out.append(FieldInvalid("status.joint", str(status)))
-    if status in HAS_UNION and not values.get("legal_cert_no"):
+    if (
+        touched & {"union_status", "legal_cert_no"}
+        and status in HAS_UNION
+        and not values.get("legal_cert_no")
+    ):
         out.append(FieldInvalid("uscc.required", ""))
     return out
 

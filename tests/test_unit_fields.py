@@ -94,6 +94,7 @@ def test_status() -> None:
     assert check("union_status", "1").value == F.STATUS_ESTABLISHED
     assert check("union_status", "建立工会联合会").value == F.STATUS_FEDERATION
     assert check("union_status", "3").value == F.STATUS_NONE
+    assert check("union_status", "已建立工会").value == F.STATUS_ESTABLISHED
     assert code_of("union_status", "4") == "status.choice"
     assert code_of("union_status", "有工会") == "status.choice"
     assert check("union_status", "2", kind=UnionKind.joint).value == F.STATUS_FEDERATION
@@ -141,6 +142,12 @@ def test_cross_field_problems_and_changes() -> None:
     assert [p.code for p in F.problems(values, "grassroots")] == ["uscc.required"]
     values = F.effective(CUR, {"union_status": F.STATUS_ESTABLISHED})
     assert [p.code for p in F.problems(values, UnionKind.joint)] == ["status.joint"]
+    # Old data is not held against a unit that changes nothing related.
+    old = F.effective(CUR, {"legal_cert_no": None})
+    assert F.problems(old, "grassroots", edited=["contact_name"]) == []
+    assert [p.code for p in F.problems(old, "grassroots", edited=["legal_cert_no"])] == [
+        "uscc.required"
+    ]
     assert F.changed(CUR, {"members_count": 80, "female_count": 31}) == [("female_count", 30, 31)]
 
 

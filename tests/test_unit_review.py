@@ -387,3 +387,153 @@ async def test_file_at_a_text_step(world) -> None:
     await send("年审")
     out = await send("", kind=EventKind.upload, upload_path="/tmp/x.xlsx", file_name="x.xlsx")
     assert C.WRONG_KIND["upload"] in out and T.LIST_HEAD in out
+
+
+# -- Through the WeCom channel and the simulator (tests/harness.py) ----------------------------
+
+SIM_STEPS = [
+    (1, "示例科技工会", "简称", "常州市天宁区示例科技股份有限公司工会委员会"),
+    (2, "二十五", "不是整数", "30"),
+    (3, "31", "不能超过职工总数", "6"),
+    (4, "-1", "负数", "3"),
+    (5, "3.5", "不是整数", "2"),
+    (6, "31", "不能超过职工总数", "4"),
+    (7, "9", "编号", "1"),
+    (8, "91320400MA1MXXXX1U", "81 或 89", "89320411MC00012344"),
+    (9, "2027-02-30", "不是真实存在的日期", "2019年5月1日"),
+    (10, "王", "2 到 20 个", "李娜"),
+    (11, "12345", "不是有效的手机号", "13812345678"),
+    (12, "长" * 501, "500 字", "职工之家已建成"),
+]
+
+
+async def sim_say(stack, user: str, text: str) -> str:
+    reply = await stack.sim.send_text(user, text)
+    assert reply is not None and reply.msg_type == "text"
+    return reply.content
+
+
+async def test_sim_complete_unit_review(stack) -> None:
+    tree = await stack.seed()
+    user = tree.contact
+    first = await stack.sim.click_menu(user, "review")
+    assert first is not None and T.LIST_HEAD in first.content
+    assert "常州市天宁区示例科技有限公司工会委员会" in first.content
+    assert "13912345678" in first.content  # the unit's own contact sees the mobile unmasked
+    for number, bad, rule, good in SIM_STEPS:
+        out = await sim_say(stack, user, str(number))
+        assert T.LABELS[FIELD_KEYS[number]] in out
+        out = await sim_say(stack, user, bad)
+        assert rule in out and "已保存：" not in out, (number, out)
+        out = await sim_say(stack, user, good)
+        assert "已保存：" in out and T.LIST_HEAD in out, (number, out)
+        if number == 9:
+            assert "换届" in out
+    out = await sim_say(stack, user, "下一步")
+    assert out.startswith(T.CONFIRM_HEAD) and out.count(" → ") == 12
+    out = await sim_say(stack, user, "取消")
+    assert out.startswith(T.LIST_HEAD)
+    await sim_say(stack, user, "无变更")
+    out = await sim_say(stack, user, "确认")
+    assert T.CONFIRMED in out
+    progress = await stack.sim.click_menu(user, "progress")
+    assert progress is not None and "2026-12-31" in progress.content
+    await stack.deliver()
+    inbox = stack.sim.inbox(user)
+    assert all(item.via == "passive" for item in inbox)  # every turn answered passively
+    r = await review_of(stack.db, tree.union_id("UNIT"))
+    assert r.unit_confirmed and len(r.unit_edits) == 12
+    assert r.unit_edits["term_expiry"] == "2019-05-01"
+    async with stack.db.session() as s:
+        u = await s.get(Union, tree.union_id("UNIT"))
+        assert u.name == "常州市天宁区示例科技有限公司工会委员会"  # applied only on approval
+
+
+FIELD_KEYS = {n: k for n, k in enumerate(T.LABELS, start=1)}
+
+
+async def test_sim_ten_at_once_and_retried_callback(stack) -> None:
+    tree = await stack.seed()
+    user = tree.contact
+    await sim_say(stack, user, "年审")
+    await sim_say(stack, user, "修改")
+    replies = await asyncio.gather(*(stack.sim.send_text(user, "修改") for _ in range(10)))
+    contents = [r.content for r in replies if r is not None]
+    assert len(contents) == 10  # one reply each, none lost
+    # Serialised: the first took "修改" at unit.pick as invalid... every one saw the step the
+    # previous left, so the help offer comes after the 3rd, 6th and 9th invalid answer.
+    assert sum(C.OFFER_HELP in c for c in contents) == 3
+    assert all(T.PICK_INVALID in c for c in contents)
+
+    # The same callback delivered three times (WeCom's retries): handled once.
+    await sim_say(stack, user, "2")
+    before = (
+        await DialogRouter(stack.settings, stack.db, stack.redis).engine.peek(P, user)
+    ).revision
+    plain = stack.sim.plaintext(user, [("MsgType", "text"), ("Content", "40"), ("MsgId", 987654)])
+    result = await stack.sim.post_callback(plain, repeat=3)
+    assert result.status == 200
+    first = stack.sim.callbacks[-3]
+    assert first.reply is not None and "已保存：职工总数 → 40" in first.reply.content
+    assert all(not c.body.strip() for c in stack.sim.callbacks[-2:])
+    after = (
+        await DialogRouter(stack.settings, stack.db, stack.redis).engine.peek(P, user)
+    ).revision
+    assert after == before + 1
+
+
+async def test_sim_survives_redis_flush_and_restart(tmp_path, redis_url) -> None:
+    from harness import Stack
+
+    async with Stack.start(tmp_path, redis_url) as stack:
+        tree = await stack.seed()
+        user = tree.contact
+        await sim_say(stack, user, "年审")
+        await sim_say(stack, user, "11")
+        await sim_say(stack, user, "13812345678")
+        await stack.redis.flushdb()
+        out = await sim_say(stack, user, "10")
+        assert out.startswith(C.CURSOR_LOST) and "13812345678（已修改）" in out
+        await sim_say(stack, user, "10")
+        await sim_say(stack, user, "李娜")
+    # Every process restarts (and Redis starts empty): the draft carries the review on.
+    async with Stack.start(tmp_path, redis_url) as stack:
+        out = await sim_say(stack, user, "下一步")
+        assert out.startswith(C.CURSOR_LOST) and "李娜（已修改）" in out
+        out = await sim_say(stack, user, "下一步")
+        assert out.startswith(T.CONFIRM_HEAD) and "李娜" in out and "13812345678" in out
+        out = await sim_say(stack, user, "确认")
+        assert T.CONFIRMED in out
+
+
+async def test_sim_old_schema_expired_cursor_and_stale_button(stack) -> None:
+    from services.messages import Button, Card
+    from services.outbox import enqueue
+
+    tree = await stack.seed()
+    user = tree.contact
+    await sim_say(stack, user, "年审")
+    await sim_say(stack, user, "2")
+    await sim_say(stack, user, "40")
+    key = keys.cursor(P, user)
+    await stack.redis.set(key, '5|{"v":0,"s":"unit.edit.total"}', ex=600)
+    out = await sim_say(stack, user, "41")
+    assert out.startswith(C.CURSOR_OLD) and "40（已修改）" in out
+    await sim_say(stack, user, "3")
+    await stack.redis.pexpire(key, 1)
+    await asyncio.sleep(0.01)
+    out = await sim_say(stack, user, "7")
+    assert out.startswith(C.CURSOR_LOST) and "已保存：" not in out
+
+    async with stack.db.transaction() as s:  # a card from an earlier prompt
+        card = Card(
+            task_id="old-prompt-1", title="确认单位信息", buttons=[Button("unit:ok:dead", "确认")]
+        )
+        enqueue(s, "wecom", user, card)
+    await stack.deliver()
+    reply = await stack.sim.click_button(user, "old-prompt-1", "unit:ok:dead")
+    assert reply is not None and reply.msg_type == "update_button"
+    assert stack.sim.card(user, "old-prompt-1").replace_name == C.EXPIRED_CARD_LABEL
+    await stack.deliver()
+    last = stack.sim.texts(user)[-1]
+    assert last.startswith(C.EXPIRED_BUTTON) and T.LIST_HEAD in last
