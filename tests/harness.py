@@ -27,7 +27,7 @@ from bot.simulator import WecomSimulator
 from bot.simulator.stack import LocalStack
 from services.validators import id_check_digit
 from storage.db import Database
-from storage.models import Member, Operator, ReviewCycle, Role, Union, UnionKind
+from storage.models import Member, Operator, Review, ReviewCycle, Role, Union, UnionKind
 from storage.settings import Settings, load_settings
 
 
@@ -123,6 +123,26 @@ class Stack:
 
     async def settle(self) -> None:
         await self.local.settle()
+
+    async def submit(self, tree: SeededTree, code: str = "UNIT") -> Review:
+        """A confirmed draft review of ``code`` (no removals), submitted by its contact: the
+        approvers of the parent union get their cards once :meth:`deliver` runs."""
+        from services import approvals
+
+        contact = tree.contact if code == "UNIT" else tree.joint_contact
+        op = tree.operators[contact]
+        async with self.db.transaction() as s:
+            review = Review(
+                union_id=tree.union_id(code),
+                year=self.settings.review.year,
+                unit_confirmed=True,
+                member_mode="list",
+                started_by=op.id,
+            )
+            s.add(review)
+        assert review.id is not None and op.id is not None
+        await approvals.submit(self.db, self.settings, review.id, op.id)
+        return review
 
     # -- data ----------------------------------------------------------------------------------
 

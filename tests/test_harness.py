@@ -41,3 +41,25 @@ async def test_chat_and_card_through_the_stack(stack) -> None:
     await stack.deliver()
     assert got.replace_name == "已处理"
     assert [c.errcode for c in stack.sim.calls_to("message/update_template_card")] == [0]
+
+
+async def test_approval_card_click_updates_the_card(stack) -> None:
+    tree = await stack.seed()
+    await stack.submit(tree)
+    await stack.deliver()
+    [card] = stack.sim.cards(tree.approver_district)
+    approve = next(b["key"] for b in card.card["button_list"] if ":approve:" in b["key"])
+    reply = await stack.sim.click_button(tree.approver_district, card.task_id, approve)
+    assert reply is not None and reply.msg_type == "update_button"
+    assert card.replace_name == reply.replace_name
+    await stack.deliver()
+    assert stack.sim.cards(tree.approver_city)  # the next level got its card
+
+
+async def test_file_message_is_downloaded_and_answered(stack) -> None:
+    tree = await stack.seed()
+    reply = await stack.sim.send_file(tree.contact, "名单.csv", "身份证号码\n".encode())
+    assert reply is not None and reply.content  # acknowledged at once
+    await stack.deliver()
+    assert [c.errcode for c in stack.sim.calls_to("media/get")] == [0]
+    assert len(stack.sim.inbox(tree.contact)) >= 2  # the result came actively

@@ -8,22 +8,31 @@ from sqlmodel import select
 
 from bot.simulator.server import SimUser
 from storage.db import Database
-from storage.models import Operator, Role, Union
+from storage.models import Operator, Role, Union, UnionKind
 
 ROLE_LABELS = {Role.contact: "联系人", Role.approver: "审核人"}
 
 
 async def wecom_operators(db: Database) -> list[SimUser]:
-    """Active WeCom contacts and approvers, contacts first, each labelled with unit and role."""
+    """Active WeCom operators labelled with unit and role: contacts of the units that do the
+    review first, then approvers, then the federations' contacts."""
     async with db.session() as s:
         rows = (
             await s.execute(
                 select(Operator, Union)
                 .join(Union, Union.id == Operator.union_id)
                 .where(Operator.platform == "wecom", Operator.active == True)  # noqa: E712
-                .order_by(Operator.role, Union.code, Operator.user_id)
+                .order_by(Union.code, Operator.user_id)
             )
         ).all()
+
+    def rank(row: tuple[Operator, Union]) -> int:
+        op, union = row
+        if op.role == Role.contact:
+            return 0 if UnionKind(union.kind).reviews else 2
+        return 1
+
+    rows = sorted(rows, key=rank)
     users: dict[str, SimUser] = {}
     for op, union in rows:
         label = ROLE_LABELS.get(Role(op.role), str(op.role))

@@ -86,6 +86,7 @@ class LocalStack:
         sim_port: int = 0,
         upload_dir: Path | None = None,
         background: bool = False,
+        reminders: bool = False,
         reply_timeout: float = 4.0,
     ) -> None:
         self.base = base
@@ -96,6 +97,7 @@ class LocalStack:
         self.sim_port = sim_port
         self.upload_dir = upload_dir
         self.background = background
+        self.reminders = reminders
         self.reply_timeout = reply_timeout
         self.sim = WecomSimulator(
             SIM_WECOM["corp_id"],
@@ -108,6 +110,7 @@ class LocalStack:
         self.db: Database | None = None
         self.redis: Any = None
         self.app: web.Application | None = None
+        self.worker: Any = None
         self.client: Any = None
         self.sender: Any = None
         self.jobs: Any = None
@@ -152,37 +155,25 @@ class LocalStack:
         await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
         self.sim.callback_url = f"{self.bot_url}/wecom/callback"
         self.sim.directory_provider = provider(self.db)
-        self._make_worker()
+        self._make_worker(handler)
         if self.background:
-            self._tasks.append(asyncio.create_task(self.sender.run_forever(self._stop, 0.3)))
-            if self.jobs is not None:
-                self._tasks.append(asyncio.create_task(self.jobs.run_forever(self._stop)))
-            self._tasks.extend(self._extra_background())
+            self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
         return self
 
-    def _make_worker(self) -> None:
-        from bot.outbox_sender import OutboxSender
-        from bot.wecom.client import WecomClient
+    def _make_worker(self, handler: Any) -> None:
+        from bot.worker import Worker
 
-        self.client = WecomClient(self.settings, self.redis)
-        self.sender = OutboxSender(self.settings, self.db, self.redis, self.client)
-        try:
-            from bot.worker import job_handlers  # type: ignore[attr-defined]
-        except ImportError:
-            self.jobs = None
-            return
-        from bot.jobs import JobRunner
-
-        handlers = job_handlers(self.settings, self.db, self.redis, self.client)
-        self.jobs = JobRunner(self.redis, handlers, idle_ms=5_000)
-
-    def _extra_background(self) -> list[asyncio.Task[Any]]:
-        """The worker's schedules (reminders) when ``bot.worker`` offers them."""
-        try:
-            from bot.worker import background_tasks  # type: ignore[attr-defined]
-        except ImportError:
-            return []
-        return list(background_tasks(self.settings, self.db, self.redis, self._stop))
+        self.worker = Worker(
+            self.settings,
+            db=self.db,  # type: ignore[arg-type]
+            redis=self.redis,
+            handler=handler,
+            upload_dir=self.upload_dir,
+            reminders=self.reminders,
+        )
+        self.client = self.worker.client
+        self.sender = self.worker.sender
+        self.jobs = self.worker.jobs
 
     async def settle(self) -> None:
         """Wait for work the bot app started after answering (queueing the rest of a reply)."""
@@ -203,9 +194,8 @@ class LocalStack:
         for _ in range(rounds):
             await self.settle()
             did = 0
-            if self.jobs is not None:
-                did += await self.jobs.run_once(block_ms=None)
-                await self.settle()
+            did += await self.jobs.run_once(block_ms=None)
+            await self.settle()
             sent = await self.sender.run_once()
             total += sent
             did += sent
