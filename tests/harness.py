@@ -23,6 +23,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import select
+
 from bot.simulator import WecomSimulator
 from bot.simulator.stack import LocalStack
 from services.validators import id_check_digit
@@ -125,21 +127,28 @@ class Stack:
         await self.local.settle()
 
     async def submit(self, tree: SeededTree, code: str = "UNIT") -> Review:
-        """A confirmed draft review of ``code`` (no removals), submitted by its contact: the
-        approvers of the parent union get their cards once :meth:`deliver` runs."""
+        """``code``'s review (the one the chat started, else a new one), confirmed and submitted
+        by its contact with whatever removals it holds; the parent union's approvers get their
+        cards once :meth:`deliver` runs (or at once with ``background=True``)."""
         from services import approvals
 
         contact = tree.contact if code == "UNIT" else tree.joint_contact
         op = tree.operators[contact]
+        year = self.settings.review.year
         async with self.db.transaction() as s:
-            review = Review(
-                union_id=tree.union_id(code),
-                year=self.settings.review.year,
-                unit_confirmed=True,
-                member_mode="list",
-                started_by=op.id,
-            )
-            s.add(review)
+            review = (
+                await s.execute(
+                    select(Review).where(
+                        Review.union_id == tree.union_id(code), Review.year == year
+                    )
+                )
+            ).scalar_one_or_none()  # a review the chat already started
+            if review is None:
+                review = Review(union_id=tree.union_id(code), year=year, started_by=op.id)
+                s.add(review)
+            review.unit_confirmed = True
+            review.member_mode = review.member_mode or "list"
+            await s.flush()
         assert review.id is not None and op.id is not None
         await approvals.submit(self.db, self.settings, review.id, op.id)
         return review
