@@ -70,6 +70,11 @@ class WecomCallback:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
 
+    async def settle(self) -> None:
+        """Wait until work started after answering (late replies, outbox writes) is done."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.wait(pending, timeout=10)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
