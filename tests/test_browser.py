@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from harness import Stack
 
 CHROMIUM = "/usr/bin/chromium"
