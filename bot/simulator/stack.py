@@ -181,12 +181,7 @@ class LocalStack:
 
         if self.app is None:
             return
-        callback = self.app[CALLBACK_KEY]
-        for _ in range(100):
-            pending = [t for t in getattr(callback, "_tasks", ()) if not t.done()]
-            if not pending:
-                return
-            await asyncio.wait(pending, timeout=10)
+        await self.app[CALLBACK_KEY].settle()
 
     async def deliver(self, rounds: int = 50) -> int:
         """Run background jobs and the outbox until nothing is left to do now; returns sends."""
