@@ -269,3 +269,15 @@ async def test_rejected_callback_raises_in_simulator(settings, db, redis, tmp_pa
         r.sim.sealer.token = "wrong-token"
         with pytest.raises(CallbackRejected):
             await r.sim.send_text(USER, "x")
+
+
+async def test_handler_error_gets_polite_reply_and_one_log(settings, db, redis, tmp_path, caplog):
+    async def broken(ev: Event) -> Reply:
+        raise RuntimeError("bug")
+
+    async with rig(settings, db, redis, tmp_path, script=broken) as r:
+        caplog.set_level(logging.INFO)
+        reply = await r.sim.send_text(USER, "x")
+        assert reply is not None and "系统繁忙" in reply.content
+        errors = [x for x in caplog.records if x.getMessage() == "wecom.callback.handler_error"]
+        assert len(errors) == 1

@@ -141,16 +141,33 @@ class WecomCallback:
             )  # fmt: skip
             return self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
 
-        task = asyncio.ensure_future(self.handler.handle(ev))
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(task), self.reply_timeout)
-        except TimeoutError:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self.handler.handle(ev))
+        if not task.done():  # wait up to reply_timeout without cancelling the handler
+            waiter = loop.create_future()
+            task.add_done_callback(lambda _t: waiter.done() or waiter.set_result(None))
+            timer = loop.call_later(
+                self.reply_timeout, lambda: waiter.done() or waiter.set_result(None)
+            )
+            try:
+                await waiter
+            except asyncio.CancelledError:  # the request went away: the answer goes actively
+                self._spawn(self._deliver_late(task, ev))
+                raise
+            finally:
+                timer.cancel()
+        if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
             self._spawn(self._deliver_late(task, ev))
             return web.Response(text="", headers=_EMPTY_HEADERS)
-        except Exception:
-            logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
+        if task.cancelled() or task.exception() is not None:
+            logger.error(
+                "wecom.callback.handler_error",
+                exc_info=None if task.cancelled() else task.exception(),
+                extra={"fields": {"kind": ev.kind}},
+            )
             return self._passive(ev, nonce, [Text(texts.BUSY)], None)
+        reply = task.result()
         return self._passive(ev, nonce, list(reply.messages), reply.card_update)
 
     # -- answering ----------------------------------------------------------------------------------

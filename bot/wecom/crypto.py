@@ -141,6 +141,7 @@ class WecomCrypto:
         """GET URL check: the decrypted echostr to answer as plain text."""
         if not echostr or not timestamp:
             raise bad_request("missing echostr or timestamp")
+        echostr = echostr.replace(" ", "+")  # a raw "+" in the query decodes to a space
         self._check_time(timestamp)
         self._check_signature(msg_signature, timestamp, nonce, echostr)
         return self.open(echostr)
