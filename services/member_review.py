@@ -1,0 +1,971 @@
+"""The member part of a review (M1, M2, E1-E4, S6): marks, remarks, files, summary, submission.
+
+Everything is saved to the draft at once: a mark is a :class:`Removal` row, a remark a
+:class:`RemarkEdit` row; nothing touches :class:`Member` until the final approval (M5).
+
+List indices are 1-based positions in the unit's active members ordered by ``Member.id``; they
+are stable during a review (members change only on approval), and search results show the same
+index.
+
+Reasons (:func:`parse_reason`): 退休 and its variants 离休 / 离退休 / 已退休 / 退休人员 mean
+retired; 离职 / 辞职 / 调离 / 调出 / 解除合同 / 辞退 / 开除 / 已离职 mean left (resigned);
+死亡 / 去世 / 身故 / 病故 / 已故 / 亡故 / 过世 / 死亡人员 mean deceased. The match is on the
+whole normalised word (NFKC, spaces and punctuation removed), never on a substring, because
+离退休 (retired) contains 离 and a substring rule would read it as left; anything else is
+``reason.unknown``.
+
+Files (M2): :func:`check_file` validates and matches the rows of a parsed sheet against this
+unit's members; :func:`record_upload` keeps the result (the SHA-256 recognises the same file sent
+twice); :func:`apply_upload` turns its valid rows into marks. Each file replaces the marks of
+earlier files (marks made in the list stay, unless the file names the same member). In a joint
+union (E4) a row with a 所在单位 and no reason sets that member's remark instead of marking it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.uploads import Column, Sheet
+from services.validators import ID_WEIGHTS, Invalid, check_id_number, mask_id_number
+from storage.db import Database
+from storage.models import (
+    Member,
+    MemberStatus,
+    Operator,
+    RemarkEdit,
+    Removal,
+    RemovalReason,
+    Review,
+    ReviewStatus,
+    Role,
+    Union,
+    UnionKind,
+    Upload,
+    utcnow,
+)
+from storage.settings import Settings
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
+REMARK_MAX = 200
+
+REASON_LABELS: dict[RemovalReason, str] = {
+    RemovalReason.retired: "退休",
+    RemovalReason.resigned: "离职",
+    RemovalReason.deceased: "死亡",
+}
+_REASON_WORDS: dict[str, RemovalReason] = {
+    **dict.fromkeys(
+        ["退休", "离休", "离退休", "已退休", "退休人员", "retired", "retire"], RemovalReason.retired
+    ),
+    **dict.fromkeys(
+        [
+            "离职",
+            "已离职",
+            "辞职",
+            "调离",
+            "调出",
+            "解除合同",
+            "解除劳动合同",
+            "辞退",
+            "开除",
+            "离职人员",
+            "resigned",
+            "left",
+        ],
+        RemovalReason.resigned,
+    ),
+    **dict.fromkeys(
+        ["死亡", "去世", "身故", "病故", "已故", "亡故", "过世", "已去世", "死亡人员", "deceased"],
+        RemovalReason.deceased,
+    ),
+}
+_PUNCT_RE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff'\"`‘’“”。.,，、;；:：!！?？()（）\[\]【】]")
+
+# The columns of an upload (the template's headers and the usual variants).
+COLUMNS = (
+    Column("id", ("身份证", "证件号", "公民身份号码")),
+    Column("name", ("姓名",)),
+    Column("reason", ("不通过原因", "原因", "类型")),
+    Column("employer", ("所在单位", "工作单位", "单位名称")),
+)
+
+
+class ReviewNotEditable(Exception):
+    """The review is submitted or completed: the draft is frozen."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class BadIndices(ValueError):
+    """Indices outside 1..total (``bad``) for a list of ``total`` members."""
+
+    def __init__(self, bad: list[int], total: int) -> None:
+        super().__init__(f"{bad} not in 1..{total}")
+        self.bad = bad
+        self.total = total
+
+
+def parse_reason(text: str) -> RemovalReason | None:
+    """The reason named by ``text`` (see the module doc), or None."""
+    word = _PUNCT_RE.sub("", unicodedata.normalize("NFKC", text or "")).lower()
+    return _REASON_WORDS.get(word)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One member as the list shows it."""
+
+    index: int
+    member_id: int
+    name: str
+    masked_id: str
+    card_no: str | None
+    remark: str | None  # the new remark if edited, else the member's
+    mark: RemovalReason | None
+
+
+@dataclass
+class Page:
+    entries: list[Entry]
+    page: int  # 1-based
+    pages: int
+    total: int
+
+
+async def load_review(session: AsyncSession, review_id: int) -> Review:
+    review = await session.get(Review, review_id)
+    if review is None:
+        raise LookupError(f"review {review_id}")
+    return review
+
+
+async def _editable(session: AsyncSession, review_id: int) -> Review:
+    review = await load_review(session, review_id)
+    if review.status not in EDITABLE:
+        raise ReviewNotEditable(review.status)
+    return review
+
+
+async def union_of(db: Database, review_id: int) -> Union:
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        union = await s.get(Union, review.union_id)
+        assert union is not None
+        return union
+
+
+async def member_count(db: Database, union_id: int) -> int:
+    async with db.session() as s:
+        return await _active_count(s, union_id)
+
+
+async def _active_count(session: AsyncSession, union_id: int) -> int:
+    q = select(func.count()).where(
+        Member.union_id == union_id, Member.status == MemberStatus.active
+    )
+    return int((await session.execute(q)).scalar_one())
+
+
+async def _active_ids(session: AsyncSession, union_id: int) -> list[int]:
+    q = (
+        select(Member.id)
+        .where(Member.union_id == union_id, Member.status == MemberStatus.active)
+        .order_by(Member.id)
+    )
+    return list((await session.execute(q)).scalars())
+
+
+async def _entries(session: AsyncSession, review: Review, members: list[Member], ids: list[int]):
+    mids = [m.id for m in members]
+    marks = dict(
+        (
+            await session.execute(
+                select(Removal.member_id, Removal.reason).where(
+                    Removal.review_id == review.id, Removal.member_id.in_(mids)
+                )
+            )
+        ).all()
+    )
+    remarks = dict(
+        (
+            await session.execute(
+                select(RemarkEdit.member_id, RemarkEdit.remark).where(
+                    RemarkEdit.review_id == review.id, RemarkEdit.member_id.in_(mids)
+                )
+            )
+        ).all()
+    )
+    out = []
+    for m in members:
+        out.append(
+            Entry(
+                index=bisect.bisect_left(ids, m.id) + 1,
+                member_id=m.id,
+                name=m.name,
+                masked_id=mask_id_number(m.id_number),
+                card_no=m.card_no,
+                remark=remarks.get(m.id, m.remark),
+                mark=RemovalReason(marks[m.id]) if m.id in marks else None,
+            )
+        )
+    return out
+
+
+async def list_page(db: Database, review_id: int, page: int, page_size: int) -> Page:
+    """Page ``page`` (clamped to 1..pages) of the unit's active members."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        total = await _active_count(s, review.union_id)
+        pages = max(1, -(-total // page_size))
+        page = min(max(1, page), pages)
+        q = (
+            select(Member)
+            .where(Member.union_id == review.union_id, Member.status == MemberStatus.active)
+            .order_by(Member.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        members = list((await s.execute(q)).scalars())
+        first = (page - 1) * page_size
+        entries = await _entries(s, review, members, [])
+        for i, e in enumerate(entries):
+            e.index = first + i + 1
+        return Page(entries, page, pages, total)
+
+
+_DIGITS_RE = re.compile(r"[0-9]{3,17}[0-9X]?|[0-9]*X")
+
+
+async def search(db: Database, review_id: int, query: str, limit: int = 10) -> list[Entry]:
+    """Members whose name contains ``query`` or whose ID ends with it (3+ digits, or ...X)."""
+    q = unicodedata.normalize("NFKC", query).strip().upper()
+    if not q:
+        return []
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        cond = Member.name.contains(q, autoescape=True)
+        if _DIGITS_RE.fullmatch(q):
+            cond = or_(cond, Member.id_number.endswith(q, autoescape=True))
+        stmt = (
+            select(Member)
+            .where(Member.union_id == review.union_id, Member.status == MemberStatus.active, cond)
+            .order_by(Member.id)
+            .limit(limit)
+        )
+        members = list((await s.execute(stmt)).scalars())
+        if not members:
+            return []
+        ids = await _active_ids(s, review.union_id)
+        return await _entries(s, review, members, ids)
+
+
+async def marked(db: Database, review_id: int, limit: int = 50) -> tuple[int, list[Entry]]:
+    """(number marked, the first ``limit`` marked members in list order)."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        count = int(
+            (
+                await s.execute(
+                    select(func.count()).select_from(Removal).where(Removal.review_id == review_id)
+                )
+            ).scalar_one()
+        )
+        stmt = (
+            select(Member)
+            .join(Removal, Removal.member_id == Member.id)
+            .where(Removal.review_id == review_id)
+            .order_by(Member.id)
+            .limit(limit)
+        )
+        members = list((await s.execute(stmt)).scalars())
+        ids = await _active_ids(s, review.union_id) if members else []
+        return count, await _entries(s, review, members, ids)
+
+
+# --- marking in the list --------------------------------------------------------------------
+
+
+@dataclass
+class MarkResult:
+    marked: list[int] = field(default_factory=list)  # indices newly marked
+    changed: list[int] = field(default_factory=list)  # indices whose reason changed
+    unchanged: list[int] = field(default_factory=list)  # already marked with this reason
+    names: dict[int, str] = field(default_factory=dict)  # index -> name
+
+
+async def _members_at(
+    session: AsyncSession, union_id: int, indices: list[int]
+) -> dict[int, Member]:
+    ids = await _active_ids(session, union_id)
+    bad = sorted({i for i in indices if i < 1 or i > len(ids)})
+    if bad:
+        raise BadIndices(bad, len(ids))
+    wanted = {ids[i - 1]: i for i in indices}
+    members = (await session.execute(select(Member).where(Member.id.in_(list(wanted))))).scalars()
+    return {wanted[m.id]: m for m in members}
+
+
+async def mark(
+    db: Database, review_id: int, indices: list[int], reason: RemovalReason
+) -> MarkResult:
+    """Mark the members at ``indices`` as failing for ``reason``; saved at once."""
+    result = MarkResult()
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        by_index = await _members_at(s, review.union_id, indices)
+        existing = dict(
+            (
+                await s.execute(
+                    select(Removal.member_id, Removal).where(
+                        Removal.review_id == review_id,
+                        Removal.member_id.in_([m.id for m in by_index.values()]),
+                    )
+                )
+            ).all()
+        )
+        for index in sorted(by_index):
+            member = by_index[index]
+            result.names[index] = member.name
+            row = existing.get(member.id)
+            if row is None:
+                s.add(Removal(review_id=review_id, member_id=member.id, reason=reason))
+                result.marked.append(index)
+            elif row.reason != reason:
+                row.reason = reason
+                row.source = "list"
+                result.changed.append(index)
+            else:
+                result.unchanged.append(index)
+        if result.marked or result.changed:
+            _touch(review)
+    return result
+
+
+async def unmark(db: Database, review_id: int, indices: list[int]) -> tuple[list[int], list[int]]:
+    """Remove the marks at ``indices``: (indices unmarked, indices that had no mark)."""
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        by_index = await _members_at(s, review.union_id, indices)
+        ids = {m.id: i for i, m in by_index.items()}
+        rows = (
+            await s.execute(
+                select(Removal.member_id).where(
+                    Removal.review_id == review_id, Removal.member_id.in_(list(ids))
+                )
+            )
+        ).scalars()
+        done = sorted(ids[mid] for mid in rows)
+        if done:
+            await s.execute(
+                delete(Removal).where(
+                    Removal.review_id == review_id, Removal.member_id.in_(list(ids))
+                )
+            )
+            _touch(review)
+        return done, sorted(set(by_index) - set(done))
+
+
+async def unmark_all(db: Database, review_id: int) -> int:
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        res = await s.execute(delete(Removal).where(Removal.review_id == review_id))
+        _touch(review)
+        return int(res.rowcount or 0)
+
+
+def _touch(review: Review) -> None:
+    """The marks changed: any high-removal confirmation was for another number (S6)."""
+    review.high_removal_confirmed = False
+    review.updated_at = utcnow()
+
+
+# --- E4: remarks in joint unions ------------------------------------------------------------
+
+
+def clean_remark(text: str) -> str:
+    value = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    return value[:REMARK_MAX]
+
+
+async def set_remark(db: Database, review_id: int, index: int, remark: str) -> Entry:
+    """Set the remark (E4: the employer) of the member at ``index``."""
+    value = clean_remark(remark)
+    if not value:
+        raise ValueError("empty remark")
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        member = (await _members_at(s, review.union_id, [index]))[index]
+        await _upsert_remarks(s, review_id, {member.id: value})
+        review.updated_at = utcnow()
+        mark_reason = (
+            await s.execute(
+                select(Removal.reason).where(
+                    Removal.review_id == review_id, Removal.member_id == member.id
+                )
+            )
+        ).scalar_one_or_none()
+    return Entry(
+        index,
+        member.id,
+        member.name,
+        mask_id_number(member.id_number),
+        member.card_no,
+        value,
+        RemovalReason(mark_reason) if mark_reason else None,
+    )
+
+
+async def _upsert_remarks(session: AsyncSession, review_id: int, remarks: dict[int, str]) -> None:
+    if not remarks:
+        return
+    existing = dict(
+        (
+            await session.execute(
+                select(RemarkEdit.member_id, RemarkEdit.id).where(RemarkEdit.review_id == review_id)
+            )
+        ).all()
+    )
+    updates = [{"rid": existing[mid], "remark": r} for mid, r in remarks.items() if mid in existing]
+    inserts = [
+        {"review_id": review_id, "member_id": mid, "remark": r}
+        for mid, r in remarks.items()
+        if mid not in existing
+    ]
+    if updates:
+        from sqlalchemy import bindparam
+
+        table = RemarkEdit.__table__
+        await session.execute(
+            table.update().where(table.c.id == bindparam("rid")).values(remark=bindparam("remark")),
+            updates,
+        )
+    if inserts:
+        await session.execute(insert(RemarkEdit), inserts)
+
+
+async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tuple[int, list[Entry]]:
+    """E4: remaining (unmarked) active members with no remark: (count, the first ``limit``)."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        cond = (
+            Member.union_id == review.union_id,
+            Member.status == MemberStatus.active,
+            or_(Member.remark.is_(None), func.trim(Member.remark) == ""),
+            ~Member.id.in_(select(Removal.member_id).where(Removal.review_id == review_id)),
+            ~Member.id.in_(select(RemarkEdit.member_id).where(RemarkEdit.review_id == review_id)),
+        )
+        count = int((await s.execute(select(func.count()).where(*cond))).scalar_one())
+        members = list(
+            (await s.execute(select(Member).where(*cond).order_by(Member.id).limit(limit)))
+            .scalars()
+            .all()
+        )
+        ids = await _active_ids(s, review.union_id) if members else []
+        return count, await _entries(s, review, members, ids)
+
+
+# --- files (M2) -----------------------------------------------------------------------------
+
+
+@dataclass
+class RowError:
+    row: int  # Excel row number
+    raw: str  # the ID cell as read
+    code: str  # id.* | member.not_found | member.removed | row.duplicate | reason.*
+    detail: str = ""  # e.g. the first row of a duplicate, the unknown reason
+
+
+@dataclass
+class FileCheck:
+    rows: int
+    errors: list[RowError]
+    marks: dict[int, RemovalReason]  # member id -> reason
+    remarks: dict[int, str]  # member id -> remark (joint unions)
+    already_marked: int = 0  # of ``marks``, members already marked in this review
+    header_found: bool = True
+
+    @property
+    def matched(self) -> int:
+        return len(self.marks) + len(set(self.remarks) - set(self.marks))
+
+    def errors_by_code(self) -> dict[str, int]:
+        return dict(Counter(e.code for e in self.errors))
+
+    def by_reason(self) -> dict[RemovalReason, int]:
+        return dict(Counter(self.marks.values()))
+
+
+_SCI_RE = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
+_WEIGHT_SUM_48 = 48 * sum(ID_WEIGHTS)
+_CHECK = "10X98765432"
+_DATE_CACHE: dict[str, bool] = {}
+
+
+def _date_ok(ymd: str) -> bool:
+    ok = _DATE_CACHE.get(ymd)
+    if ok is None:
+        try:
+            born = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
+            ok = 1900 <= born.year and born <= date.today()
+        except ValueError:
+            ok = False
+        if len(_DATE_CACHE) < 100_000:
+            _DATE_CACHE[ymd] = ok
+    return ok
+
+
+def check_id_cell(raw: str, typ: str) -> str:
+    """A cell's ID number, normalised, or :class:`Invalid` (codes of ``check_id_number``).
+
+    A numeric cell, or text in scientific notation (a number saved to csv), is ``id.numeric``.
+    Clean 18-character values take a fast path; anything else goes through the full check.
+    """
+    if typ == "n" or _SCI_RE.fullmatch(raw.strip()):
+        raise Invalid("id.numeric", raw)
+    if len(raw) == 18 and raw.isascii() and raw[:17].isdigit():
+        last = raw[17]
+        if last.isdigit() or last in "Xx":
+            value = raw if last != "x" else raw[:17] + "X"
+            if not _date_ok(value[6:14]):
+                raise Invalid("id.date", value)
+            total = sum(map(int.__mul__, value[:17].encode(), ID_WEIGHTS)) - _WEIGHT_SUM_48
+            if _CHECK[total % 11] != value[17]:
+                raise Invalid("id.checksum", value)
+            return value
+    return check_id_number(raw)
+
+
+def validate_rows(sheet: Sheet, joint: bool) -> tuple[list[tuple[int, str, Any]], list[RowError]]:
+    """Check each row's ID and reason (no database): ([(row index, id, reason|remark)], errors).
+
+    The third item is a :class:`RemovalReason`, or for a joint union's row without a reason
+    but with a 所在单位, the remark text.
+    """
+    ok: list[tuple[int, str, Any]] = []
+    errors: list[RowError] = []
+    numbers = sheet.row_numbers
+    ids = sheet.values.get("id")
+    id_types = sheet.types.get("id", "")
+    reasons = sheet.values.get("reason")
+    employers = sheet.values.get("employer") if joint else None
+    for i in range(len(numbers)):
+        raw = ids[i] if ids is not None else ""
+        try:
+            value = check_id_cell(raw, id_types[i] if ids is not None else "e")
+        except Invalid as exc:
+            errors.append(RowError(numbers[i], raw, exc.code))
+            continue
+        reason_text = reasons[i].strip() if reasons is not None else ""
+        if not reason_text:
+            employer = clean_remark(employers[i]) if employers is not None else ""
+            if employer:
+                ok.append((i, value, employer))
+            else:
+                errors.append(RowError(numbers[i], raw, "reason.missing"))
+            continue
+        reason = _REASON_WORDS.get(reason_text) or parse_reason(reason_text)
+        if reason is None:
+            errors.append(RowError(numbers[i], raw, "reason.unknown", reason_text[:50]))
+            continue
+        ok.append((i, value, reason))
+    return ok, errors
+
+
+async def _members_by_id_number(
+    session: AsyncSession, union_id: int
+) -> tuple[dict[str, int], set[str]]:
+    """({id number: member id} of active members, id numbers of removed members)."""
+    rows = await session.execute(
+        select(Member.id_number, Member.id, Member.status).where(Member.union_id == union_id)
+    )
+    active: dict[str, int] = {}
+    removed: set[str] = set()
+    for id_number, mid, status in rows:
+        if status == MemberStatus.active:
+            active[id_number] = mid
+        else:
+            removed.add(id_number)
+    return active, removed - set(active)
+
+
+async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
+    """What matching needs from the database (can run while the file is being parsed)."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        union = await s.get(Union, review.union_id)
+        assert union is not None
+        active, removed = await _members_by_id_number(s, review.union_id)
+        marked_ids = set(
+            (await s.execute(select(Removal.member_id).where(Removal.review_id == review_id)))
+            .scalars()
+            .all()
+        )
+        return {
+            "joint": union.kind == UnionKind.joint,
+            "active": active,
+            "removed": removed,
+            "marked": marked_ids,
+        }
+
+
+def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
+    """Validate and match a parsed sheet against this unit's members (CPU only)."""
+    ok, errors = validate_rows(sheet, data["joint"])
+    active: dict[str, int] = data["active"]
+    removed: set[str] = data["removed"]
+    first_row: dict[str, int] = {}
+    marks: dict[int, RemovalReason] = {}
+    remarks: dict[int, str] = {}
+    numbers = sheet.row_numbers
+    ids = sheet.values.get("id", [])
+    for i, value, what in ok:
+        row = numbers[i]
+        seen = first_row.get(value)
+        if seen is not None:
+            errors.append(RowError(row, ids[i], "row.duplicate", str(seen)))
+            continue
+        first_row[value] = row
+        mid = active.get(value)
+        if mid is None:
+            code = "member.removed" if value in removed else "member.not_found"
+            errors.append(RowError(row, ids[i], code))
+            continue
+        if isinstance(what, RemovalReason):
+            marks[mid] = what
+        else:
+            remarks[mid] = what
+    errors.sort(key=lambda e: e.row)
+    already = len(data["marked"].intersection(marks))
+    return FileCheck(
+        rows=len(numbers),
+        errors=errors,
+        marks=marks,
+        remarks=remarks,
+        already_marked=already,
+        header_found=sheet.header_row is not None,
+    )
+
+
+async def check_file(db: Database, review_id: int, sheet: Sheet) -> FileCheck:
+    data = await load_match_data(db, review_id)
+    return match_rows(sheet, data)
+
+
+async def find_upload(db: Database, review_id: int, sha256: str) -> Upload | None:
+    """An earlier upload of the same file (same bytes) for this review."""
+    async with db.session() as s:
+        q = (
+            select(Upload)
+            .where(Upload.review_id == review_id, Upload.sha256 == sha256)
+            .order_by(Upload.id.desc())
+            .limit(1)
+        )
+        return (await s.execute(q)).scalars().first()
+
+
+def summary_of(check: FileCheck) -> dict[str, Any]:
+    return {
+        "rows": check.rows,
+        "matched": check.matched,
+        "errors": len(check.errors),
+        "errors_by_code": check.errors_by_code(),
+        "by_reason": {r.value: n for r, n in check.by_reason().items()},
+        "remarks": len(check.remarks),
+        "already_marked": check.already_marked,
+        "header_found": check.header_found,
+    }
+
+
+async def record_upload(
+    db: Database,
+    review_id: int,
+    sha256: str,
+    file_name: str,
+    size: int,
+    check: FileCheck | None = None,
+    rejected: str | None = None,
+) -> Upload:
+    """Keep an upload: parsed (with its valid rows, to accept later) or rejected (with a code)."""
+    if check is not None:
+        summary = summary_of(check)
+        summary["marks"] = [[mid, r.value] for mid, r in check.marks.items()]
+        summary["remarks_set"] = [[mid, r] for mid, r in check.remarks.items()]
+        status, rows, matched = "parsed", check.rows, check.matched
+    else:
+        summary, status, rows, matched = {"code": rejected}, "rejected", 0, 0
+    async with db.transaction() as s:
+        row = Upload(
+            review_id=review_id,
+            sha256=sha256,
+            file_name=file_name[:255],
+            size=size,
+            status=status,
+            rows=rows,
+            matched=matched,
+            summary=summary,
+        )
+        s.add(row)
+    return row
+
+
+@dataclass
+class ApplyResult:
+    marked: int  # marks the file now holds
+    new: int  # of those, members not marked before
+    replaced: int  # marks from earlier files that this file no longer names (removed)
+    remarks: int
+    already_applied: bool = False
+
+
+async def apply_upload(db: Database, review_id: int, upload_id: int) -> ApplyResult:
+    """Turn an upload's valid rows into marks and remarks (replacing earlier files' marks)."""
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        upload = await s.get(Upload, upload_id)
+        if upload is None or upload.review_id != review_id or upload.status == "rejected":
+            raise LookupError(f"upload {upload_id}")
+        wanted = {int(mid): RemovalReason(r) for mid, r in upload.summary.get("marks", [])}
+        remarks = {int(mid): r for mid, r in upload.summary.get("remarks_set", [])}
+        if upload.status == "applied":
+            return ApplyResult(len(wanted), 0, 0, len(remarks), already_applied=True)
+        existing = {
+            mid: (rid, reason, source)
+            for rid, mid, reason, source in (
+                await s.execute(
+                    select(Removal.id, Removal.member_id, Removal.reason, Removal.source).where(
+                        Removal.review_id == review_id
+                    )
+                )
+            ).all()
+        }
+        stale = [
+            rid for mid, (rid, _, src) in existing.items() if src == "file" and mid not in wanted
+        ]
+        for chunk in _chunks(stale, 500):
+            await s.execute(delete(Removal).where(Removal.id.in_(chunk)))
+        inserts = [
+            {"review_id": review_id, "member_id": mid, "reason": r, "source": "file"}
+            for mid, r in wanted.items()
+            if mid not in existing
+        ]
+        changed = [
+            {"rid": existing[mid][0], "reason": r}
+            for mid, r in wanted.items()
+            if mid in existing and (existing[mid][1] != r or existing[mid][2] != "file")
+        ]
+        if inserts:
+            now = utcnow()
+            for row in inserts:
+                row["created_at"] = now
+            await s.execute(insert(Removal), inserts)
+        if changed:
+            from sqlalchemy import bindparam
+
+            table = Removal.__table__
+            await s.execute(
+                table.update()
+                .where(table.c.id == bindparam("rid"))
+                .values(reason=bindparam("reason"), source="file"),
+                changed,
+            )
+        await _upsert_remarks(s, review_id, remarks)
+        # Any other parsed upload of this review is now out of date.
+        await s.execute(
+            update(Upload)
+            .where(Upload.review_id == review_id, Upload.status == "applied")
+            .values(status="superseded")
+        )
+        upload.status = "applied"
+        review.member_mode = review.member_mode or "file"
+        if inserts or changed or stale:
+            _touch(review)
+        else:
+            review.updated_at = utcnow()
+        return ApplyResult(len(wanted), len(inserts), len(stale), len(remarks))
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# --- summary and submission (S6, M3) --------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    status: ReviewStatus
+    joint: bool
+    total: int  # active members before the review
+    removed: int
+    by_reason: dict[RemovalReason, int]
+    high: bool  # above the high-removal threshold (S6)
+    confirmed: bool  # the contact confirmed the high removal
+    missing_remarks: int  # E4 (joint unions only)
+
+    @property
+    def share(self) -> float:
+        return self.removed / self.total if self.total else 0.0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.removed
+
+
+def is_high_removal(removed: int, total: int, settings: Settings) -> bool:
+    """S6: more than ``high_removal_ratio`` of the members, or at least ``high_removal_count``."""
+    if removed <= 0:
+        return False
+    ratio = removed / total if total else 1.0
+    return ratio > settings.review.high_removal_ratio or removed >= (
+        settings.review.high_removal_count
+    )
+
+
+async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        union = await s.get(Union, review.union_id)
+        assert union is not None
+        total = await _active_count(s, review.union_id)
+        counts = dict(
+            (
+                await s.execute(
+                    select(Removal.reason, func.count())
+                    .where(Removal.review_id == review_id)
+                    .group_by(Removal.reason)
+                )
+            ).all()
+        )
+        status = review.status
+        confirmed = review.high_removal_confirmed
+    if status not in EDITABLE and review.members_before:
+        total = review.members_before  # after approval the members are gone from the count
+    by_reason = {r: int(counts.get(r, counts.get(r.value, 0))) for r in RemovalReason}
+    removed = sum(by_reason.values())
+    joint = union.kind == UnionKind.joint
+    missing = (await missing_remarks(db, review_id, limit=0))[0] if joint else 0
+    return Summary(
+        status=ReviewStatus(status),
+        joint=joint,
+        total=total,
+        removed=removed,
+        by_reason=by_reason,
+        high=is_high_removal(removed, total, settings),
+        confirmed=confirmed,
+        missing_remarks=missing,
+    )
+
+
+async def confirm_high_removal(db: Database, review_id: int, count: int) -> bool:
+    """S6: the contact typed the number removed; True when it is the current number."""
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        removed = int(
+            (
+                await s.execute(
+                    select(func.count()).select_from(Removal).where(Removal.review_id == review_id)
+                )
+            ).scalar_one()
+        )
+        if removed != count:
+            return False
+        review.high_removal_confirmed = True
+        review.updated_at = utcnow()
+        return True
+
+
+class SubmitRefused(Exception):
+    """The approval chain refused the submission (``review.no_parent``, ...)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class NotReady(Exception):
+    """Submission refused: ``code`` is ``remarks.missing`` (E4) or ``removal.unconfirmed`` (S6)."""
+
+    def __init__(self, code: str, count: int) -> None:
+        super().__init__(code)
+        self.code = code
+        self.count = count
+
+
+@dataclass
+class Submitted:
+    already: bool  # it had been submitted before (a double tap)
+    result: Any = None  # services.approvals.SubmitResult
+
+
+async def submit(db: Database, settings: Settings, review_id: int, operator_id: int) -> Submitted:
+    """Check E4 and S6, then hand the review to the approval chain (idempotent)."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        status = review.status
+    if status not in EDITABLE:
+        return Submitted(already=True)
+    summ = await summary(db, settings, review_id)
+    if summ.missing_remarks:
+        raise NotReady("remarks.missing", summ.missing_remarks)
+    if summ.high and not summ.confirmed:
+        raise NotReady("removal.unconfirmed", summ.removed)
+    from services import approvals
+
+    try:
+        result = await approvals.submit(db, settings, review_id, operator_id)
+    except approvals.ApprovalError as exc:
+        raise SubmitRefused(exc.code) from None
+    return Submitted(already=result.repeated, result=result)
+
+
+async def operator_id_for(db: Database, platform: str, user_id: str, review_id: int) -> int:
+    """The operator id of this user as the contact of the review's union."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        q = (
+            select(Operator.id)
+            .where(
+                Operator.platform == platform,
+                Operator.user_id == user_id,
+                Operator.union_id == review.union_id,
+            )
+            .order_by((Operator.role == Role.contact).desc(), Operator.id)
+            .limit(1)
+        )
+        op = (await s.execute(q)).scalar_one_or_none()
+        if op is None:
+            raise LookupError(f"operator {platform}:{user_id}")
+        return int(op)
+
+
+async def set_mode(db: Database, review_id: int, mode: str) -> None:
+    """Remember the mode chosen (list | file); either may still be used afterwards."""
+    async with db.transaction() as s:
+        review = await _editable(s, review_id)
+        review.member_mode = mode
+        review.updated_at = utcnow()
+
+
+def local_time(dt: datetime | None) -> str:
+    """Asia/Shanghai time for the chat, e.g. ``11-27 09:05``."""
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(SHANGHAI).strftime("%m-%d %H:%M")
