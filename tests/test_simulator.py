@@ -373,3 +373,62 @@ async def test_repeat_delivers_the_same_envelope(
     plain = sim.plaintext("u1", [("MsgType", "text"), ("Content", "年审"), ("MsgId", 42)])
     await sim.post_callback(plain, repeat=3)
     assert len(bot) == 3 and len({json.dumps(m) for m in bot}) == 1
+
+
+async def test_page_endpoints_turn_actions_into_callbacks(
+    sim: WecomSimulator, api: Api, bot: list[dict[str, Any]], http: aiohttp.ClientSession
+) -> None:
+    from bot.simulator import SimUser
+
+    sim.set_directory([SimUser("u1", "王伟", "示例科技工会委员会", "联系人")])
+    base = f"{sim.base_url}/sim"
+    async with http.get(f"{base}/") as r:
+        assert r.status == 200 and "企业微信" in await r.text()
+    async with http.get(f"{base}/static/app.js") as r:
+        assert r.status == 200
+    async with http.get(f"{base}/api/users") as r:
+        assert (await r.json())[0]["role"] == "联系人"
+
+    async with http.post(f"{base}/api/enter", json={"user": "u1"}) as r:
+        assert (await r.json())["ok"] is True
+    async with http.post(f"{base}/api/send", json={"user": "u1", "text": "年审"}) as r:
+        assert await r.json() == {"ok": True, "passive": "text"}
+    async with http.post(f"{base}/api/menu", json={"user": "u1", "key": "review"}) as r:
+        assert (await r.json())["ok"] is True
+    form = aiohttp.FormData()
+    form.add_field("user", "u1")
+    form.add_field("file", b"PK\x03\x04data", filename="名单.xlsx")
+    async with http.post(f"{base}/api/upload", data=form) as r:
+        assert (await r.json())["ok"] is True
+    assert [m.get("Event") or m["MsgType"] for m in bot] == ["enter_agent", "text", "click", "file"]
+    assert bot[-1]["FileName"] == "名单.xlsx"
+
+    await api.card("u1", "t-page")
+    async with http.get(f"{base}/api/messages", params={"user": "u1", "rev": -1}) as r:
+        data = await r.json()
+    card = next(i for i in data["items"] if i["kind"] == "card")
+    key = card["card"]["button_list"][0]["key"]
+    body = {"user": "u1", "task_id": "t-page", "key": key}
+    async with http.post(f"{base}/api/click", json=body) as r:
+        assert (await r.json())["passive"] == "update_button"
+    params = {"user": "u1", "rev": data["rev"], "wait": 5}
+    async with http.get(f"{base}/api/messages", params=params) as r:
+        after = await r.json()
+    assert after["rev"] != data["rev"]
+    assert next(i for i in after["items"] if i["kind"] == "card")["replace_name"] == "已通过"
+    async with http.post(f"{base}/api/click", json=body) as r:  # no longer clickable
+        assert (await r.json())["ok"] is False
+
+    # a file the user received is downloadable from the page
+    up = await api.upload("报表.xlsx", b"PK\x03\x04report")
+    send = {
+        "touser": "u1",
+        "msgtype": "file",
+        "agentid": AGENT,
+        "file": {"media_id": up["media_id"]},
+    }
+    await api.post("message/send", send)
+    async with http.get(f"{base}/api/messages", params={"user": "u1"}) as r:
+        url = (await r.json())["items"][-1]["url"]
+    async with http.get(f"{sim.base_url}{url}") as r:
+        assert await r.read() == b"PK\x03\x04report"

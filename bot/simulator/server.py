@@ -265,6 +265,7 @@ class WecomSimulator:
         self._msgid = itertools.count(7_100_000_000_000_000_000 + secrets.randbelow(10**12))
         self._last_event_time: dict[str, int] = {}
         self._changed = asyncio.Condition()
+        self._closing = False
         self.rev = 0
 
         self._session: aiohttp.ClientSession | None = None
@@ -303,7 +304,7 @@ class WecomSimulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0: a free port); returns the base URL (the ``api_base``)."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -313,6 +314,9 @@ class WecomSimulator:
         return self.base_url
 
     async def stop(self) -> None:
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()  # end the page's long polls
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -410,7 +414,9 @@ class WecomSimulator:
             return self.rev
         try:
             async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.rev != rev), wait)
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.rev != rev or self._closing), wait
+                )
         except TimeoutError:
             pass
         return self.rev
