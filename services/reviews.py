@@ -21,6 +21,7 @@ union only on final approval (``services.unit_fields.apply_edits``, called by ap
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -222,26 +223,34 @@ async def begin(
     return entry
 
 
+_sqlite_write_locks: dict[int, asyncio.Lock] = {}
+
+
+async def _update_draft(db: Database, review_id: int, **values: Any) -> bool:
+    """One UPDATE of an editable review on a bare connection (no ORM session: this runs on
+    every answer). On SQLite the process's writers queue on an asyncio lock instead of in
+    SQLite's sleeping busy handler, which keeps the tail latency low."""
+    stmt = (
+        update(Review)
+        .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
+        .values(updated_at=utcnow(), **values)
+    )
+    if db.is_sqlite:
+        lock = _sqlite_write_locks.setdefault(id(db), asyncio.Lock())
+        async with lock, db.engine.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
+    async with db.engine.begin() as conn:
+        return bool((await conn.execute(stmt)).rowcount)
+
+
 async def save_unit_edits(db: Database, review_id: int, edits: dict[str, Any]) -> bool:
     """Replace the draft's unit edits (one UPDATE). False if the review is no longer editable."""
-    async with db.transaction() as s:
-        res = await s.execute(
-            update(Review)
-            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
-            .values(unit_edits=dict(edits), unit_confirmed=False, updated_at=utcnow())
-        )
-        return bool(res.rowcount)
+    return await _update_draft(db, review_id, unit_edits=dict(edits), unit_confirmed=False)
 
 
 async def confirm_unit(db: Database, review_id: int, confirmed: bool = True) -> bool:
     """U3 done (or undone): the unit information is confirmed in the draft."""
-    async with db.transaction() as s:
-        res = await s.execute(
-            update(Review)
-            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
-            .values(unit_confirmed=confirmed, updated_at=utcnow())
-        )
-        return bool(res.rowcount)
+    return await _update_draft(db, review_id, unit_confirmed=confirmed)
 
 
 async def load_unit(db: Database, review_id: int) -> tuple[Review, Union] | None:
