@@ -15,6 +15,7 @@ import contextlib
 import logging
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -56,6 +57,17 @@ async def _answers(url: str) -> bool:
             await client.aclose()
 
 
+def _spawn_redis(exe: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """A redis-server that keeps nothing on disk. ``Popen`` rather than asyncio's subprocess:
+    no child watcher to race with other code reaping children."""
+    return subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def demo_redis(url: str) -> AsyncIterator[str]:
     """``url`` if a Redis answers there, else a private redis-server for this run."""
@@ -71,17 +83,11 @@ async def demo_redis(url: str) -> AsyncIterator[str]:
         )
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="uc-demo-redis-")
-    proc = await asyncio.create_subprocess_exec(
-        exe,
-        "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", workdir,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = _spawn_redis(exe, port, workdir)
     private = f"redis://127.0.0.1:{port}/0"
     try:
         for _ in range(100):
-            if proc.returncode is not None:
+            if proc.poll() is not None:
                 raise SystemExit("redis-server did not start")
             if await _answers(private):
                 break
@@ -91,13 +97,13 @@ async def demo_redis(url: str) -> AsyncIterator[str]:
         say(f"Redis: a private redis-server on port {port} (stopped on exit)")
         yield private
     finally:
-        if proc.returncode is None:
+        if proc.poll() is None:
             proc.terminate()
             try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
+                await asyncio.to_thread(proc.wait, 5)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                await proc.wait()
+                await asyncio.to_thread(proc.wait)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
