@@ -48,7 +48,9 @@ _SEP_RE = re.compile(r"[,，、;；/\s]+")
 _RANGE_RE = re.compile(r"(\d+)\s*[-~～—–至到]\s*(\d+)")
 _INDEX_PART = r"[\d\s,，、;；/\-~～—–至到]+"
 _MARK_RE = re.compile(rf"^(?P<idx>(?:{_INDEX_PART})?)\s*(?P<reason>[^\d\s,，、;；/\-~～—–]+)$")
-_MARK_REV_RE = re.compile(rf"^(?P<reason>[^\d\s,，、;；/\-~～—–]+)\s*(?P<idx>\d(?:{_INDEX_PART})?)$")
+_MARK_REV_RE = re.compile(
+    rf"^(?P<reason>[^\d\s,，、;；/\-~～—–]+)\s*(?P<idx>\d(?:{_INDEX_PART})?)$"
+)
 _UNMARK_RE = re.compile(rf"^(?:取消|撤销|撤回|删除标记|取消标记)\s*(?P<idx>\d(?:{_INDEX_PART})?)$")
 _PAGE_RE = re.compile(r"^(?:第(\d+)页?|(\d+)页)$")
 _REMARK_RE = re.compile(r"^备注\s*(\d+)\s*[:：,，]?\s*(.*)$", re.S)
