@@ -30,6 +30,12 @@ class Killed(BaseException):
 
 
 @pytest.fixture
+def db(any_db):
+    """Every outbox test runs on SQLite and, with DATABASE_URL, on PostgreSQL."""
+    return any_db
+
+
+@pytest.fixture
 async def sim(settings):
     s = WecomSimulator.from_settings(settings.wecom)
     settings.wecom.api_base = await s.start()
