@@ -241,7 +241,11 @@ class WecomSimulator:
         self.unreachable: set[str] = set()
         self.callback_timeout = callback_timeout
         self.callback_attempts = callback_attempts
-        self.menu = menu if menu is not None else [("年审", "review"), ("进度", "progress")]
+        self.menu = (
+            menu
+            if menu is not None
+            else [("年审", "review"), ("进度", "progress"), ("帮助", "help")]
+        )
         self.clock = SimClock()
 
         self.calls: list[ApiCall] = []
@@ -608,6 +612,10 @@ class WecomSimulator:
     def _apply_passive(self, user: str, reply: PassiveReply, fields: list[tuple[str, Any]]) -> None:
         if reply.to_user and reply.to_user != user:
             raise ProtocolError(f"passive reply ToUserName {reply.to_user!r} is not {user!r}")
+        if reply.from_user and reply.from_user != self.corp_id:
+            raise ProtocolError(
+                f"passive reply FromUserName {reply.from_user!r} is not the corp id"
+            )
         if reply.msg_type == "text":
             text, truncated = _truncate(reply.content, TEXT_LIMIT)
             self._add(

@@ -94,6 +94,7 @@
     state.gen += 1;
     history.replaceState(null, "", "#");
     $("picker").classList.remove("hidden");
+    $("switch").classList.add("hidden");
     $("chat").classList.add("hidden");
     $("composer").classList.add("hidden");
     $("title").textContent = "工会服务卡年审";
@@ -110,6 +111,7 @@
     $("title").textContent = u ? u.name : userId;
     $("subtitle").textContent = u ? [u.unit, u.role].filter(Boolean).join(" · ") : "企业微信用户";
     $("picker").classList.add("hidden");
+    $("switch").classList.remove("hidden");
     $("chat").classList.remove("hidden");
     $("composer").classList.remove("hidden");
     $("chat").textContent = "";
