@@ -50,8 +50,10 @@ pick up from the database draft), ``@progress_view`` (进度 for approvers of hi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import random
 import secrets
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -192,6 +194,16 @@ return 0
 """
 
 
+_rand = random.Random(secrets.randbits(64))  # tokens need uniqueness, not secrecy
+_lock_prefix = secrets.token_hex(6)
+_lock_seq = itertools.count()
+
+
+def _lock_token() -> str:
+    """Unique per turn across processes, without a system call."""
+    return f"{_lock_prefix}{next(_lock_seq):x}"
+
+
 class LockTimeout(Exception):
     """The user's lock stayed taken for longer than ``LOCK_WAIT_S``."""
 
@@ -234,7 +246,7 @@ class DialogEngine:
     async def _redis_turn(self, platform: str, user_id: str) -> AsyncIterator[Cursor]:
         lock_key = keys.lock(platform, user_id)
         cursor_key = keys.cursor(platform, user_id)
-        token = secrets.token_hex(8)
+        token = _lock_token()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOCK_WAIT_S
         delay = 0.002
@@ -518,7 +530,7 @@ class Context:
         self.cursor.history = []
 
     def _enter(self) -> None:
-        self.cursor.token = secrets.token_hex(3)
+        self.cursor.token = f"{_rand.getrandbits(24):06x}"
         self.cursor.invalid = 0
 
 

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -223,24 +223,83 @@ async def begin(
     return entry
 
 
-_sqlite_write_locks: dict[int, asyncio.Lock] = {}
+class DraftWriter:
+    """Group commit for draft updates: the answers of many users waiting at the same moment
+    are written in one transaction (one ``executemany`` per statement shape), and each caller
+    gets its own row's result once that transaction has committed.
+
+    Every answer saves the draft, so this is the hot write of the whole bot; batching keeps it
+    to a few database round trips per batch instead of per answer, and on SQLite it also keeps
+    the writers of this process out of SQLite's sleeping busy handler.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[tuple[int, dict[str, Any], asyncio.Future[bool]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def update(self, review_id: int, values: dict[str, Any]) -> bool:
+        fut: asyncio.Future[bool] = self.loop.create_future()
+        self.pending.append((review_id, values, fut))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run())
+        return await fut
+
+    async def _run(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                results = await self._write(batch)
+            except Exception as exc:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, _, fut), ok in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(ok)
+
+    async def _write(
+        self, batch: list[tuple[int, dict[str, Any], asyncio.Future[bool]]]
+    ) -> list[bool]:
+        results = [False] * len(batch)
+        shapes: dict[tuple[str, ...], list[int]] = {}
+        for i, (_, values, _) in enumerate(batch):
+            shapes.setdefault(tuple(sorted(values)), []).append(i)
+        now = utcnow()
+        async with self.db.engine.begin() as conn:
+            for shape, idx in shapes.items():
+                stmt = (
+                    update(Review)
+                    .where(
+                        Review.id == bindparam("b_id"),
+                        or_(*(Review.status == st.value for st in EDITABLE)),  # no IN: executemany
+                    )
+                    .values(updated_at=now, **{k: bindparam(f"b_{k}") for k in shape})
+                )
+                params = [
+                    {"b_id": batch[i][0], **{f"b_{k}": batch[i][1][k] for k in shape}} for i in idx
+                ]
+                res = await conn.execute(stmt, params)
+                if conn.dialect.supports_sane_multi_rowcount and res.rowcount == len(idx):
+                    for i in idx:
+                        results[i] = True
+                    continue
+                for i, p in zip(idx, params, strict=True):  # which rows were not editable
+                    results[i] = bool((await conn.execute(stmt, p)).rowcount)
+        return results
+
+
+_writers: dict[int, DraftWriter] = {}
 
 
 async def _update_draft(db: Database, review_id: int, **values: Any) -> bool:
-    """One UPDATE of an editable review on a bare connection (no ORM session: this runs on
-    every answer). On SQLite the process's writers queue on an asyncio lock instead of in
-    SQLite's sleeping busy handler, which keeps the tail latency low."""
-    stmt = (
-        update(Review)
-        .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
-        .values(updated_at=utcnow(), **values)
-    )
-    if db.is_sqlite:
-        lock = _sqlite_write_locks.setdefault(id(db), asyncio.Lock())
-        async with lock, db.engine.begin() as conn:
-            return bool((await conn.execute(stmt)).rowcount)
-    async with db.engine.begin() as conn:
-        return bool((await conn.execute(stmt)).rowcount)
+    """Update an editable review (draft/returned) through the process's :class:`DraftWriter`."""
+    writer = _writers.get(id(db))
+    if writer is None or writer.db is not db or writer.loop is not asyncio.get_running_loop():
+        writer = _writers[id(db)] = DraftWriter(db)
+    return await writer.update(review_id, values)
 
 
 async def save_unit_edits(db: Database, review_id: int, edits: dict[str, Any]) -> bool:
