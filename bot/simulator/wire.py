@@ -63,10 +63,10 @@ class Sealer:
     ) -> tuple[str, dict[str, str]]:
         """The POST body and query parameters of one callback."""
         encrypt = self.encrypt(plaintext)
-        body = (
+        body = (  # the field order of the platform's documentation
             f"<xml><ToUserName>{cdata(self.corp_id)}</ToUserName>"
-            f"<Encrypt>{cdata(encrypt)}</Encrypt>"
-            f"<AgentID>{cdata(str(agent_id))}</AgentID></xml>"
+            f"<AgentID>{cdata(str(agent_id))}</AgentID>"
+            f"<Encrypt>{cdata(encrypt)}</Encrypt></xml>"
         )
         query = {
             "msg_signature": signature(self.token, timestamp, nonce, encrypt),
