@@ -74,9 +74,11 @@ class Stack:
         settings: Settings | None = None,
         background: bool = False,
         reply_timeout: float = 4.0,
+        **overrides: Any,
     ) -> AsyncIterator[Stack]:
-        """Bring everything up on free ports; ``background`` runs the worker loops too."""
-        base = settings or load_settings(None)
+        """Bring everything up on free ports; ``background`` runs the worker loops too.
+        ``overrides`` are settings sections, e.g. ``review={"high_removal_count": 3}``."""
+        base = settings or load_settings(None, **overrides)
         local = LocalStack(
             base,
             db_url=f"sqlite+aiosqlite:///{tmp_path / 'stack.db'}",
