@@ -43,7 +43,6 @@ from storage.models import (
     Member,
     MemberStatus,
     Operator,
-    Outbox,
     RemarkEdit,
     Removal,
     RemovalReason,
@@ -380,11 +379,8 @@ async def _update_cards(
             )
             row.updated = True
             continue
+        # None: the outbox sender takes the card's latest code (from its send or a click)
         code = row.response_code
-        if not code:
-            code = await s.scalar(
-                select(Outbox.response_code).where(Outbox.dedup_key == f"card:{row.task_id}")
-            )
         upd = cards.card_update(row.task_id, decision, who, at, code)
         enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
         row.updated = True

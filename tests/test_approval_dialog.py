@@ -6,6 +6,7 @@ import io
 
 import openpyxl
 import pytest
+from approval_seed import seed_tree
 from sqlalchemy import select
 
 from dialogs import approval as flow
@@ -14,8 +15,19 @@ from dialogs.events import Event, EventKind
 from dialogs.router import DialogRouter
 from services import approvals
 from services.messages import File, Text, from_payload
-from storage.models import ApprovalStep, AuditLog, Outbox, RemovalReason, Review, ReviewStatus
-from tests.approval_seed import seed_tree
+from storage.models import (
+    ApprovalStep,
+    AuditLog,
+    Member,
+    Operator,
+    Outbox,
+    Removal,
+    RemovalReason,
+    Review,
+    ReviewStatus,
+    Role,
+    Union,
+)
 
 W = "wecom"
 
@@ -155,3 +167,105 @@ async def test_withdraw_by_the_contact(db, settings, router) -> None:
     ctx = make_context(say("c_unit", "撤回"), Cursor(), settings, db, router.redis)
     await flow.withdraw_command(ctx)
     assert "没有等待审核" in texts(ctx.reply)
+
+
+# --- through the whole stack: simulator, bot app, outbox worker ---------------------------
+
+
+async def _review_with_removals(stack, tree, n: int = 2, edits: dict | None = None) -> int:
+    members = tree.members["UNIT"]
+    op = tree.operators[tree.contact]
+    async with stack.db.transaction() as s:
+        review = Review(
+            union_id=tree.union_id("UNIT"),
+            year=stack.settings.review.year,
+            started_by=op.id,
+            unit_edits=edits or {},
+        )
+        s.add(review)
+        await s.flush()
+        for m in members[:n]:
+            s.add(Removal(review_id=review.id, member_id=m.id, reason=RemovalReason.retired))
+    await stack.submit(tree)
+    await stack.deliver()
+    return review.id
+
+
+def _key(card, action: str) -> str:
+    return next(b["key"] for b in card.card["button_list"] if f":{action}:" in b["key"])
+
+
+async def _add_approver(stack, tree, user: str, code: str = "DIST") -> None:
+    async with stack.db.transaction() as s:
+        s.add(
+            Operator(
+                union_id=tree.union_id(code),
+                platform=W,
+                user_id=user,
+                name="区总审核员二",
+                role=Role.approver,
+            )
+        )
+
+
+async def test_two_levels_through_the_simulator(stack) -> None:
+    tree = await stack.seed(members=6)
+    await _add_approver(stack, tree, "a_dist2")
+    review_id = await _review_with_removals(stack, tree, 2, {"employees_total": "30"})
+    sim = stack.sim
+    [card] = sim.cards(tree.approver_district)
+    [card2] = sim.cards("a_dist2")
+    tc = card.card
+    assert tc["main_title"]["title"] == "年审待审核"
+    kv = {h["keyname"]: h["value"] for h in tc["horizontal_content_list"]}
+    assert kv["单位"] == "常州市天宁区示例科技有限公司工会委员会" and kv["会员"] == "6 → 4"
+    assert "第 1 级，共 2 级" in (tc.get("sub_title_text", "") + str(kv))
+    assert "⚠" in tc["quote_area"]["quote_text"]  # 2 of 6 > 20 %
+    assert not sim.cards(tree.approver_city) and not sim.cards(tree.contact)
+
+    # 查看明细: masked IDs, passively
+    detail = await sim.click_button(tree.approver_district, card.task_id, _key(card, "detail"))
+    assert detail is not None and "职工总数" in detail.content and "****" in detail.content
+
+    reply = await sim.click_button(tree.approver_district, card.task_id, _key(card, "approve"))
+    assert reply.msg_type == "update_button" and "已通过" in card.replace_name
+    await stack.deliver()
+    assert "已通过" in card2.replace_name and "区总审核员" in card2.replace_name  # updated actively
+    assert any("现等待 常州市总工会" in t for t in sim.texts(tree.contact))
+    [city] = sim.cards(tree.approver_city)
+    await sim.click_button(tree.approver_city, city.task_id, _key(city, "approve"))
+    await stack.deliver()
+    assert "已通过" in city.replace_name
+    assert any("年审完成" in t for t in sim.texts(tree.contact))
+    async with stack.db.session() as s:
+        assert (await s.get(Review, review_id)).status == ReviewStatus.completed
+        removed = list(
+            await s.scalars(select(Member).where(Member.removed_by_review_id == review_id))
+        )
+        assert len(removed) == 2 and all(m.status == "removed" for m in removed)
+        assert (await s.get(Union, tree.union_id("UNIT"))).employees_total == 30
+    assert [c.errcode for c in sim.calls_to("message/update_template_card")] == [0]
+
+
+async def test_return_with_reason_through_the_simulator(stack) -> None:
+    tree = await stack.seed(members=4)
+    review_id = await _review_with_removals(stack, tree, 1)
+    sim = stack.sim
+    [card] = sim.cards(tree.approver_district)
+    ask = await sim.click_button(tree.approver_district, card.task_id, _key(card, "return"))
+    assert ask.msg_type == "text" and "退回原因" in ask.content
+    assert card.replace_name == ""  # nothing decided yet
+    done = await sim.send_text(tree.approver_district, "女职工人数填错了")
+    assert "已退回" in done.content
+    await stack.deliver()
+    assert "已退回" in card.replace_name
+    assert any("女职工人数填错了" in t for t in sim.texts(tree.contact))
+    async with stack.db.session() as s:
+        review = await s.get(Review, review_id)
+        assert review.status == ReviewStatus.returned
+        assert review.return_reason == "女职工人数填错了"
+    # resubmitted: a new round, a new card
+    await stack.submit(tree)
+    await stack.deliver()
+    cards = sim.cards(tree.approver_district)
+    assert len(cards) == 2 and cards[1].task_id != card.task_id and cards[1].replace_name == ""

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
+from approval_seed import seed_tree
 from sqlalchemy import func, select
 
 from services import approvals
@@ -24,7 +25,6 @@ from storage.models import (
     ReviewStatus,
     Union,
 )
-from tests.approval_seed import seed_tree
 
 NOW = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
 W = "wecom"
