@@ -77,6 +77,16 @@ async def test_chat_and_card_click_in_the_page(live: Stack, browser) -> None:
     await page.click("#send")
     await expect(page.locator(".row.app .bubble").filter(has_text="单位信息")).not_to_have_count(0)
 
+    # a file through the attach button: acknowledged at once, shown with a download link
+    await page.set_input_files(
+        "#file",
+        files=[{"name": "名单.csv", "mimeType": "text/csv", "buffer": "身份证号码\n".encode()}],
+    )
+    await expect(page.locator('.row.user[data-kind="file"] a')).to_have_text("名单.csv")
+    await expect(page.locator(".row.app .bubble").filter(has_text="已收到文件")).to_have_count(1)
+    sent = live.sim.transcript(tree.contact)
+    assert any(i.kind == "file" and i.sender == "user" for i in sent)
+
     # the contact's review is submitted; the district approver gets a card
     await live.submit(tree)
     await page.click("#switch")
