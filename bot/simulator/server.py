@@ -122,8 +122,8 @@ class ChatItem:
 
     seq: int
     user: str
-    sender: str  # "user" | "app"
-    kind: str  # text | file | card | event | other
+    sender: str  # "user" | "app" | "system" (the simulator's own notes, e.g. a dropped send)
+    kind: str  # text | file | card | event | other | dropped
     via: str = ""  # app messages: "passive" | "active"
     text: str = ""
     file_name: str = ""
@@ -811,6 +811,9 @@ class WecomSimulator:
             reason = self._rate_exceeded(user, now)
             if reason:
                 self.dropped.append(Dropped(now, user, msgtype, body, reason))
+                limit = "每分钟 30 条" if reason == "per_minute" else "每小时 1000 条"
+                note = f"（模拟器提示：超过{limit}的限制，平台丢弃了一条{msgtype}消息）"
+                self._add(user=user, sender="system", kind="dropped", text=note)
                 continue
             self._sent.setdefault(user, deque()).append(now)
             self._deliver(user, msgtype, payload, msgid)

@@ -171,6 +171,7 @@
 
   function renderItem(item) {
     if (item.kind === "event") return el("div", "event", item.text);
+    if (item.sender === "system") return el("div", "error", item.text);
     const row = el("div", "row " + (item.sender === "user" ? "user" : "app"));
     row.dataset.kind = item.kind;
     row.dataset.sender = item.sender;
