@@ -77,6 +77,8 @@ async def _approve(ctx: Context, step_id: int) -> None:
     except ApprovalError:
         ctx.say(T.APPLY_FAILED)
         return
+    if ctx.cursor.step == "appr.return_reason" and ctx.data.get("step_id") == step_id:
+        await _leave(ctx)  # a pending 退回 of this step is moot now
     if res.outcome in (Outcome.advanced, Outcome.completed):
         ctx.reply.card_update = res.card_update
         level = cards.level_text(res.level, res.levels)
@@ -155,6 +157,10 @@ class ReturnReason(Step):
 # --- the contact's 撤回 -------------------------------------------------------------------
 
 
+# steps where a contact waits for the approval; left after a withdrawal
+WAITING_STEPS = ("appr.submitted", "members.done")
+
+
 def is_withdraw_command(word: str) -> bool:
     return word in T.CMD_WITHDRAW
 
@@ -171,7 +177,7 @@ async def withdraw_command(ctx: Context) -> None:
         ctx.say(T.WITHDRAW_ERRORS.get(exc.code, T.NOTHING_TO_WITHDRAW))
         return
     ctx.say(T.WITHDRAWN)
-    if ctx.cursor.step == "appr.submitted":
+    if ctx.cursor.step in WAITING_STEPS:
         ctx.finish()
 
 

@@ -269,3 +269,27 @@ async def test_return_with_reason_through_the_simulator(stack) -> None:
     await stack.deliver()
     cards = sim.cards(tree.approver_district)
     assert len(cards) == 2 and cards[1].task_id != card.task_id and cards[1].replace_name == ""
+
+
+async def test_withdraw_from_the_waiting_step(db, settings, router) -> None:
+    t = await seed_tree(db)
+    await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    async with router.engine.turn(W, "c_unit") as cur:
+        cur.step = "appr.submitted"
+    waiting = await router.handle(say("c_unit", "审核到哪了"))
+    assert "等待上级工会审核" in texts(waiting)
+    done = await router.handle(say("c_unit", "撤回"))
+    assert "已撤回" in texts(done)
+    assert not (await router.engine.peek(W, "c_unit")).exists
+    async with db.session() as s:
+        assert (await s.get(Review, t.review.id)).status == ReviewStatus.draft
+
+
+async def test_approve_click_ends_a_pending_return(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    await router.handle(click("a_dist", "return", res.step_id, "t1"))
+    assert (await router.engine.peek(W, "a_dist")).step == "appr.return_reason"
+    ok = await router.handle(click("a_dist", "approve", res.step_id, "t1"))
+    assert "已通过" in texts(ok)
+    assert not (await router.engine.peek(W, "a_dist")).exists

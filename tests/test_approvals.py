@@ -365,3 +365,14 @@ async def test_level_without_approvers_waits_visibly(any_db, settings) -> None:
     assert len(await outbox(db, "a_new", "card")) == 1
     r = await approvals.decide(db, settings, res.step_id, (W, "a_new"), Decision.approved)
     assert r.outcome == Outcome.advanced
+
+
+async def test_double_tap_submit_at_the_same_moment(any_db, settings) -> None:
+    t = await seed_tree(any_db)
+    a, b = await asyncio.gather(submit(any_db, settings, t), submit(any_db, settings, t))
+    assert sorted([a.repeated, b.repeated]) == [False, True]
+    assert a.step_id == b.step_id
+    async with any_db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(ApprovalStep)) == 1
+        assert await s.scalar(select(func.count()).select_from(ApprovalCard)) == 2
+    assert (await get(any_db, Review, t.review.id)).round == 1
