@@ -56,7 +56,9 @@ async def test_menu_and_enter_events_reach_the_handler(settings, db, redis, tmp_
         assert kinds == [(EventKind.enter, ""), (EventKind.menu, "review")]
 
 
-@pytest.mark.parametrize("case", ["signature", "timestamp", "corp_id", "garbage", "no_encrypt"])
+@pytest.mark.parametrize(
+    "case", ["signature", "timestamp", "corp_id", "garbage", "no_encrypt", "huge"]
+)
 async def test_rejections_touch_nothing_and_log_one_line(
     case, settings, db, redis, tmp_path, caplog
 ) -> None:
@@ -94,6 +96,9 @@ async def test_rejections_touch_nothing_and_log_one_line(
                 return f"<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>", q
 
             kwargs["tamper"] = garbage
+        elif case == "huge":
+            expected = 400
+            kwargs["tamper"] = lambda b, q: (b.replace("<xml>", "<xml>" + " " * 70_000), q)
         else:
             expected = 400
             kwargs["tamper"] = lambda b, q: ("<xml><ToUserName>x</ToUserName></xml>", q)
@@ -123,6 +128,11 @@ async def test_delivered_three_times_one_effect(settings, db, redis, tmp_path) -
         ev = r.sim.plaintext(USER, [("MsgType", "event"), ("Event", "click"), ("EventKey", "k")])
         await r.sim.post_callback(ev, repeat=3)
         assert [e.kind for e in r.handler.events] == [EventKind.text, EventKind.menu]
+        # three deliveries at the same moment (claimed in one batch): still one effect
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "并发"), ("MsgId", 43)])
+        results = await asyncio.gather(*(r.sim.post_callback(plain) for _ in range(3)))
+        assert sorted(bool(x.body) for x in results) == [False, False, True]
+        assert [e.text for e in r.handler.events].count("并发") == 1
 
 
 async def test_retry_while_in_progress_gets_empty_200(settings, db, redis, tmp_path) -> None:

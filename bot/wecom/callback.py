@@ -30,6 +30,7 @@ from storage.redis import keys
 logger = logging.getLogger("unioncard.wecom.callback")
 
 DEDUP_TTL_SECONDS = 3600
+MAX_BODY_BYTES = 64 * 1024  # a callback envelope is a few KB
 FILE_JOB = "wecom.file"
 _EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -176,8 +177,12 @@ class WecomCallback:
     async def post(self, request: web.Request) -> web.Response:
         q = request.query
         nonce = q.get("nonce", "")
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return self._reject(request, CallbackRejected("body too large", 400))
         try:
-            body = await request.read()
+            body = await request.content.read(MAX_BODY_BYTES + 1)
+            if len(body) > MAX_BODY_BYTES:
+                raise CallbackRejected("body too large", 400)
             xml = self.crypto.decrypt(
                 body, q.get("msg_signature", ""), q.get("timestamp", ""), nonce
             )
