@@ -131,11 +131,9 @@ def card_update(
     task_id: str, decision: Decision, who: str, at: datetime | None, response_code: str | None
 ) -> CardUpdate:
     """The buttons of a decided card turn into one disabled label naming who and when."""
-    return CardUpdate(
-        task_id=task_id,
-        replace_text=f"{DECISION_LABELS[decision]}（{who} {local_time(at)}）",
-        response_code=response_code or None,
-    )
+    when = at.astimezone(SHANGHAI).strftime("%m-%d %H:%M") if at else ""
+    label = f"{DECISION_LABELS[decision]} · {who[:8]} {when}".strip()
+    return CardUpdate(task_id=task_id, replace_text=label, response_code=response_code or None)
 
 
 # --- notices (active texts through the outbox) -------------------------------------------
