@@ -100,13 +100,13 @@ def _positive(value: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     run_serve = _lazy("bot.app", "run_serve", "serve")
-    return run_async(_with_schema(settings, run_serve(settings)))
+    return run_async(_with_schema(settings, run_serve))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     run_worker = _lazy("bot.worker", "run_worker", "worker")
-    return run_async(_with_schema(settings, run_worker(settings)))
+    return run_async(_with_schema(settings, run_worker))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,13 +118,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result is None else int(result)
 
 
-async def _with_schema(settings: Settings, coro: Coroutine[Any, Any, Any]) -> int | None:
-    try:
-        await _require_schema(settings)
-    except BaseException:
-        coro.close()
-        raise
-    result = await coro
+async def _with_schema(settings: Settings, run: Callable[[Settings], Any]) -> int | None:
+    """Check the schema, then run ``run(settings)`` (a coroutine function or a plain one)."""
+    await _require_schema(settings)
+    result = run(settings)
+    if asyncio.iscoroutine(result):
+        result = await result
     return result if isinstance(result, int) else None
 
 
