@@ -7,6 +7,7 @@ minutes and works once. An upload is stored under the upload folder and queued a
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import os
@@ -104,6 +105,20 @@ class UploadPage:
         app.router.add_get("/h5/upload/{token}", self.get)
         app.router.add_post("/h5/upload/{token}", self.post)
 
+    async def _store(self, part: Any, path: Path) -> int:
+        """Stream the part to ``path`` (file I/O in a thread); stops past the size limit."""
+        fh = await asyncio.to_thread(path.open, "wb")
+        size = 0
+        try:
+            while chunk := await part.read_chunk(256 * 1024):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    break
+                await asyncio.to_thread(fh.write, chunk)
+        finally:
+            await asyncio.to_thread(fh.close)
+        return size
+
     async def get(self, request: web.Request) -> web.Response:
         try:
             await peek_upload_token(self.redis, self.secret, request.match_info["token"])
@@ -123,6 +138,7 @@ class UploadPage:
         mb = self.max_bytes // (1024 * 1024)
         path: Path | None = None
         name = ""
+        size = 0
         try:
             reader = await request.multipart()
             async for part in reader:
@@ -133,18 +149,12 @@ class UploadPage:
                 if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
                     return _form(texts.H5_BAD_TYPE, 400)
                 path = new_upload_path(self.upload_dir, name)
-                size = 0
-                with path.open("wb") as fh:  # small chunks; the disk write is not the bottleneck
-                    while chunk := await part.read_chunk(65536):
-                        size += len(chunk)
-                        if size > self.max_bytes:
-                            break
-                        fh.write(chunk)
+                size = await self._store(part, path)
                 if size > self.max_bytes:
-                    path.unlink(missing_ok=True)
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
                     return _form(texts.H5_TOO_LARGE.format(mb=mb), 413)
                 if size == 0:
-                    path.unlink(missing_ok=True)
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
                     return _form(texts.H5_EMPTY, 400)
                 break
         except ValueError:
@@ -155,7 +165,7 @@ class UploadPage:
         try:
             grant = await redeem_upload_token(self.redis, self.secret, token)
         except UploadTokenError as exc:
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
             return _token_error(exc)
         await enqueue_job(
             self.redis,
@@ -173,6 +183,6 @@ class UploadPage:
             "h5.uploaded",
             platform=grant.platform,
             review_id=grant.review_id,
-            size=path.stat().st_size,
+            size=size,
         )
         return _message(texts.H5_DONE_TITLE, texts.H5_DONE.format(name=name), "ok", 200)
