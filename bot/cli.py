@@ -24,7 +24,7 @@ from typing import Any
 from storage.settings import ConfigError, Settings, load_settings
 
 # Modules exposing ``register(subparsers)``; others add theirs here (small additive edit).
-COMMAND_MODULES: tuple[str, ...] = ("bot.commands_reminders",)
+COMMAND_MODULES: tuple[str, ...] = ("bot.commands_reminders", "bot.commands_approvals")
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -508,6 +508,22 @@ async def send_pending_cards(db: Database, settings: Settings, review_id: int) -
         return await _send_cards(s, settings, review, bundle, step)
 
 
+async def send_all_pending_cards(db: Database, settings: Settings) -> dict[int, int]:
+    """:func:`send_pending_cards` for every submitted review: {review id: cards sent} (> 0)."""
+    async with db.session() as s:
+        ids = list(
+            await s.scalars(
+                select(Review.id).where(Review.status == ReviewStatus.submitted).order_by(Review.id)
+            )
+        )
+    out: dict[int, int] = {}
+    for rid in ids:
+        n = await send_pending_cards(db, settings, rid)
+        if n:
+            out[rid] = n
+    return out
+
+
 async def current_step(s: AsyncSession, review: Review) -> ApprovalStep | None:
     return await s.scalar(
         select(ApprovalStep).where(
