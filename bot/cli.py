@@ -99,14 +99,12 @@ def _positive(value: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    run_serve = _lazy("bot.app", "run_serve", "serve")
-    return run_async(_with_schema(settings, run_serve))
+    return run_async(_with_schema(settings, "bot.app", "run_serve", "serve"))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    run_worker = _lazy("bot.worker", "run_worker", "worker")
-    return run_async(_with_schema(settings, run_worker))
+    return run_async(_with_schema(settings, "bot.worker", "run_worker", "worker"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -118,10 +116,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result is None else int(result)
 
 
-async def _with_schema(settings: Settings, run: Callable[[Settings], Any]) -> int | None:
-    """Check the schema, then run ``run(settings)`` (a coroutine function or a plain one)."""
+async def _with_schema(settings: Settings, module: str, attr: str, what: str) -> int | None:
+    """Check the schema, then run ``module.attr(settings)`` (async or plain)."""
     await _require_schema(settings)
-    result = run(settings)
+    result = _lazy(module, attr, what)(settings)
     if asyncio.iscoroutine(result):
         result = await result
     return result if isinstance(result, int) else None
