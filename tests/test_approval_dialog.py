@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import openpyxl
@@ -293,3 +294,32 @@ async def test_approve_click_ends_a_pending_return(db, settings, router) -> None
     ok = await router.handle(click("a_dist", "approve", res.step_id, "t1"))
     assert "已通过" in texts(ok)
     assert not (await router.engine.peek(W, "a_dist")).exists
+
+
+async def test_two_approvers_click_at_once_through_the_simulator(stack) -> None:
+    tree = await stack.seed(members=4)
+    await _add_approver(stack, tree, "a_dist2")
+    review_id = await _review_with_removals(stack, tree, 1)
+    sim = stack.sim
+    [c1] = sim.cards(tree.approver_district)
+    [c2] = sim.cards("a_dist2")
+    replies = await asyncio.gather(
+        sim.click_button(tree.approver_district, c1.task_id, _key(c1, "approve")),
+        sim.click_button("a_dist2", c2.task_id, _key(c2, "approve")),
+    )
+    assert all(r.msg_type == "update_button" for r in replies)
+    await stack.deliver()
+    said = sim.texts(tree.approver_district) + sim.texts("a_dist2")
+    assert sum("已通过（第 1 级" in t for t in said) == 1  # one decision ...
+    assert sum("已由 " in t and "通过" in t for t in said) == 1  # ... the other is told
+    assert "已通过" in c1.replace_name and "已通过" in c2.replace_name
+    assert c1.replace_name == c2.replace_name  # both name the same decider
+    assert len(sim.cards(tree.approver_city)) == 1
+    async with stack.db.session() as s:
+        steps = list(
+            await s.scalars(select(ApprovalStep).where(ApprovalStep.review_id == review_id))
+        )
+        audits = list(
+            await s.scalars(select(AuditLog).where(AuditLog.action == "approval.approved"))
+        )
+    assert len(steps) == 2 and len(audits) == 1
