@@ -85,6 +85,7 @@ class Outcome(StrEnum):
     advanced = "advanced"  # approved, the next level has the review now
     completed = "completed"  # approved at the last level and applied
     returned = "returned"  # sent back to the contact with a reason
+    withdrawn = "withdrawn"  # taken back by the contact before the first decision
     already = "already"  # the step was decided (or withdrawn) before: nothing changed
     refused = "refused"  # this person may not decide this step (audited)
     allowed = "allowed"  # precheck only: this person may decide the step now
@@ -966,7 +967,7 @@ async def withdraw(
             step_id=step.id,
         )
         return DecideResult(
-            outcome=Outcome.returned,
+            outcome=Outcome.withdrawn,
             step_id=step.id,
             review_id=review.id,
             decision=Decision.withdrawn,

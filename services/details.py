@@ -25,6 +25,7 @@ from storage.db import Database
 from storage.models import (
     ApprovalCard,
     ApprovalStep,
+    AuditLog,
     Member,
     RemarkEdit,
     Removal,
@@ -217,6 +218,16 @@ async def details_for_step(
 ) -> list[Text | File] | None:
     """The messages for 查看明细, or None when ``identity`` may not see them."""
     if not await may_view(db, step_id, identity):
+        async with db.transaction() as s:
+            step = await s.get(ApprovalStep, step_id)
+            s.add(
+                AuditLog(
+                    actor=f"{identity[0]}:{identity[1]}",
+                    action="approval.detail_refused",
+                    review_id=step.review_id if step else None,
+                    detail={"step_id": step_id},
+                )
+            )
         return None
     d = await load_details(db, step_id)
     return None if d is None else await render(d)

@@ -140,6 +140,11 @@ async def test_details_short_as_text_long_as_xlsx(db, settings, router) -> None:
     assert "职工总数：15 → 99" in body and "退休" in body
     assert "3204" in body and "*" in body and t.members[0].id_number not in body
     assert "无权" in texts(await router.handle(click("a_other", "detail", res.step_id)))
+    async with db.session() as s:
+        refused = list(
+            await s.scalars(select(AuditLog).where(AuditLog.action == "approval.detail_refused"))
+        )
+    assert [a.actor for a in refused] == ["wecom:a_other"]
 
 
 async def test_long_details_come_as_xlsx(db, settings, router) -> None:

@@ -212,7 +212,7 @@ async def test_withdraw_before_first_decision(any_db, settings) -> None:
     with pytest.raises(ApprovalError):
         await approvals.withdraw(db, settings, t.review.id, (W, "a_dist"))
     r = await approvals.withdraw(db, settings, t.review.id, (W, "c_unit"), now=NOW)
-    assert r.decision == Decision.withdrawn
+    assert r.outcome == Outcome.withdrawn and r.decision == Decision.withdrawn
     review = await get(db, Review, t.review.id)
     assert review.status == ReviewStatus.draft
     upd = await outbox(db, kind="card_update")
