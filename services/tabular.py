@@ -196,12 +196,11 @@ def _open_calamine(path: Path) -> Table:
         sheet = wb.get_sheet_by_index(0)
     except Exception as exc:
         raise TableError("unreadable", f"无法读取表格文件：{type(exc).__name__}") from None
-    start = sheet.start
-    first_row = (start[0] if start else 0) + 1
-    height = sheet.height
+    end = sheet.end
+    last_row = end[0] + 1 if end else 0
     it = iter(sheet.iter_rows())
     header: list[str] | None = None
-    row_no = first_row - 1
+    row_no = 0  # iter_rows starts at the sheet's first row, blank leading rows included
     for cells in it:
         row_no += 1
         if not is_blank(cells):
@@ -226,6 +225,6 @@ def _open_calamine(path: Path) -> Table:
     return Table(
         header=header,
         rows=rows(),
-        total=max(height - (header_row - first_row + 1), 0),
+        total=max(last_row - header_row, 0),
         _closers=[wb],
     )
