@@ -229,6 +229,8 @@ async def handle_upload(ctx: Context) -> None:
         ctx.say(T.FILE_PLATFORM.format(url=upload_link(ctx)))
         return
     rid = _rid(ctx)
+    if not await mr.is_editable(ctx.db, rid):
+        raise ReviewNotEditable("submitted")
     name = ev.file_name or os.path.basename(ev.upload_path)
     path = ev.upload_path
     try:
@@ -241,8 +243,12 @@ async def handle_upload(ctx: Context) -> None:
     if prev is not None:
         when = mr.local_time(prev.created_at)
         ctx.say(T.FILE_SAME.format(when=when))
-        if prev.status in ("applied", "superseded"):
+        if prev.status == "applied":
             ctx.say(T.FILE_SAME_APPLIED)
+            return
+        if prev.status == "superseded":  # an older file sent again: it becomes the current one
+            ctx.say("\n".join(file_summary_lines(prev.file_name, prev.summary)))
+            await apply_and_say(ctx, prev.id)
             return
         if prev.status == "rejected":
             ctx.say(T.FILE_SAME_REJECTED + rejection_text(ctx, prev.summary.get("code", "")))

@@ -36,7 +36,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.uploads import Column, Sheet
-from services.validators import ID_WEIGHTS, Invalid, check_id_number, mask_id_number
+from services.validators import Invalid, check_id_number, mask_id_number
 from storage.db import Database
 from storage.models import (
     Member,
@@ -160,6 +160,11 @@ async def _editable(session: AsyncSession, review_id: int) -> Review:
     if review.status not in EDITABLE:
         raise ReviewNotEditable(review.status)
     return review
+
+
+async def is_editable(db: Database, review_id: int) -> bool:
+    async with db.session() as s:
+        return (await load_review(s, review_id)).status in EDITABLE
 
 
 async def union_of(db: Database, review_id: int) -> Union:
@@ -511,8 +516,10 @@ class FileCheck:
         return dict(Counter(self.marks.values()))
 
 
+_LAST = frozenset("0123456789Xx")
 _SCI_RE = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
-_WEIGHT_SUM_48 = 48 * sum(ID_WEIGHTS)
+# The check digit: sum(d_i * w_i) mod 11 with w_i = 2**(17 - i) mod 11 (ISO 7064 MOD 11-2).
+# Since 13 = 2 (mod 11), that sum equals 2 * int(first17, 13) mod 11: one C call per ID.
 _CHECK = "10X98765432"
 _DATE_CACHE: dict[str, bool] = {}
 
@@ -544,8 +551,7 @@ def check_id_cell(raw: str, typ: str) -> str:
             value = raw if last != "x" else raw[:17] + "X"
             if not _date_ok(value[6:14]):
                 raise Invalid("id.date", value)
-            total = sum(map(int.__mul__, value[:17].encode(), ID_WEIGHTS)) - _WEIGHT_SUM_48
-            if _CHECK[total % 11] != value[17]:
+            if _CHECK[2 * int(value[:17], 13) % 11] != value[17]:
                 raise Invalid("id.checksum", value)
             return value
     return check_id_number(raw)
@@ -555,34 +561,60 @@ def validate_rows(sheet: Sheet, joint: bool) -> tuple[list[tuple[int, str, Any]]
     """Check each row's ID and reason (no database): ([(row index, id, reason|remark)], errors).
 
     The third item is a :class:`RemovalReason`, or for a joint union's row without a reason
-    but with a 所在单位, the remark text.
+    but with a 所在单位, the remark text. The loop is the hot path of a 100,000-row file: a clean
+    18-character text ID is checked inline; anything else goes through :func:`check_id_cell`.
     """
     ok: list[tuple[int, str, Any]] = []
     errors: list[RowError] = []
     numbers = sheet.row_numbers
-    ids = sheet.values.get("id")
-    id_types = sheet.types.get("id", "")
-    reasons = sheet.values.get("reason")
+    n = len(numbers)
+    ids = sheet.values.get("id") or [""] * n
+    id_types = sheet.types.get("id") or "e" * n
+    reasons = sheet.values.get("reason") or [""] * n
     employers = sheet.values.get("employer") if joint else None
-    for i in range(len(numbers)):
-        raw = ids[i] if ids is not None else ""
-        try:
-            value = check_id_cell(raw, id_types[i] if ids is not None else "e")
-        except Invalid as exc:
-            errors.append(RowError(numbers[i], raw, exc.code))
-            continue
-        reason_text = reasons[i].strip() if reasons is not None else ""
-        if not reason_text:
-            employer = clean_remark(employers[i]) if employers is not None else ""
-            if employer:
-                ok.append((i, value, employer))
-            else:
-                errors.append(RowError(numbers[i], raw, "reason.missing"))
-            continue
-        reason = _REASON_WORDS.get(reason_text) or parse_reason(reason_text)
+    words = _REASON_WORDS
+    dates = _DATE_CACHE
+    check = _CHECK
+    for i in range(n):
+        raw = ids[i]
+        if (
+            len(raw) == 18
+            and id_types[i] == "s"
+            and raw.isascii()
+            and raw[:17].isdigit()
+            and raw[17] in _LAST
+        ):
+            value = raw if raw[17] != "x" else raw[:17] + "X"
+            good = dates.get(value[6:14])
+            if good is None:
+                good = _date_ok(value[6:14])
+            if not good:
+                errors.append(RowError(numbers[i], raw, "id.date"))
+                continue
+            if check[2 * int(value[:17], 13) % 11] != value[17]:
+                errors.append(RowError(numbers[i], raw, "id.checksum"))
+                continue
+        else:
+            try:
+                value = check_id_cell(raw, id_types[i])
+            except Invalid as exc:
+                errors.append(RowError(numbers[i], raw, exc.code))
+                continue
+        text = reasons[i]
+        reason = words.get(text)
         if reason is None:
-            errors.append(RowError(numbers[i], raw, "reason.unknown", reason_text[:50]))
-            continue
+            text = text.strip()
+            if not text:
+                employer = clean_remark(employers[i]) if employers is not None else ""
+                if employer:
+                    ok.append((i, value, employer))
+                else:
+                    errors.append(RowError(numbers[i], raw, "reason.missing"))
+                continue
+            reason = parse_reason(text)
+            if reason is None:
+                errors.append(RowError(numbers[i], raw, "reason.unknown", text[:50]))
+                continue
         ok.append((i, value, reason))
     return ok, errors
 
@@ -590,18 +622,24 @@ def validate_rows(sheet: Sheet, joint: bool) -> tuple[list[tuple[int, str, Any]]
 async def _members_by_id_number(
     session: AsyncSession, union_id: int
 ) -> tuple[dict[str, int], set[str]]:
-    """({id number: member id} of active members, id numbers of removed members)."""
-    rows = await session.execute(
-        select(Member.id_number, Member.id, Member.status).where(Member.union_id == union_id)
+    """({id number: member id} of active members, id numbers of removed members).
+
+    Plain driver rows (no ORM objects): this reads every member of a unit of 100,000.
+    """
+    conn = await session.connection()
+    table = Member.__table__
+    rows = await conn.execute(
+        select(table.c.id_number, table.c.id).where(
+            table.c.union_id == union_id, table.c.status == MemberStatus.active.value
+        )
     )
-    active: dict[str, int] = {}
-    removed: set[str] = set()
-    for id_number, mid, status in rows:
-        if status == MemberStatus.active:
-            active[id_number] = mid
-        else:
-            removed.add(id_number)
-    return active, removed - set(active)
+    active = dict(rows.tuples().all())
+    gone = await conn.execute(
+        select(table.c.id_number).where(
+            table.c.union_id == union_id, table.c.status != MemberStatus.active.value
+        )
+    )
+    return active, set(gone.scalars().all()) - set(active)
 
 
 async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
@@ -742,7 +780,7 @@ async def apply_upload(db: Database, review_id: int, upload_id: int) -> ApplyRes
             raise LookupError(f"upload {upload_id}")
         wanted = {int(mid): RemovalReason(r) for mid, r in upload.summary.get("marks", [])}
         remarks = {int(mid): r for mid, r in upload.summary.get("remarks_set", [])}
-        if upload.status == "applied":
+        if upload.status == "applied":  # a superseded upload may be applied again
             return ApplyResult(len(wanted), 0, 0, len(remarks), already_applied=True)
         existing = {
             mid: (rid, reason, source)

@@ -120,6 +120,8 @@ class Sheet:
     values: dict[str, list[str]] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     sheet_name: str = ""
+    child_peak_mb: float = 0.0  # the parsing child's peak resident memory
+    child_cpu_s: float = 0.0  # and its CPU time (user + system)
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -386,6 +388,8 @@ def _pack(sheet: Sheet) -> tuple[Any, ...]:
     numbers = sheet.row_numbers
     contiguous = bool(numbers) and numbers[-1] - numbers[0] == len(numbers) - 1
     rows: Any = (numbers[0], len(numbers)) if contiguous else numbers
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    stats = (usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
     return (
         sheet.kind,
         sheet.columns,
@@ -394,17 +398,18 @@ def _pack(sheet: Sheet) -> tuple[Any, ...]:
         packed,
         sheet.types,
         sheet.sheet_name,
+        stats,
     )
 
 
 def _unpack(data: tuple[Any, ...]) -> Sheet:
-    kind, columns, header_row, rows, packed, types, name = data
+    kind, columns, header_row, rows, packed, types, name, (peak, cpu) = data
     numbers = list(range(rows[0], rows[0] + rows[1])) if isinstance(rows, tuple) else rows
     values = {
         k: (v.split(_SEP) if isinstance(v, str) else v) if numbers else []
         for k, v in packed.items()
     }
-    return Sheet(kind, columns, header_row, numbers, values, types, name)
+    return Sheet(kind, columns, header_row, numbers, values, types, name, peak, cpu)
 
 
 def read_workbook(path: str, kind: str, columns: tuple[Column, ...], max_rows: int) -> Sheet:

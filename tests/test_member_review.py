@@ -632,3 +632,30 @@ async def test_100k_row_file(db, chat, tmp_path):
     async with db.session() as s:
         count = (await s.execute(select(func.count()).select_from(Removal))).scalar_one()
     assert count >= 99_990
+
+
+async def test_older_file_sent_again_becomes_current(db, chat, tmp_path):
+    sd = await seed(db, members=10)
+    await chat.send("年审")
+    await chat.send("2")
+    a = xlsx(tmp_path / "a.xlsx", [[sd.ids[0], "", "退休"], [sd.ids[1], "", "退休"]])
+    b = xlsx(tmp_path / "b.xlsx", [[sd.ids[2], "", "死亡"]])
+    assert "已导入：标记 2 人" in await chat.upload(a)
+    out = await chat.upload(b)
+    assert "已导入：标记 1 人" in out and "2 人已撤销标记" in out
+    assert await marks(db, sd.review_id) == {3: "deceased"}
+    out = await chat.upload(a)
+    assert "之前已经发送过" in out and "已导入：标记 2 人" in out
+    assert await marks(db, sd.review_id) == {1: "retired", 2: "retired"}
+
+
+async def test_upload_after_submission_changes_nothing(db, chat, tmp_path):
+    sd = await seed(db, members=10)
+    await chat.send("年审")
+    await chat.send("完成")
+    assert "年审已提交" in await chat.send("提交")
+    path = xlsx(tmp_path / "late.xlsx", [[sd.ids[0], "", "退休"]])
+    assert "不会重复提交" in await chat.upload(path)
+    with pytest.raises(mr.ReviewNotEditable):
+        await mr.mark(db, sd.review_id, [1], RemovalReason.retired)
+    assert await marks(db, sd.review_id) == {}
