@@ -313,7 +313,7 @@ async def _send_cards(
         if ident == submitter or ident in have:
             continue
         have.add(ident)
-        task_id = cards.task_id_for(review.id, review.round, step.level, op.id)
+        task_id = cards.task_id_for(review.id, review.round, step.level, op.id, review.submitted_at)
         card = cards.approval_card(
             bundle.facts,
             step_id=step.id,

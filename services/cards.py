@@ -81,9 +81,16 @@ def is_high_removal(removed: int, before: int, settings: Settings) -> bool:
     return before > 0 and removed / before > settings.review.high_removal_ratio
 
 
-def task_id_for(review_id: int, round_: int, level: int, operator_id: int) -> str:
-    """Unique per app and within ``[A-Za-z0-9_\\-@]{1,128}`` (WeCom's rule for ``task_id``)."""
-    return f"rv{review_id}r{round_}l{level}u{operator_id}"
+def task_id_for(
+    review_id: int, round_: int, level: int, operator_id: int, submitted_at: datetime | None
+) -> str:
+    """Unique per app and within ``[A-Za-z0-9_\\-@]{1,128}`` (WeCom's rule for ``task_id``).
+
+    The submission time (seconds) keeps ids unique even if a database is ever rebuilt against
+    the same WeCom app; a resend of the same card keeps the same id.
+    """
+    stamp = int(submitted_at.timestamp()) if submitted_at else 0
+    return f"rv{review_id}r{round_}l{level}u{operator_id}t{stamp:x}"
 
 
 def removals_text(removals: dict[str, int]) -> str:

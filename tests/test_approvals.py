@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 
 from services import approvals
 from services.approvals import ApprovalError, Outcome
+from services.cards import task_id_for
 from services.messages import from_payload
 from storage.models import (
     ApprovalCard,
@@ -70,9 +72,10 @@ async def test_two_level_chain_to_completion(any_db, settings) -> None:
     assert again.repeated and again.step_id == res.step_id
     cards = await outbox(db, kind="card")
     assert {c.task_id for c in cards} == {
-        f"rv{t.review.id}r1l1u{t.ops['a_dist'].id}",
-        f"rv{t.review.id}r1l1u{t.ops['a_dist2'].id}",
+        task_id_for(t.review.id, 1, 1, t.ops["a_dist"].id, NOW),
+        task_id_for(t.review.id, 1, 1, t.ops["a_dist2"].id, NOW),
     }
+    assert all(re.fullmatch(r"[A-Za-z0-9_\-@]{1,128}", c.task_id) for c in cards)
     card = cards[0]
     text = dict(card.lines)
     assert card.title == "年审待审核"
@@ -90,7 +93,7 @@ async def test_two_level_chain_to_completion(any_db, settings) -> None:
     assert await outbox(db, "a_city") == []
 
     # level 1: a_dist approves from their card
-    tid = f"rv{t.review.id}r1l1u{t.ops['a_dist'].id}"
+    tid = task_id_for(t.review.id, 1, 1, t.ops["a_dist"].id, NOW)
     r1 = await approvals.decide(
         db,
         settings,
@@ -106,7 +109,7 @@ async def test_two_level_chain_to_completion(any_db, settings) -> None:
     assert "已通过" in r1.card_update.replace_text
     # the other approver's card is updated through the outbox, the clicker's is not
     upd = await outbox(db, kind="card_update")
-    assert [u.task_id for u in upd] == [f"rv{t.review.id}r1l1u{t.ops['a_dist2'].id}"]
+    assert [u.task_id for u in upd] == [task_id_for(t.review.id, 1, 1, t.ops["a_dist2"].id, NOW)]
     assert "审核a_dist" in upd[0].replace_text
     # a late click on the decided card changes nothing
     late = await approvals.decide(db, settings, res.step_id, (W, "a_dist2"), Decision.returned, "x")
