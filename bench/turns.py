@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import os
 import secrets
 import shutil
 import socket
-import statistics
-import subprocess
 import tempfile
 import time
 from datetime import date
@@ -46,54 +43,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _pin(pid: int, core: int) -> None:
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) > 1:
-            os.sched_setaffinity(pid, {cores[core % len(cores)]})
-    except (AttributeError, OSError):
-        pass
-
-
-def _start_redis(workdir: str) -> tuple[str, subprocess.Popen[bytes] | None]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return url, None
-    exe = shutil.which("redis-server")
-    if not exe:
-        raise SystemExit("redis-server is not installed (or set REDIS_URL)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("redis-server did not start") from None
-            time.sleep(0.05)
-    _pin(proc.pid, 1)
-    return f"redis://127.0.0.1:{port}/0", proc
 
 
 def _settings(db_url: str, redis_url: str, port: int) -> Any:
@@ -158,37 +107,31 @@ async def _seed(db_url: str, users: int) -> None:
 # -- the server (child process, one core) ---------------------------------------------------------
 
 
-def _serve(db_url: str, redis_url: str, port: int, ready: Any) -> None:
-    _pin(0, 0)
-    asyncio.run(_serve_async(db_url, redis_url, port, ready))
+def _serve(mode: str, db_url: str, redis_url: str, port: int, core: int, ready: Any) -> None:
+    from bench.channel import _pin as pin_self
+
+    pin_self(core)
+    asyncio.run(_serve_async(mode, db_url, redis_url, port, ready))
 
 
-async def _serve_async(db_url: str, redis_url: str, port: int, ready: Any) -> None:
+async def _serve_async(mode: str, db_url: str, redis_url: str, port: int, ready: Any) -> None:
     from aiohttp import web
 
-    from bot.app import create_app, default_handler
-    from bot.wecom import render
-    from bot.wecom.callback import make_crypto
-    from bot.wecom.parse import parse
-    from storage.db import Database
-    from storage.redis import connect
+    if mode == "floor":
+        from bench.channel import _bare_app
 
-    settings = _settings(db_url, redis_url, port)
-    db = Database(db_url)
-    redis = connect(redis_url)
-    app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
-    crypto = make_crypto(settings)
-    reply_text = "已保存：联系人手机 → 13900000000\n\n" + "【单位信息】请核对以下信息：\n" * 30
+        app = _bare_app()  # wechatpy decrypt + encrypt only, as in bench/channel.py
+    else:
+        from bot.app import create_app, default_handler
+        from bot.logs import setup_logging
+        from storage.db import Database
+        from storage.redis import connect
 
-    async def crypto_only(request: web.Request) -> web.Response:
-        q = request.query
-        body = await request.read()
-        xml = crypto.decrypt(body, q["msg_signature"], q["timestamp"], q["nonce"])
-        ev = parse(xml).event
-        plain = render.passive_text(ev.user_id, CORP_ID, reply_text)
-        return web.Response(text=crypto.encrypt(plain, q["nonce"]), content_type="application/xml")
-
-    app.router.add_post("/bench/crypto", crypto_only)
+        setup_logging("WARNING")
+        settings = _settings(db_url, redis_url, port)
+        db = Database(db_url)
+        redis = connect(redis_url)
+        app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
@@ -199,60 +142,103 @@ async def _serve_async(db_url: str, redis_url: str, port: int, ready: Any) -> No
 # -- the client ------------------------------------------------------------------------------------
 
 
-def _seal_all(user_msgs: dict[str, list[str]]) -> dict[str, list[tuple[str, dict[str, str]]]]:
-    from bot.simulator.wire import Sealer, plain_xml
+def _sealed(user_msgs: dict[str, list[str]], port: int) -> dict[str, list[bytes]]:
+    """Each user's messages as raw HTTP requests (sealed and signed as WeCom does it)."""
+    from bot.wecom.crypto import WecomCrypto, signature
 
-    sealer = Sealer(TOKEN, AES_KEY, CORP_ID)
+    c = WecomCrypto(TOKEN, AES_KEY, CORP_ID)
     ts = str(int(time.time()))
-    out: dict[str, list[tuple[str, dict[str, str]]]] = {}
-    msg_id = int(time.time() * 1000) * 1000
+    msg_id = 7_100_000_000_000_000_000 + secrets.randbelow(10**15) * 1000
+    out: dict[str, list[bytes]] = {}
     for user, msgs in user_msgs.items():
-        sealed = []
+        reqs = []
         for text in msgs:
             msg_id += 1
-            plain = plain_xml(
-                [
-                    ("ToUserName", CORP_ID),
-                    ("FromUserName", user),
-                    ("CreateTime", int(ts)),
-                    ("MsgType", "text"),
-                    ("Content", text),
-                    ("MsgId", msg_id),
-                    ("AgentID", AGENT_ID),
-                ]
+            plain = (
+                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName>"
+                f"<FromUserName><![CDATA[{user}]]></FromUserName>"
+                f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId>"
+                f"<AgentID>{AGENT_ID}</AgentID></xml>"
             )
-            sealed.append(sealer.seal(plain, AGENT_ID, ts, secrets.token_hex(5)))
-        out[user] = sealed
+            enc = c.seal(plain)
+            nonce = secrets.token_hex(5)
+            body = (
+                f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{enc}]]>"
+                f"</Encrypt><AgentID><![CDATA[{AGENT_ID}]]></AgentID></xml>"
+            ).encode()
+            sig = signature(TOKEN, ts, nonce, enc)
+            head = (
+                f"POST /wecom/callback?msg_signature={sig}&timestamp={ts}&nonce={nonce} HTTP/1.1"
+                f"\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/xml\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            reqs.append(head + body)
+        out[user] = reqs
     return out
 
 
+class _Conn:
+    """A keep-alive connection that keeps the last response body (to check the reply)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.last = b""
+
+    async def request(self, data: bytes) -> int:
+        self.writer.write(data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        self.last = await self.reader.readexactly(length) if length else b""
+        return status
+
+
 async def _run_phase(
-    url: str, sealed: dict[str, list[tuple[str, dict[str, str]]]]
-) -> tuple[float, list[float], int, dict[str, str]]:
-    import aiohttp
+    port: int, sealed: dict[str, list[bytes]], server_pid: int | None
+) -> dict[str, Any]:
+    from bench.channel import _cpu
 
-    latencies: list[float] = []
+    conns = {}
+    for user in sealed:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        conns[user] = _Conn(r, w)
+    lat: list[float] = []
     errors = 0
-    last: dict[str, str] = {}
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as session:
 
-        async def user_loop(user: str, reqs: list[tuple[str, dict[str, str]]]) -> None:
-            nonlocal errors
-            for body, query in reqs:
-                t0 = time.perf_counter()
-                async with session.post(url, params=query, data=body.encode()) as resp:
-                    text = await resp.text()
-                    ok = resp.status == 200 and bool(text)
-                latencies.append(time.perf_counter() - t0)
-                if not ok:
-                    errors += 1
-                last[user] = text
+    async def user_loop(user: str) -> None:
+        nonlocal errors
+        conn = conns[user]
+        for data in sealed[user]:
+            t0 = time.perf_counter()
+            status = await conn.request(data)
+            lat.append(time.perf_counter() - t0)
+            if status != 200 or not conn.last:
+                errors += 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(user_loop(u, r) for u, r in sealed.items()))
-        wall = time.perf_counter() - start
-    return wall, latencies, errors, last
+    cpu0 = _cpu(server_pid)
+    start = time.perf_counter()
+    await asyncio.gather(*(user_loop(u) for u in sealed))
+    wall = time.perf_counter() - start
+    cpu1 = _cpu(server_pid)
+    last = {u: c.last.decode() for u, c in conns.items()}
+    for c in conns.values():
+        c.writer.close()
+    lat.sort()
+    n = len(lat)
+    return {
+        "requests": n,
+        "rate": n / wall,
+        "p50": lat[n // 2] * 1000,
+        "p99": lat[min(n - 1, int(n * 0.99))] * 1000,
+        "cpu_us": (cpu1 - cpu0) / n * 1e6,
+        "cpu_share": (cpu1 - cpu0) / wall,
+        "errors": errors,
+        "last": last,
+    }
 
 
 def _conversation(user: str, turns: int, salt: int) -> list[str]:
@@ -263,90 +249,86 @@ def _conversation(user: str, turns: int, salt: int) -> list[str]:
     return msgs
 
 
-def _figures(name: str, wall: float, lat: list[float], errors: int) -> dict[str, float]:
-    lat = sorted(lat)
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
-    return {
-        "name": name,  # type: ignore[dict-item]
-        "turns": len(lat),
-        "rate": len(lat) / wall,
-        "p50": q[49] * 1000,
-        "p99": q[98] * 1000,
-        "errors": errors,
-    }
-
-
 def main(argv: list[str]) -> None:
+    from bench.channel import _cores, _pin, _start_redis
+
     ap = argparse.ArgumentParser(prog="python -m bench turns", description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=64)
-    ap.add_argument("--turns", type=int, default=200, help="full turns per user")
-    ap.add_argument("--floor-turns", type=int, default=400, help="crypto-only requests per user")
+    ap.add_argument("--turns", type=int, default=150, help="full turns per user")
+    ap.add_argument("--floor-turns", type=int, default=300, help="crypto-only requests per user")
     ap.add_argument("--db", default="", help="database URL (default: a fresh SQLite file)")
     args = ap.parse_args(argv)
 
+    cores = _cores()
+    server_core, client_core = cores[0], cores[-1]
     workdir = tempfile.mkdtemp(prefix="uc-bench-turns-")
-    redis_url, redis_proc = _start_redis(workdir)
+    redis_url, redis_proc = _start_redis(workdir, client_core)
     db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'bench.db'}"
-    port = _free_port()
     asyncio.run(_seed(db_url, args.users))
-
-    async def flush() -> None:
-        from storage.redis import connect
-
-        r = connect(redis_url)
-        await r.flushdb()
-        await r.aclose()
-
-    asyncio.run(flush())
     machine = machine_info(db_url)  # before this process is pinned to one core
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    server = ctx.Process(target=_serve, args=(db_url, redis_url, port, ready), daemon=True)
-    server.start()
-    _pin(0, 1)
+    _pin(client_core)
+    users = [f"u{i}" for i in range(args.users)]
+    results: dict[str, dict[str, Any]] = {}
+    verified = 0
     try:
-        if not ready.wait(30):
-            raise SystemExit("the server did not start")
-        base = f"http://127.0.0.1:{port}"
-        users = [f"u{i}" for i in range(args.users)]
-
-        # Warm-up: every user starts the review (creates the draft), then a few turns.
-        asyncio.run(_run_phase(f"{base}/wecom/callback", _seal_all({u: ["年审"] for u in users})))
-        asyncio.run(
-            _run_phase(
-                f"{base}/wecom/callback", _seal_all({u: _conversation(u, 10, 5000) for u in users})
+        for mode in ("floor", "full"):
+            port = _free_port()
+            ctx = mp.get_context("spawn")
+            ready = ctx.Event()
+            server = ctx.Process(
+                target=_serve,
+                args=(mode, db_url, redis_url, port, server_core, ready),
+                daemon=True,
             )
-        )
-        asyncio.run(_run_phase(f"{base}/bench/crypto", _seal_all({u: ["x"] * 20 for u in users})))
-
-        floor_req = _seal_all({u: ["11"] * args.floor_turns for u in users})
-        wall, lat, errs, _ = asyncio.run(_run_phase(f"{base}/bench/crypto", floor_req))
-        floor = _figures("crypto only", wall, lat, errs)
-
-        full_req = _seal_all({u: _conversation(u, args.turns, 0) for u in users})
-        wall, lat, errs, last = asyncio.run(_run_phase(f"{base}/wecom/callback", full_req))
-        full = _figures("full turn", wall, lat, errs)
-        verified = _verify(last)
+            server.start()
+            try:
+                if not ready.wait(30):
+                    raise SystemExit("the server did not start")
+                if mode == "floor":
+                    warm = {u: ["x"] * 20 for u in users}
+                    asyncio.run(_run_phase(port, _sealed(warm, port), None))
+                    load = {u: ["11"] * args.floor_turns for u in users}
+                else:  # every user starts the review (the draft), then a few turns
+                    asyncio.run(_run_phase(port, _sealed({u: ["年审"] for u in users}, port), None))
+                    warm = {u: _conversation(u, 10, 5000) for u in users}
+                    asyncio.run(_run_phase(port, _sealed(warm, port), None))
+                    load = {u: _conversation(u, args.turns, 0) for u in users}
+                results[mode] = asyncio.run(_run_phase(port, _sealed(load, port), server.pid))
+                if mode == "full":
+                    verified = _verify(results[mode]["last"])
+            finally:
+                server.terminate()
+                server.join(10)
     finally:
-        server.terminate()
-        server.join(5)
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(5)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"dialog turns: {args.users} concurrent users, server on one core\n")
-    print(f"{'':14}{'requests':>10}{'turns/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for f in (floor, full):
+    floor, full = results["floor"], results["full"]
+    print(f"dialog turns through the WeCom callback: {args.users} concurrent users,")
+    print(f"server pinned to core {server_core}, client + redis-server on core {client_core}\n")
+    print(
+        f"{'':28}{'requests':>9}{'turns/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'CPU us/req':>11}{'CPU share':>10}{'errors':>7}"
+    )
+    for label, f in (("crypto only (wechatpy)", floor), ("full dialog turn", full)):
         print(
-            f"{f['name']:14}{f['turns']:>10}{f['rate']:>10.0f}{f['p50']:>9.1f}"
-            f"{f['p99']:>9.1f}{f['errors']:>8}"
+            f"{label:28}{f['requests']:>9}{f['rate']:>9.0f}{f['p50']:>8.1f}{f['p99']:>8.1f}"
+            f"{f['cpu_us']:>11.0f}{f['cpu_share']:>10.2f}{f['errors']:>7}"
         )
     ratio = full["rate"] / floor["rate"]
-    print(f"\nratio full/crypto-only: {ratio:.2f}×")
+    cpu_ratio = floor["cpu_us"] / full["cpu_us"] if full["cpu_us"] else 0.0
+    per_core = 1e6 / full["cpu_us"] if full["cpu_us"] else 0.0
+    print(f"\nratio full/crypto-only (turns/s): {ratio:.2f}x")
+    print(f"ratio by server CPU per request:  {cpu_ratio:.2f}x")
+    print(f"full turns per second of one core's CPU (1e6 / CPU us): {per_core:.0f}")
     print(f"last replies decrypted and checked: {verified}/{args.users}")
     ok = full["rate"] >= 1000 and ratio >= 0.3 and full["p99"] <= 100 and full["errors"] == 0
-    print("targets (≥1000 turns/s, ≥0.3×, p99 ≤100 ms, no errors): " + ("met" if ok else "NOT met"))
+    print(
+        "targets (>= 1000 turns/s, >= 0.3x, p99 <= 100 ms, no errors): "
+        + ("met" if ok else "NOT met")
+    )
     print()
     print(machine)
 
