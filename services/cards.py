@@ -149,7 +149,7 @@ def card_update(
 def submitted_notice(facts: ReviewFacts, union_name: str, level: int, levels: int) -> Text:
     return Text(
         f"{facts.year} 年度年审已提交，等待 {union_name} 审核（{level_text(level, levels)}）。"
-        "审核结果会通知您；在第一级审核前，发送“撤回”可撤回修改。"
+        "审核结果会通知您。"
     )
 
 
