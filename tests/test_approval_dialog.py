@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import openpyxl
 import pytest
 from approval_seed import seed_tree
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dialogs import approval as flow
 from dialogs.engine import Cursor, make_context
@@ -328,3 +329,30 @@ async def test_two_approvers_click_at_once_through_the_simulator(stack) -> None:
             await s.scalars(select(AuditLog).where(AuditLog.action == "approval.approved"))
         )
     assert len(steps) == 2 and len(audits) == 1
+
+
+async def test_chat_submit_then_two_levels_approve_in_the_simulator(stack) -> None:
+    """The issue's "done when": a contact submits in chat, two levels approve from their cards,
+    the cards update, and the unit's members show the result."""
+    tree = await stack.seed(members=6)
+    sim = stack.sim
+    await sim.click_menu(tree.contact, "review")
+    for text in ("无变更", "1", "1 退休", "完成", "提交"):
+        await sim.send_text(tree.contact, text)
+    await stack.deliver()
+    for level, user in ((1, tree.approver_district), (2, tree.approver_city)):
+        [card] = sim.cards(user)
+        assert f"第 {level} 级，共 2 级" in json.dumps(card.card, ensure_ascii=False)
+        reply = await sim.click_button(user, card.task_id, _key(card, "approve"))
+        assert reply.msg_type == "update_button" and "已通过" in card.replace_name
+        await stack.deliver()
+    assert any("年审完成" in t for t in sim.texts(tree.contact))
+    async with stack.db.session() as s:
+        first = await s.get(Member, tree.members["UNIT"][0].id)
+        active = await s.scalar(
+            select(func.count())
+            .select_from(Member)
+            .where(Member.union_id == tree.union_id("UNIT"), Member.status == "active")
+        )
+    assert first.status == "removed" and first.removal_reason == RemovalReason.retired
+    assert active == 5
