@@ -206,24 +206,39 @@ class OutboxSender:
                     .values(updated=True, response_code=None)
                 )
 
-    async def _release(self, rows: list[Outbox]) -> None:
-        if not rows:
-            return
+    async def _hold_back(self, row: Outbox, later: list[Outbox], until: datetime) -> None:
+        """``row`` waits until ``until``: release the claims on ``later`` rows and make every
+        later pending row of the recipient wait as long (so they do not crowd the due list)."""
         async with self.db.transaction() as s:
+            if later:
+                await s.execute(
+                    update(Outbox)
+                    .where(Outbox.id.in_([r.id for r in later]))
+                    .values(claimed_until=None)
+                )
             await s.execute(
-                update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(claimed_until=None)
+                update(Outbox)
+                .where(
+                    Outbox.recipient == row.recipient,
+                    Outbox.platform == row.platform,
+                    Outbox.status == OutboxStatus.pending,
+                    Outbox.id > row.id,
+                    Outbox.next_attempt_at < until,
+                )
+                .values(next_attempt_at=until)
             )
 
-    async def _retry_later(self, row: Outbox, now: float, error: str, delay: float) -> None:
+    async def _retry_later(self, row: Outbox, now: float, error: str, delay: float) -> datetime:
+        """Back off; returns when the row is due again (now, if it has failed for good)."""
         attempts = row.attempts + 1
         if attempts >= self.max_attempts:
             log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=error)
             await self._finish(row, status=OutboxStatus.failed, attempts=attempts, last_error=error)
-            return
+            return _dt(now)
         log(logger, "outbox.retry", level=logging.WARNING, id=row.id, error=error, delay=delay)
-        await self._finish(
-            row, attempts=attempts, last_error=error, next_attempt_at=_dt(now + delay)
-        )
+        until = _dt(now + delay)
+        await self._finish(row, attempts=attempts, last_error=error, next_attempt_at=until)
+        return until
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -299,8 +314,9 @@ class OutboxSender:
             now = self.clock()
             wait = await self._wait_needed(row, now)
             if wait > 0:
-                await self._finish(row, next_attempt_at=_dt(now + wait))
-                await self._release(rows[i + 1 :])
+                until = _dt(now + wait)
+                await self._finish(row, next_attempt_at=until)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             try:
                 async with self._sem:
@@ -317,16 +333,18 @@ class OutboxSender:
                 continue
             except RateLimited as exc:
                 delay = max(30.0, backoff_seconds(row.attempts + 1))
-                await self._retry_later(row, now, str(exc), delay)
-                await self._release(rows[i + 1 :])
+                until = await self._retry_later(row, now, str(exc), delay)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             except ConfigurationError as exc:
-                await self._finish(row, last_error=str(exc), next_attempt_at=_dt(now + 300))
-                await self._release(rows[i + 1 :])
+                until = _dt(now + 300)
+                await self._finish(row, last_error=str(exc), next_attempt_at=until)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             except TransientError as exc:
-                await self._retry_later(row, now, str(exc), backoff_seconds(row.attempts + 1))
-                await self._release(rows[i + 1 :])
+                delay = backoff_seconds(row.attempts + 1)
+                until = await self._retry_later(row, now, str(exc), delay)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             except WecomError as exc:
                 if exc.errcode in PERMANENT_ERRORS:
@@ -336,13 +354,15 @@ class OutboxSender:
                         last_error=str(exc),
                     )  # fmt: skip
                     continue
-                await self._retry_later(row, now, str(exc), backoff_seconds(row.attempts + 1))
-                await self._release(rows[i + 1 :])
+                delay = backoff_seconds(row.attempts + 1)
+                until = await self._retry_later(row, now, str(exc), delay)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             except Exception as exc:  # a bug or bad payload: keep it, retry later, log
                 logger.exception("outbox.error", extra={"fields": {"id": row.id}})
-                await self._retry_later(row, now, repr(exc), backoff_seconds(row.attempts + 1))
-                await self._release(rows[i + 1 :])
+                delay = backoff_seconds(row.attempts + 1)
+                until = await self._retry_later(row, now, repr(exc), delay)
+                await self._hold_back(row, rows[i + 1 :], until)
                 return sent
             await self._finish(
                 row,

@@ -248,3 +248,14 @@ async def test_file_is_uploaded_then_sent(settings, db, redis, client, sim):
     (f,) = sim.files(USER)
     assert f.file_name == "汇总.xlsx" and sim.media_bytes(f.media_id) == data
     assert sim.calls_to("message/send")[0].body["enable_duplicate_check"] == 1
+
+
+async def test_a_rate_limited_member_does_not_hold_up_others(settings, db, redis, client, sim):
+    await queue(db, *((USER, Text(f"a{i}")) for i in range(100)), ("other", Text("b")))
+    snd = OutboxSender(settings, db, redis, client, clock=sim.clock.now, batch=20)
+    for _ in range(4):  # no time passes: USER is at the per-minute limit after 30
+        await snd.run_once()
+    assert len(sim.texts(USER)) == 30
+    assert sim.texts("other") == ["b"]
+    await drain(snd, sim, db)
+    assert sim.texts(USER) == [f"a{i}" for i in range(100)]
