@@ -111,6 +111,7 @@ async def _leave(ctx: Context) -> None:
     """Back to whatever the user was doing before the card click, else end the dialog."""
     ctx.cursor.data.pop("step_id", None)
     ctx.cursor.data.pop("unit", None)
+    ctx.cursor.history = [h for h in ctx.cursor.history if h != "appr.return_reason"]
     if not await ctx.back():
         ctx.finish()
 

@@ -356,3 +356,13 @@ async def test_chat_submit_then_two_levels_approve_in_the_simulator(stack) -> No
         )
     assert first.status == "removed" and first.removal_reason == RemovalReason.retired
     assert active == 5
+
+
+async def test_return_clicks_on_two_reviews_do_not_tangle(db, settings, router) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    await router.handle(click("a_dist", "return", res.step_id, "t1"))
+    await router.handle(click("a_dist", "return", res.step_id, "t1"))  # clicked twice
+    done = await router.handle(say("a_dist", "人数不对，请核实"))
+    assert "已退回" in texts(done) and "退回原因" not in texts(done)
+    assert not (await router.engine.peek(W, "a_dist")).exists
