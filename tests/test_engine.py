@@ -330,3 +330,27 @@ def test_cursor_roundtrip_and_merge() -> None:
     assert (back.step, back.data, back.history, back.token) == ("a.b", {"x": 1}, ["a.a"], "abc")
     merged = merge_texts([Text("a"), Text("b"), Card(task_id="t", title="c"), Text("d")])
     assert [getattr(m, "text", None) for m in merged] == ["a\n\nb", None, "d"]
+
+
+async def test_progress_for_higher_approver_goes_to_the_hook(settings, db, redis) -> None:
+    from storage.models import Operator, Role, Union, UnionKind
+
+    async with db.transaction() as s:
+        dist = Union(code="D", kind=UnionKind.district_federation, name="新北区总工会")
+        s.add(dist)
+        await s.flush()
+        s.add(Operator(union_id=dist.id, platform=P, user_id="boss", name="区", role=Role.approver))
+    reg = make_registry()
+    seen: list[str] = []
+
+    @reg.progress_view
+    async def view(ctx: Context) -> bool:
+        seen.append(ctx.event.user_id)
+        ctx.say("下级单位进度")
+        return True
+
+    router = DialogRouter(settings, db, redis, reg)
+    r = await router.handle(ev("进度", user="boss"))
+    assert texts(r) == "下级单位进度" and seen == ["boss"]
+    r = await router.handle(ev("状态", user="nobody"))  # not an approver: the router answers
+    assert texts(r) == C.PROGRESS_NOBODY and seen == ["boss"]

@@ -149,7 +149,7 @@ async def test_full_unit_review_with_edits_and_rejections(world, db, redis) -> N
     r = await review_of(db, sd.unit_id)
     assert r.unit_confirmed
     cur = await router.engine.peek(P, "zs")
-    assert cur.step == "members.start"
+    assert cur.step.startswith("members.")  # on to the member review (its own flow)
     if router.registry.get("members.start") is None:
         assert T.MEMBERS_NEXT in out
     async with db.session() as s:  # applied only on final approval
