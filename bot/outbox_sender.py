@@ -247,15 +247,43 @@ class OutboxSender:
             return len(render.split_text(row.payload.get("text", "")))
         return 0 if row.kind == "card_update" else 1
 
-    async def _wait_needed(self, row: Outbox, now: float) -> float:
+    async def _wait_needed(self, row: Outbox, now: float) -> tuple[float, str, int]:
+        """Reserve the row's sends in the recipient's window: (0, slot id, n) or (wait, "", 0)."""
         slots = min(self._slots(row), self.per_minute)
         if slots == 0:
-            return 0.0
+            return 0.0, "", 0
+        slot = uuid.uuid4().hex
         wait = await self._reserve(
             keys=[keys.rate(PLATFORM, row.recipient, "sends")],
-            args=[now, slots, self.per_minute, self.per_hour, MARGIN_SECONDS, uuid.uuid4().hex],
+            args=[now, slots, self.per_minute, self.per_hour, MARGIN_SECONDS, slot],
         )
-        return float(wait)
+        wait = float(wait)
+        return (wait, "", 0) if wait > 0 else (0.0, slot, slots)
+
+    async def _confirm(self, row: Outbox, slot: str, n: int) -> None:
+        """Move the reservation to when the send finished: the platform counted it by then."""
+        t = self.clock()
+        await self.redis.zadd(
+            keys.rate(PLATFORM, row.recipient, "sends"),
+            {f"{slot}:{i}": t for i in range(1, n + 1)},
+            xx=True,
+        )
+
+    async def _attempt(self, row: Outbox) -> tuple[float, SendResult | None]:
+        """(wait, None) when the recipient's window is full, else (0, the send's result).
+
+        The slot is reserved just before the call (after waiting for a free connection) and
+        re-stamped when it returns, so the window never runs ahead of what the platform saw.
+        """
+        async with self._sem:
+            wait, slot, n = await self._wait_needed(row, self.clock())
+            if wait > 0:
+                return wait, None
+            try:
+                return 0.0, await self._send(row)
+            finally:
+                if n:
+                    await self._confirm(row, slot, n)
 
     async def _media_id(self, row: Outbox, msg: File) -> str:
         key = keys.build("media", "outbox", row.id)
@@ -312,15 +340,13 @@ class OutboxSender:
         sent = 0
         for i, row in enumerate(rows):
             now = self.clock()
-            wait = await self._wait_needed(row, now)
-            if wait > 0:
-                until = _dt(now + wait)
-                await self._finish(row, next_attempt_at=until)
-                await self._hold_back(row, rows[i + 1 :], until)
-                return sent
             try:
-                async with self._sem:
-                    result = await self._send(row)
+                wait, result = await self._attempt(row)
+                if wait > 0 or result is None:
+                    until = _dt(self.clock() + wait)
+                    await self._finish(row, next_attempt_at=until)
+                    await self._hold_back(row, rows[i + 1 :], until)
+                    return sent
             except Unreachable as exc:
                 log(
                     logger,
