@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.uploads import Column, Sheet
@@ -461,7 +461,7 @@ async def _upsert_remarks(session: AsyncSession, review_id: int, remarks: dict[i
             updates,
         )
     if inserts:
-        await session.execute(insert(RemarkEdit), inserts)
+        await session.execute(RemarkEdit.__table__.insert(), inserts)
 
 
 async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tuple[int, list[Entry]]:
@@ -811,7 +811,7 @@ async def apply_upload(db: Database, review_id: int, upload_id: int) -> ApplyRes
             now = utcnow()
             for row in inserts:
                 row["created_at"] = now
-            await s.execute(insert(Removal), inserts)
+            await s.execute(Removal.__table__.insert(), inserts)
         if changed:
             from sqlalchemy import bindparam
 

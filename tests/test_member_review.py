@@ -659,3 +659,75 @@ async def test_upload_after_submission_changes_nothing(db, chat, tmp_path):
     with pytest.raises(mr.ReviewNotEditable):
         await mr.mark(db, sd.review_id, [1], RemovalReason.retired)
     assert await marks(db, sd.review_id) == {}
+
+
+# -- through the WeCom simulator --------------------------------------------------------------
+
+
+def _xlsx_bytes(rows: list[list]) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["身份证号码", "姓名", "不通过原因"])
+    for r in rows:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+async def _to_members(stack, user: str) -> None:
+    """年审 → the unit information as it is → the member review's mode choice."""
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+
+
+async def test_file_review_in_the_simulator(stack):
+    tree = await stack.seed(members=10)
+    user = tree.contact
+    ids = [m.id_number for m in tree.members["UNIT"]]
+    await _to_members(stack, user)
+    reply = await stack.sim.send_text(user, "2")
+    await stack.deliver()
+    assert "/h5/upload/" in "\n".join(stack.sim.texts(user))
+    [template] = stack.sim.files(user)
+    assert template.file_name.endswith(".xlsx") and template.size > 1000
+    data = _xlsx_bytes([[ids[0], "", "退休"], [ids[1], "", "调走"], [ids[2][:17], "", "死亡"]])
+    ack = await stack.sim.send_file(user, "名单.xlsx", data)
+    assert ack is not None and ack.content
+    await stack.deliver()
+    texts = "\n".join(stack.sim.texts(user))
+    assert "共 3 行，匹配本单位会员 1 人，有问题 2 行" in texts
+    files = stack.sim.files(user)
+    assert len(files) == 2 and files[-1].file_name == "名单-错误明细.xlsx"
+    report = openpyxl.load_workbook(io.BytesIO(stack.sim.media_bytes(files[-1].media_id))).active
+    assert [r[0].value for r in report.iter_rows(min_row=3)] == [3, 4]
+    reply = await stack.sim.send_text(user, "接受")
+    assert "已导入：标记 1 人" in reply.content
+    reply = await stack.sim.send_text(user, "完成")
+    assert "本次不通过 1 人" in reply.content
+    reply = await stack.sim.send_text(user, "提交")
+    assert "年审已提交" in reply.content
+    await stack.deliver()
+    assert stack.sim.cards(tree.approver_district)
+
+
+async def test_list_review_in_the_simulator(stack):
+    tree = await stack.seed(members=12)
+    user = tree.contact
+    await _to_members(stack, user)
+    reply = await stack.sim.send_text(user, "1")
+    assert "第 1/2 页" in reply.content
+    reply = await stack.sim.send_text(user, "2,4-5 离职")
+    assert "已标记 3 人为【离职】" in reply.content
+    reply = await stack.sim.send_text(user, "完成")
+    assert "本次不通过 3 人（25.0%）" in reply.content
+    reply = await stack.sim.send_text(user, "提交")
+    assert "确认删除 3 人" in reply.content
+    reply = await stack.sim.send_text(user, "确认删除 3 人")
+    assert "年审已提交" in reply.content
+    reply = await stack.sim.send_text(user, "提交")
+    assert "不会重复提交" in reply.content
+    await stack.deliver()
+    assert len(stack.sim.cards(tree.approver_district)) == 1
