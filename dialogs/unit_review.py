@@ -87,10 +87,12 @@ async def go_members(ctx: Context) -> None:
 
 
 async def continue_review(ctx: Context, e: Entry) -> None:
+    """Resume at the unit list, or at the member review once the unit part is confirmed (a
+    returned review starts again at the unit list, so the contact sees what was sent back)."""
     load_entry(ctx, e)
     ctx.cursor.history = []
     assert e.review is not None
-    if e.review.unit_confirmed:
+    if e.review.unit_confirmed and e.review.status != "returned":
         await go_members(ctx)
     else:
         await ctx.goto("unit.show", remember=False)

@@ -281,12 +281,15 @@ class DraftWriter:
                 params = [
                     {"b_id": batch[i][0], **{f"b_{k}": batch[i][1][k] for k in shape}} for i in idx
                 ]
-                res = await conn.execute(stmt, params)
-                if conn.dialect.supports_sane_multi_rowcount and res.rowcount == len(idx):
-                    for i in idx:
-                        results[i] = True
-                    continue
-                for i, p in zip(idx, params, strict=True):  # which rows were not editable
+                if len(idx) > 1 and conn.dialect.supports_sane_multi_rowcount:
+                    res = await conn.execute(stmt, params)
+                    if res.rowcount == len(idx):
+                        for i in idx:
+                            results[i] = True
+                        continue
+                # one by one: a single row, a driver without multi-row counts, or some row of
+                # the batch was not editable (re-running the same UPDATE changes nothing)
+                for i, p in zip(idx, params, strict=True):
                     results[i] = bool((await conn.execute(stmt, p)).rowcount)
         return results
 

@@ -99,6 +99,13 @@ async def world(settings, db, redis):
     return DialogRouter(settings, db, redis), sd
 
 
+@pytest.fixture
+async def any_world(settings, any_db, redis):
+    """Like ``world``, on SQLite and (when DATABASE_URL is set) PostgreSQL."""
+    sd = await seed(any_db)
+    return DialogRouter(settings, any_db, redis), sd
+
+
 def say(router: DialogRouter, user: str = "zs"):
     async def send(text: str, kind: EventKind = EventKind.text, **kw) -> str:
         reply = await router.handle(Event(platform=P, user_id=user, kind=kind, text=text, **kw))
@@ -113,8 +120,9 @@ async def review_of(db, union_id: int) -> Review:
         return (await s.scalars(select(Review).where(Review.union_id == union_id))).one()
 
 
-async def test_full_unit_review_with_edits_and_rejections(world, db, redis) -> None:
-    router, sd = world
+async def test_full_unit_review_with_edits_and_rejections(any_world, redis) -> None:
+    router, sd = any_world
+    db = router.db
     send = say(router)
     out = await send("年审")
     assert UNIT in out and "11. 联系人手机：13812345678" in out  # own contact: not masked
@@ -537,3 +545,38 @@ async def test_sim_old_schema_expired_cursor_and_stale_button(stack) -> None:
     await stack.deliver()
     last = stack.sim.texts(user)[-1]
     assert last.startswith(C.EXPIRED_BUTTON) and T.LIST_HEAD in last
+
+
+async def test_draft_writer_batches_and_refuses_locked_reviews(any_db, settings) -> None:
+    from services import reviews
+
+    async with any_db.transaction() as s:
+        unions = [
+            Union(code=f"B{i}", kind=UnionKind.grassroots, name=f"单位{i}") for i in range(12)
+        ]
+        s.add_all(unions)
+        await s.flush()
+        rows = [
+            Review(
+                union_id=u.id,
+                year=settings.review.year,
+                status=ReviewStatus.submitted if i == 5 else ReviewStatus.draft,
+            )
+            for i, u in enumerate(unions)
+        ]
+        s.add_all(rows)
+        await s.flush()
+        ids = [r.id for r in rows]
+    results = await asyncio.gather(
+        *(
+            reviews.save_unit_edits(any_db, rid, {"employees_total": n})
+            for n, rid in enumerate(ids)
+        ),
+        reviews.confirm_unit(any_db, ids[0]),
+    )
+    assert results == [i != 5 for i in range(12)] + [True]
+    async with any_db.session() as s:
+        got = {r.id: r for r in (await s.scalars(select(Review))).all()}
+    assert got[ids[5]].unit_edits == {}  # submitted: not editable
+    assert all(got[rid].unit_edits == {"employees_total": n} for n, rid in enumerate(ids) if n != 5)
+    assert got[ids[0]].unit_confirmed
