@@ -11,7 +11,11 @@ review draft) is in the database; a lost cursor only costs the user a "resumed" 
 **Turn** (:meth:`DialogEngine.turn`): take the user's lock, load the cursor (one EVALSHA), run the
 caller's code, then save the cursor compare-and-set on the revision and release the lock (one
 EVALSHA). Inside one process a FIFO :class:`asyncio.Lock` per user keeps arrival order; across
-processes a Redis lock (``SET NX PX`` with a token, prolonged while the turn runs) does.
+processes a Redis lock (``SET NX PX`` with a token, prolonged while the turn runs) does. The
+script calls of different users' turns made in the same loop iteration share one pipeline.
+If the turn raises, the cursor is not saved (the lock is released). The schema version is
+:data:`SCHEMA_VERSION`; an older body is migrated by :data:`MIGRATIONS` when one is registered,
+otherwise the user is told and resumed from the draft.
 
 **Steps** register with a decorator on a class::
 
@@ -35,8 +39,18 @@ processes a Redis lock (``SET NX PX`` with a token, prolonged while the turn run
                 ctx.invalid("请回复「无变更」或「修改」。")
 
 **Context** (:class:`Context`) carries the event, cursor, settings, db, redis and the
-:class:`~dialogs.events.Reply` being filled, plus helpers: ``say``, ``goto``, ``back``,
-``prompt``, ``invalid``, ``finish``, ``button``, ``data``.
+:class:`~dialogs.events.Reply` being filled, plus helpers:
+
+- reading: ``ctx.text`` (NFKC, trimmed), ``ctx.word`` (no spaces; compare with keywords),
+  ``ctx.data`` (scratch dict saved with the cursor: keep it small and JSON-serialisable),
+  ``ctx.action``/``ctx.arg`` (a card click), ``ctx.event``;
+- answering: ``ctx.say(text_or_message, ...)`` (consecutive texts are merged into one message,
+  so the whole answer usually goes back passively);
+- moving: ``await ctx.goto(name, **data)`` (enter a step and show its prompt; remembered for
+  返回), ``await ctx.replace(name)`` (same, not remembered), ``await ctx.back()``,
+  ``await ctx.prompt()`` (show the current prompt again), ``ctx.invalid(text)`` (a rejected
+  answer; the third in a row also offers help), ``ctx.finish()`` (end: the cursor is deleted;
+  the draft stays). Save domain work (the draft) in the database inside the step.
 
 Card buttons: ``ctx.button(action, text)`` makes a :class:`~services.messages.Button` whose key is
 ``"<flow>:<action>:<token>"`` bound to the current prompt; a click comes back to the step's
