@@ -52,6 +52,7 @@ _MARK_REV_RE = re.compile(
     rf"^(?P<reason>[^\d\s,，、;；/\-~～—–]+)\s*(?P<idx>\d(?:{_INDEX_PART})?)$"
 )
 _UNMARK_RE = re.compile(rf"^(?:取消|撤销|撤回|删除标记|取消标记)\s*(?P<idx>\d(?:{_INDEX_PART})?)$")
+_WORD_RE = re.compile(r"[^\d\s,，、;；/\-~～—–]+")
 _PAGE_RE = re.compile(r"^(?:第(\d+)页?|(\d+)页)$")
 _REMARK_RE = re.compile(r"^备注\s*(\d+)\s*[:：,，]?\s*(.*)$", re.S)
 _SEARCH_RE = re.compile(r"^(?:搜索|查找|查询|搜|查)\s*[:：]?\s*(.*)$", re.S)
@@ -87,6 +88,9 @@ def parse_indices(text: str) -> list[int]:
 
 def parse_mark(text: str) -> tuple[list[int], RemovalReason]:
     """ "3 退休" / "5,7-9 离职" / "退休 3" -> (indices, reason); else :class:`Unclear`."""
+    words = [w for w in _WORD_RE.findall(text) if mr.parse_reason(w)]
+    if len({mr.parse_reason(w) for w in words}) > 1:
+        raise Unclear(T.TWO_REASONS)
     m = _MARK_RE.match(text) or _MARK_REV_RE.match(text)
     if not m:
         parts = text.split()
@@ -653,4 +657,8 @@ class Done(Step):
         pass
 
     async def handle(self, ctx: Context) -> None:
+        if "rid" in ctx.data and await mr.is_editable(ctx.db, _rid(ctx)):
+            ctx.say(T.REOPENED)  # returned by an approver: editable again
+            await ctx.replace("members.start")
+            return
         ctx.say(T.ALREADY_SUBMITTED)

@@ -407,6 +407,7 @@ async def test_list_review_every_command(db, chat):
     assert "看起来是身份证号码" in await chat.send(f"{sd.ids[3]} 退休")
     assert "搜索 张三" in await chat.send("张三 退休")
     assert "没看懂" in await chat.send("你好")
+    assert "只能用一种原因" in await chat.send("3 退休 5 离职")
     out = await chat.send("取消 9")
     assert "已撤销 1 人的标记" in out and "目前共标记 4 人" in out
     assert "本来就没有标记" in await chat.send("取消 10")
@@ -731,3 +732,23 @@ async def test_list_review_in_the_simulator(stack):
     assert "不会重复提交" in reply.content
     await stack.deliver()
     assert len(stack.sim.cards(tree.approver_district)) == 1
+
+
+async def test_returned_review_reopens_the_marks(db, chat, settings):
+    from services import approvals
+    from storage.models import Decision
+
+    sd = await seed(db, members=10)
+    await chat.send("年审")
+    await chat.send("1")
+    await chat.send("2 死亡")
+    await chat.send("完成")
+    assert "年审已提交" in await chat.send("提交")
+    async with db.session() as s:
+        step_id = (await s.execute(select(ApprovalStep.id))).scalar_one()
+    res = await approvals.decide(db, settings, step_id, (P, "a_dist"), Decision.returned, "请核实")
+    assert res.review_id == sd.review_id
+    out = await chat.send("好的")
+    assert "已被退回" in out and "共有 10 名在册会员" in out and "已标记 1 人" in out
+    await chat.send("1")
+    assert "已标记 1 人为【退休】" in await chat.send("3 退休")
