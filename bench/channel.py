@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import secrets
@@ -123,6 +124,7 @@ async def _serve(mode: str, port: int, redis_url: str, workdir: str) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
+    gc.freeze()  # as bot.app.run_serve does (both servers alike)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()

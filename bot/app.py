@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -70,6 +71,7 @@ async def run_serve(settings: Any) -> None:
         runner, settings.server.host, settings.server.port, backlog=settings.server.backlog
     )
     await site.start()
+    gc.freeze()  # start-up objects leave the collector's view: shorter GC pauses, steadier p99
     log(logger, "serve.started", host=settings.server.host, port=settings.server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
