@@ -166,6 +166,8 @@ class ImportReport:
         )
         for e in self.errors[:limit]:
             lines.append("  " + e.render())
+        if self.error_count > len(self.errors):
+            lines.append(f"  （有误的行太多，只记录了前 {len(self.errors)} 条）")
         if len(self.errors) > limit:
             lines.append(
                 f"  …… 另有 {len(self.errors) - limit} 条错误（用 --errors 文件.xlsx 导出全部）"
