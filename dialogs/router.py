@@ -118,8 +118,9 @@ class ConfirmCancel(Step):
 
     async def handle(self, ctx: Context) -> None:
         if ctx.word in ("确认", "是", "确定", "好", "取消", "确认取消", "暂停"):
-            ctx.finish()
-            ctx.say(T.CANCELLED)
+            ctx.cursor.history = []
+            ctx.cursor.data = {}
+            await ctx.replace("core.paused")
         elif ctx.word in ("继续", "否", "不", "不用", "返回", "不取消"):
             ctx.say(T.CANCEL_ABORTED)
             if not await ctx.back():
@@ -127,6 +128,26 @@ class ConfirmCancel(Step):
                 ctx.say(T.WELCOME)
         else:
             ctx.invalid(T.CANCEL_AGAIN)
+
+
+@step("core.paused")
+class Paused(Step):
+    """After 取消 → 确认: the next message (any) picks the review up again from the draft."""
+
+    help = T.PAUSED_HELP
+    overrides = ("取消", "返回")
+
+    async def prompt(self, ctx: Context) -> None:
+        ctx.say(T.CANCELLED)
+
+    async def handle(self, ctx: Context) -> None:
+        if ctx.word in T.CMD_CANCEL:
+            ctx.say(T.CANCELLED)
+            return
+        hook = ctx.registry.entry_hook
+        if hook is None or not await hook(ctx):
+            ctx.finish()
+            ctx.say(T.WELCOME)
 
 
 class DialogRouter:
@@ -140,7 +161,7 @@ class DialogRouter:
         self.db = db
         self.redis = redis
         self.registry = reg or registry
-        for name in ("core.cancel",):  # the router's own steps exist in any registry
+        for name in ("core.cancel", "core.paused"):  # the router's own steps, in any registry
             self.registry.steps.setdefault(name, registry.steps[name])
         self.engine = DialogEngine(redis, settings)
 

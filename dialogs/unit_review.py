@@ -140,8 +140,9 @@ async def start_or_resume(ctx: Context) -> bool:
     ev = ctx.event
     e = await reviews.begin(ctx.db, ctx.settings, ev.platform, ev.user_id)
     if e.outcome != Outcome.ok:
-        ctx.finish()
-        ctx.say(outcome_text(ctx, e))
+        if ctx.cursor.step.split(".", 1)[0] in ("unit", "members", "core"):
+            ctx.finish()  # a contact's conversation that cannot go on (e.g. now submitted)
+        ctx.say(outcome_text(ctx, e))  # an approver's own dialog (appr.*) is left as it is
         return True
     assert e.review is not None and e.union is not None
     same = ctx.cursor.exists and ctx.data.get("rid") == e.review.id
@@ -152,7 +153,7 @@ async def start_or_resume(ctx: Context) -> bool:
     )
     if e.review.status == "returned" and e.review.return_reason:
         ctx.say(T.RETURNED.format(reason=e.review.return_reason))
-    if current is not None and ctx.cursor.step != "core.cancel":
+    if current is not None and not ctx.cursor.step.startswith("core."):
         await ctx.prompt()  # already in the middle: carry on where the user is
         return True
     await continue_review(ctx, e)
@@ -207,7 +208,7 @@ async def _edit(ctx: Context, number: int) -> None:
 @step("unit.show")
 class ShowUnit(Step):
     help = T.SHOW_HELP
-    keywords = ("无变更", "修改", "下一步")
+    keywords = ("无变更", "修改", "下一步", "继续")
     stage = STAGE
 
     async def prompt(self, ctx: Context) -> None:
@@ -221,7 +222,7 @@ class ShowUnit(Step):
         if (n := _field_number(word)) is not None:
             await _edit(ctx, n)
             return
-        if word in ("无变更", "下一步", "没有变更", "无", "不变", "正确"):
+        if word in ("无变更", "下一步", "没有变更", "无", "不变", "正确", "继续"):
             cur, edits = ctx.data.get("cur", {}), _edits(ctx)
             values = unit_fields.effective(cur, edits)
             edited = [k for k, _, _ in unit_fields.changed(cur, edits)]

@@ -225,7 +225,11 @@ async def test_cancel_asks_then_keeps_nothing_in_redis(router) -> None:
     await router.handle(ev("取消"))
     r = await router.handle(ev("确认"))
     assert texts(r) == C.CANCELLED
-    assert (await router.engine.peek(P, U)).problem == "missing"
+    assert (await router.engine.peek(P, U)).step == "core.paused"
+    r = await router.handle(ev("取消"))
+    assert texts(r) == C.CANCELLED
+    r = await router.handle(ev("在吗"))  # any message picks the review up again
+    assert "第一步" in texts(r)
 
 
 async def test_back_goes_to_the_previous_step(router) -> None:
