@@ -37,6 +37,7 @@ import os
 import re
 import resource
 import signal
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ MAX_ROW_DIGITS = 7  # ... and beyond row 9,999,999 (Excel stops at 1,048,576)
 MAX_SHEETS_SCANNED = 5
 HEADER_SCAN_ROWS = 20
 MAX_CELL_CHARS = 500  # longer cell text is cut (keeps the result small)
+# Rows: at most ``limits.upload_rows`` non-empty data rows; the first upload_rows + 21 rows of a
+# sheet are read, and any data below them (however many blank rows come first) is refused too.
 XML_SCAN_CHUNK = 1 << 20
 SHEET_HEAD = 64 << 10
 
@@ -440,7 +443,7 @@ def read_workbook(path: str, kind: str, columns: tuple[Column, ...], max_rows: i
             grid = sheet.to_python(skip_empty_area=True, nrows=max_rows + HEADER_SCAN_ROWS + 1)
             start = sheet.start or (0, 0)
             result = _extract(kind, meta.name, grid, start[0], start[1], columns, max_rows)
-            if sheet.height > len(grid) and _more_data(sheet, len(grid)):
+            if sheet.height > len(grid) and _more_data(sheet, start[0] + len(grid)):
                 raise UploadRejected("rows.too_many", str(max_rows))
             if result.header_row is not None:
                 return result
@@ -522,6 +525,8 @@ def _child_main(conn: Any, path: str, kind: str, columns: tuple[Column, ...], op
 # --- the process that runs the child -------------------------------------------------------
 
 _ctx: Any = None
+PARALLEL_PARSES = 2
+_SLOTS = threading.BoundedSemaphore(PARALLEL_PARSES)
 
 
 def _context() -> Any:
@@ -547,8 +552,19 @@ def parse_file(
     columns: tuple[Column, ...],
     file_name: str = "",
 ) -> Sheet:
-    """Blocking: check and read ``path`` in a limited child. Run it in a thread."""
+    """Blocking: check and read ``path`` in a limited child. Run it in a thread.
+
+    At most :data:`PARALLEL_PARSES` children run at once per process (each may use up to
+    ``parse_memory_mb``); further callers wait for a slot.
+    """
     kind = sniff(path, limits, file_name)
+    with _SLOTS:
+        return _parse_in_child(path, kind, limits, columns)
+
+
+def _parse_in_child(
+    path: str, kind: str, limits: LimitSettings, columns: tuple[Column, ...]
+) -> Sheet:
     ctx = _context()
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     opts = {

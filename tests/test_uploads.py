@@ -291,3 +291,18 @@ async def test_async_parse_and_process_still_up_after_hostile_files(tmp_path):
         str(craft(tmp_path / "ok.xlsx", sheet_xml(body))), LIMITS, COLUMNS
     )
     assert sheet.cell("name", 0) == ("王五", "s")
+
+
+def test_rows_past_the_read_window_count(tmp_path):
+    limits = LimitSettings(upload_rows=5)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["B3"] = "身份证号码"
+    for r in range(4, 7):
+        ws.cell(row=r, column=2, value=_id(r))
+    wb.save(tmp_path / "ok.xlsx")
+    assert parse(tmp_path / "ok.xlsx", limits).row_numbers == [4, 5, 6]
+    for r in range(60, 63):  # far below, past the rows read at first
+        ws.cell(row=r, column=2, value=_id(r))
+    wb.save(tmp_path / "long.xlsx")
+    assert rejected(tmp_path / "long.xlsx", limits) == "rows.too_many"
