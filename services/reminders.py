@@ -51,6 +51,7 @@ from storage.settings import Settings
 QUIET_FROM = 21
 QUIET_UNTIL = 8
 DIGEST_MAX_LINES = 20
+CHUNK = 5000  # outbox rows per insert (and per transaction when planning an occasion)
 TEXT_MAX_BYTES = 2000  # WeCom refuses a text over 2048 bytes (45002)
 PLANNED_ACTION = "reminders.planned"
 
@@ -395,8 +396,8 @@ async def queue_texts(
     ]
     stmt = insert_ignore(session).returning(Outbox.id)
     inserted = 0
-    for i in range(0, len(values), 5000):
-        res = await session.execute(stmt, values[i : i + 5000])
+    for i in range(0, len(values), CHUNK):
+        res = await session.execute(stmt, values[i : i + CHUNK])
         inserted += len(res.all())
     return inserted
 
@@ -425,22 +426,30 @@ async def send_occasion(
     dry_run: bool = False,
     actor: str = "system",
 ) -> PlanResult:
-    """Plan ``occ`` and (unless ``dry_run``) queue it, in one transaction.
+    """Plan ``occ`` and (unless ``dry_run``) queue it.
 
+    The plan is read in one snapshot; the rows go in short transactions of CHUNK rows each (so
+    a second worker, or SQLite's single writer, is never blocked for long). That is safe
+    because every row's ``dedup_key`` is unique: a crash half-way and a re-run, or two workers
+    at once, still give one row per person. The run is recorded in the audit log last.
     Rows queued at night wait for the morning (``next_attempt_at``).
     """
     now = now or utcnow()
-    async with db.transaction() as session:
+    async with db.session() as session:
         cycle = await load_cycle(session, settings, occ.year)
         planned = await plan(session, cycle, occ, now)
         result = PlanResult(occ, planned)
         if dry_run:
             await _mark_queued(session, planned, occ)
             return result
-        rows = [(p.platform, p.user_id, p.text, p.dedup_key) for p in planned]
-        result.queued = await queue_texts(
-            session, rows, not_before=next_daytime(cycle, now), now=now
-        )
+    rows = [(p.platform, p.user_id, p.text, p.dedup_key) for p in planned]
+    not_before = next_daytime(cycle, now)
+    for i in range(0, len(rows), CHUNK):
+        async with db.transaction() as session:
+            result.queued += await queue_texts(
+                session, rows[i : i + CHUNK], not_before=not_before, now=now
+            )
+    async with db.transaction() as session:
         session.add(
             AuditLog(
                 at=now,
