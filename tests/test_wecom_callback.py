@@ -291,3 +291,32 @@ async def test_handler_error_gets_polite_reply_and_one_log(settings, db, redis, 
         assert reply is not None and "系统繁忙" in reply.content
         errors = [x for x in caplog.records if x.getMessage() == "wecom.callback.handler_error"]
         assert len(errors) == 1
+
+
+class _Died(BaseException):
+    """A worker process dying in the middle of a job."""
+
+
+async def test_file_job_of_a_dead_worker_is_taken_over(settings, db, redis, tmp_path) -> None:
+    from bot.jobs import JobRunner
+
+    async def on_upload(ev: Event) -> Reply:
+        return Reply([Text(f"处理完毕：{ev.file_name}")])
+
+    async with rig(settings, db, redis, tmp_path, script=on_upload) as r:
+        reply = await r.sim.send_file(USER, "名单.xlsx", b"PK\x03\x04" + b"q" * 200)
+        assert reply is not None and "已收到文件" in reply.content
+
+        async def die(_payload: dict) -> None:
+            raise _Died
+
+        dead = JobRunner(redis, {"wecom.file": die}, consumer="dead-worker")
+        with pytest.raises(_Died):
+            await dead.run_once(block_ms=None)
+        assert r.handler.events == []
+        r.worker.jobs.idle_ms = 0  # the dead worker's job is now "abandoned"
+        assert await r.worker.jobs.run_once(block_ms=None) == 1
+        await r.deliver()
+        assert [e.file_name for e in r.handler.events] == ["名单.xlsx"]
+        assert r.sim.texts(USER)[-1] == "处理完毕：名单.xlsx"
+        assert await redis.xlen("uc:jobs") == 0
