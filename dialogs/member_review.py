@@ -258,8 +258,11 @@ async def handle_upload(ctx: Context) -> None:
             ctx.say(T.FILE_SAME_REJECTED + rejection_text(ctx, prev.summary.get("code", "")))
             return
         ctx.say("\n".join(file_summary_lines(prev.file_name, prev.summary)))
-        ctx.data["pending"] = prev.id
-        ctx.say(T.FILE_ASK_ACCEPT.format(n=prev.summary.get("matched", 0)))
+        if prev.summary.get("matched"):
+            ctx.data["pending"] = prev.id
+            ctx.say(T.FILE_ASK_ACCEPT.format(n=prev.summary.get("matched", 0)))
+        else:
+            ctx.say(T.FILE_NOTHING_VALID)
         return
     parse = uploads.parse_upload(path, ctx.settings.limits, mr.COLUMNS, name)
     results = await asyncio.gather(parse, mr.load_match_data(ctx.db, rid), return_exceptions=True)
@@ -272,6 +275,10 @@ async def handle_upload(ctx: Context) -> None:
         if isinstance(r, BaseException):
             raise r
     check = await asyncio.to_thread(mr.match_rows, sheet, data)
+    if check.rows == 0:
+        await mr.record_upload(ctx.db, rid, sha, name, size, rejected="rows.none")
+        ctx.say(rejection_text(ctx, "rows.none"))
+        return
     upload = await mr.record_upload(ctx.db, rid, sha, name, size, check=check)
     ctx.say("\n".join(file_summary_lines(name, upload.summary)))
     if not check.errors:
@@ -285,9 +292,12 @@ async def handle_upload(ctx: Context) -> None:
         T.REPORT_TITLE.format(name=name, n=len(report_rows)),
     )
     ctx.say(File(templates.error_report_name(name), report))
-    ctx.data["pending"] = upload.id
     if check.matched:
+        ctx.data["pending"] = upload.id
         ctx.say(T.FILE_ASK_ACCEPT.format(n=check.matched))
+    else:
+        ctx.data.pop("pending", None)
+        ctx.say(T.FILE_NOTHING_VALID)
     if ctx.step_name != "members.file":
         await ctx.goto("members.file", quiet=True)
 

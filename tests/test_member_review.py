@@ -570,6 +570,12 @@ async def test_hostile_file_in_dialog_and_bot_stays_up(db, chat, tmp_path):
     bad.write_bytes(b"%PDF-1.4 not a sheet")
     assert "这不是表格文件" in await chat.upload(bad)
     assert "之前已经发送过" in await chat.upload(bad)
+    empty = xlsx(tmp_path / "empty.xlsx", [])
+    assert "没有数据行" in await chat.upload(empty)
+    nothing = xlsx(tmp_path / "nothing.xlsx", [["123", "", "退休"]])
+    out = await chat.upload(nothing)
+    assert "没有可以导入的正确记录" in out and "接受" not in out
+    assert "目前没有待确认的文件" in await chat.send("接受")
     assert "请发送填好的文件" in await chat.send("随便")
 
 

@@ -111,6 +111,7 @@ FILE_HELP = (
 )
 FILE_WAITING = "请发送填好的文件，或回复「模板」「列表」「完成」。"
 FILE_ASK_ACCEPT = "请修改后重新发送文件，或回复「接受」只导入其中 {n} 条正确的记录。"
+FILE_NOTHING_VALID = "文件中没有可以导入的正确记录，请按错误明细修改后重新发送。"
 NOTHING_TO_ACCEPT = "目前没有待确认的文件。请先发送填好的文件。"
 FILE_PLATFORM = "没能取到这个文件。请打开上传链接上传：\n{url}"
 
@@ -171,6 +172,7 @@ REJECTED = {
     "xml.encoding": "文件内部编码异常，无法读取。请用 Excel 重新保存后再发送。",
     "sheet.dimension": "表格范围异常（声明了过大的行列范围），无法安全读取。请把内容复制到模板中再发送。",
     "sheet.missing": "文件中没有可读取的工作表。",
+    "rows.none": "文件中没有数据行：请在「身份证号码」列下面逐行填写年审不通过的会员。",
     "rows.too_many": "行数太多：最多 {rows} 行。请只填写年审不通过的会员。",
     "csv.encoding": "CSV 文件的编码无法识别，请用 Excel 另存为 .xlsx 后再发送。",
     "parse.failed": "无法读取这个文件，请确认它是用 Excel 或 WPS 保存的表格，或把内容复制到模板中再发送。",
