@@ -201,14 +201,14 @@ class DialogRouter:
             cmd = _command(ctx.word)
         elif ev.kind == EventKind.menu:
             cmd = _menu_command(ev.key)
-        elif ev.kind == EventKind.enter:
-            if current is None:
-                if not cursor.exists and not cursor.problem == "version":
-                    ctx.say(T.WELCOME)
-                    return
-            else:
+        elif ev.kind == EventKind.enter:  # the user opened the app
+            if current is not None:
                 await ctx.prompt()
-                return
+            elif cursor.problem == "missing":
+                ctx.say(T.WELCOME)
+            else:
+                await self._recover(ctx)
+            return
         if cmd and not (current and _COMMAND_WORD[cmd] in current.overrides):
             await self._global(ctx, cmd, current)
             return
@@ -270,9 +270,9 @@ class DialogRouter:
         if self.registry.get(ctx.cursor.step) is not None and ctx.cursor.exists:
             await ctx.prompt()
         else:
-            await self._recover(ctx, quiet_if_fresh=True)
+            await self._recover(ctx)
 
-    async def _recover(self, ctx: Context, quiet_if_fresh: bool = False) -> None:
+    async def _recover(self, ctx: Context) -> None:
         """No usable cursor: tell the user and resume from the database draft."""
         cursor = ctx.cursor
         old_step = cursor.step
@@ -303,8 +303,6 @@ class DialogRouter:
         }[problem]
         if problem == "step" and ctx.cursor.step == old_step:
             return  # still waiting for a flow that is not deployed yet: the hook said so
-        if quiet_if_fresh and problem == "missing" and ctx.cursor.revision == 0:
-            notice = T.CURSOR_LOST
         ctx.reply.messages.insert(mark, Text(notice))
 
     # -- global commands ------------------------------------------------------------------------
