@@ -24,6 +24,7 @@ union (E4) a row with a 所在单位 and no reason sets that member's remark ins
 from __future__ import annotations
 
 import bisect
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -55,6 +56,7 @@ from storage.models import (
 )
 from storage.settings import Settings
 
+log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
 REMARK_MAX = 200
@@ -759,6 +761,17 @@ async def record_upload(
             summary=summary,
         )
         s.add(row)
+    log.info(
+        "upload review=%s sha256=%s size=%s status=%s rows=%s matched=%s errors=%s code=%s",
+        review_id,
+        sha256[:12],
+        size,
+        status,
+        rows,
+        matched,
+        summary.get("errors", 0),
+        rejected or "",
+    )
     return row
 
 

@@ -504,6 +504,10 @@ def _set_limits(memory_mb: int, cpu_seconds: int) -> None:
 
 def _child_main(conn: Any, path: str, kind: str, columns: tuple[Column, ...], opts: dict) -> None:
     """The child: set limits, read, send ("ok", Sheet) or ("err", code, detail)."""
+    with contextlib.suppress(OSError):  # calamine's allocation-failure message: not our log
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
     try:
         _set_limits(opts["memory_mb"], opts["cpu_seconds"])
         if kind == "csv":
