@@ -758,3 +758,25 @@ async def test_returned_review_reopens_the_marks(db, chat, settings):
     assert "已被退回" in out and "共有 10 名在册会员" in out and "已标记 1 人" in out
     await chat.send("1")
     assert "已标记 1 人为【退休】" in await chat.send("3 退休")
+
+
+async def test_upload_through_the_h5_link(stack):
+    import re
+
+    import aiohttp
+
+    tree = await stack.seed(members=10)
+    user = tree.contact
+    ids = [m.id_number for m in tree.members["UNIT"]]
+    await _to_members(stack, user)
+    await stack.sim.send_text(user, "2")
+    await stack.deliver()
+    url = re.search(r"https?://\S+/h5/upload/\S+", "\n".join(stack.sim.texts(user)))[0]
+    form = aiohttp.FormData()
+    data = _xlsx_bytes([[ids[3], "", "死亡"]])
+    form.add_field("file", data, filename="名单.xlsx", content_type="application/octet-stream")
+    async with aiohttp.ClientSession() as http, http.post(url, data=form) as resp:
+        assert resp.status == 200
+    await stack.deliver()
+    texts = "\n".join(stack.sim.texts(user))
+    assert "共 1 行，匹配本单位会员 1 人，有问题 0 行" in texts and "已导入：标记 1 人" in texts
