@@ -198,7 +198,7 @@ class WecomCallback:
         if ev.kind is EventKind.unsupported:
             if ev.raw_type.startswith("event:"):
                 return web.Response(text="", headers=_EMPTY_HEADERS)
-            return self._passive(ev, nonce, [Text(texts.UNSUPPORTED)], None)
+            return await self._passive(ev, nonce, [Text(texts.UNSUPPORTED)], None)
         if ev.kind is EventKind.file:
             await enqueue_job(
                 self.redis,
@@ -206,7 +206,7 @@ class WecomCallback:
                 {"user": ev.user_id, "media_id": ev.media_id, "file_name": ev.file_name,
                  "msg_id": ev.msg_id},
             )  # fmt: skip
-            return self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
+            return await self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
 
         loop = asyncio.get_running_loop()
         task = loop.create_task(self.handler.handle(ev))
@@ -233,16 +233,17 @@ class WecomCallback:
                 exc_info=None if task.cancelled() else task.exception(),
                 extra={"fields": {"kind": ev.kind}},
             )
-            return self._passive(ev, nonce, [Text(texts.BUSY)], None)
+            return await self._passive(ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
-        return self._passive(ev, nonce, list(reply.messages), reply.card_update)
+        return await self._passive(ev, nonce, list(reply.messages), reply.card_update)
 
     # -- answering ----------------------------------------------------------------------------------
 
-    def _passive(
+    async def _passive(
         self, ev: Event, nonce: str, messages: list[Message], card_update: CardUpdate | None
     ) -> web.Response:
-        """The first Text goes back passively (a card click: the update_button), rest via outbox."""
+        """The first Text goes back passively (a card click: the update_button), the rest is
+        written to the outbox before answering, so a crash after the answer loses nothing."""
         plain: str | None = None
         rest: list[Message] = []
         if card_update is not None and ev.kind is EventKind.card_action:
@@ -265,7 +266,7 @@ class WecomCallback:
             if card_update is not None:
                 rest.append(_with_code(card_update, ev))
         if rest:
-            self._spawn(self._send_rest(ev, rest))
+            await self._send_rest(ev, rest)
         if plain is None:
             return web.Response(text="", headers=_EMPTY_HEADERS)
         return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
