@@ -9,9 +9,12 @@ Rules (issue 2):
 - Upserts: units by 单位编码, operators by (unit, platform, user id, role), members by
   身份证号码 among active members. Re-importing the same file changes nothing (rows whose values
   are the same are not touched; the report counts them as unchanged).
-- Members are streamed: the file is read and checked in a thread, in batches, while the batches
-  are written with one multi-row statement each (``INSERT ... ON CONFLICT (id_number) WHERE
-  status = 'active' DO UPDATE ... WHERE <something changed>``), all in one transaction.
+- Members are streamed and checked in a worker thread (the event loop stays free), holding only
+  the ID numbers seen so far. On SQLite the good rows go to a TEMP table and are upserted in
+  one ``INSERT ... SELECT ... ORDER BY id_number ON CONFLICT (id_number) WHERE status =
+  'active' DO UPDATE ... WHERE <something changed>`` (see :func:`_members_sqlite`); on
+  PostgreSQL batches of 50,000 go through ``unnest`` arrays with the same upsert. Either way
+  it is one transaction. ``python -m bench import_members`` measures it.
 """
 
 from __future__ import annotations
@@ -1068,55 +1071,64 @@ def _members_sqlite(
 ) -> None:
     """The whole members import on SQLite, in this (worker) thread, on a connection of its own.
 
-    Reading, checking and writing one batch after the other in one thread avoids handing the
-    GIL back and forth between a reader thread and the driver thread for every row (measured:
-    about twice the CPU). ``BEGIN IMMEDIATE`` takes the write lock first, so the unit ids read
-    in the same transaction stay valid; the row check has already matched every unit code, so
-    this connection skips SQLite's per-row foreign-key lookup. One transaction: nothing is
-    written unless the whole file is good (or ``skip_errors``).
+    1. Read and check every row, appending the good ones to a TEMP table (no indexes: cheap).
+       Doing this in one thread avoids handing the GIL back and forth between a reader thread
+       and the driver thread for every row (measured: about twice the CPU). The database's
+       write lock is not held meanwhile, so the bot keeps working during a long import.
+    2. If the file is good (or ``skip_errors``): ``BEGIN IMMEDIATE``, make sure every unit
+       still exists, and upsert from the TEMP table in ID-number order, one statement: the ID
+       indexes are filled in order (measured: about 40% less CPU than sorted batches). The
+       check matched every unit code, so this connection skips SQLite's per-row foreign-key
+       lookup. One transaction: nothing is written unless it all is.
     """
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     try:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
+        units = dict(conn.execute("SELECT code, id FROM unions").fetchall())
+        conn.execute("BEGIN")  # the TEMP table only: no lock on the database itself
+        conn.execute(_STAGE_CREATE)
+        checker = _MemberChecker(pos, units, True)
+        writing = True
+        rows = errors = 0
+        batch: list[tuple[Any, ...]] = []
+        for row_no, cells in table.rows:
+            rows += 1
+            try:
+                values = checker(row_no, cells)
+            except _RowErr as e:
+                errors += 1
+                report.add(row_no, e.column, e.value, e.reason)
+                if not report.skip_errors:
+                    writing = False
+                    batch.clear()
+                continue
+            if writing:
+                batch.append(values)
+                if len(batch) >= BATCH_ROWS:
+                    conn.executemany(_STAGE_INSERT, batch)
+                    batch.clear()
+            if rows % 10_000 == 0:
+                report.rows, report.error_count = rows, errors
+                progress.advance(rows)
+        report.rows, report.error_count, report.valid = rows, errors, rows - errors
+        progress.advance(rows)
+        checker.seen.clear()
+        if not writing or not _should_write(report):
+            conn.execute("ROLLBACK")
+            return
+        if batch:
+            conn.executemany(_STAGE_INSERT, batch)
+            batch.clear()
+        conn.execute("COMMIT")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            units = dict(conn.execute("SELECT code, id FROM unions").fetchall())
+            gone = conn.execute(_STAGE_UNITS_GONE).fetchone()[0]
+            if gone:
+                raise TableError("changed", "导入期间单位数据被修改，请重新导入")
             before = conn.execute(_COUNT_ACTIVE).fetchone()[0]
-            checker = _MemberChecker(pos, units, True)
-            writing = True
-            changed = rows = errors = 0
-            batch: list[tuple[Any, ...]] = []
-            for row_no, cells in table.rows:
-                rows += 1
-                try:
-                    values = checker(row_no, cells)
-                except _RowErr as e:
-                    errors += 1
-                    report.add(row_no, e.column, e.value, e.reason)
-                    if not report.skip_errors:
-                        writing = False
-                        batch.clear()
-                    continue
-                if writing:
-                    batch.append(values)
-                    if len(batch) >= BATCH_ROWS:
-                        batch.sort(key=_by_id)
-                        changed += max(conn.executemany(_SQLITE_UPSERT, batch).rowcount, 0)
-                        batch.clear()
-                if rows % 10_000 == 0:
-                    report.rows, report.error_count = rows, errors
-                    progress.advance(rows)
-            report.rows, report.error_count, report.valid = rows, errors, rows - errors
-            progress.advance(rows)
-            checker.seen.clear()
-            if not writing or not _should_write(report):
-                conn.execute("ROLLBACK")
-                return
-            if batch:
-                batch.sort(key=_by_id)
-                changed += max(conn.executemany(_SQLITE_UPSERT, batch).rowcount, 0)
+            changed = max(conn.execute(_SQLITE_UPSERT_STAGED).rowcount, 0)
             after = conn.execute(_COUNT_ACTIVE).fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
@@ -1129,6 +1141,24 @@ def _members_sqlite(
     report.updated = changed - report.inserted
     report.unchanged = report.valid - changed
     report.written = True
+
+
+_STAGE_CREATE = (
+    "CREATE TEMP TABLE uc_import_members (union_id INTEGER, id_number TEXT, name TEXT, "
+    "card_no TEXT, card_issued_on TEXT, remark TEXT)"
+)
+_STAGE_INSERT = "INSERT INTO temp.uc_import_members VALUES (?, ?, ?, ?, ?, ?)"
+_STAGE_UNITS_GONE = (
+    "SELECT count(*) FROM temp.uc_import_members s "
+    "WHERE NOT EXISTS (SELECT 1 FROM unions u WHERE u.id = s.union_id)"
+)
+# "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint (upsert docs)
+_SQLITE_UPSERT_STAGED = _SQLITE_UPSERT.replace(
+    "VALUES (?, ?, ?, ?, ?, ?, 'active')",
+    "SELECT union_id, id_number, name, card_no, card_issued_on, remark, 'active' "
+    "FROM temp.uc_import_members WHERE true ORDER BY id_number",
+)
+assert _SQLITE_UPSERT_STAGED != _SQLITE_UPSERT
 
 
 _COUNT_ACTIVE = "SELECT count(*) FROM members WHERE status = 'active'"
