@@ -21,6 +21,8 @@ from services.unit_fields import BY_KEY, BY_NUMBER, FIELDS
 from services.validators import Invalid
 
 MEMBERS_START = "members.start"
+LIST_VALUE_CHARS = 40
+CONFIRM_VALUE_CHARS = 60
 STAGE = "单位信息年审"
 
 # Short, stable step names per field: unit.edit.<short>.
@@ -44,10 +46,15 @@ FIELD_OF_STEP = {f"unit.edit.{short}": key for key, short in SHORT.items()}
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def show(value: Any) -> str:
+def show(value: Any, limit: int = 0) -> str:
+    """A value as the list shows it; long text is cut to ``limit`` characters (keeps the whole
+    answer within one passive reply)."""
     if value is None or value == "":
         return T.EMPTY
-    return str(value)
+    text = str(value)
+    if limit and len(text) > limit:
+        return T.CUT.format(head=text[:limit], n=len(text))
+    return text
 
 
 def reject_text(exc: Invalid) -> str:
@@ -185,7 +192,7 @@ def list_text(ctx: Context) -> str:
             T.LIST_LINE.format(
                 n=f.number,
                 label=T.LABELS[f.key],
-                value=show(value),
+                value=show(value, LIST_VALUE_CHARS),
                 mark=T.EDITED_MARK if edited else "",
             )
         )
@@ -270,7 +277,7 @@ class EditField(Step):
         cur, edits = ctx.data.get("cur", {}), _edits(ctx)
         value = edits.get(self.key, cur.get(self.key))
         hint = T.HINTS[self.key].format(max=ctx.settings.review.other_info_max_chars)
-        ctx.say(T.ASK_VALUE.format(label=T.LABELS[self.key], value=show(value), hint=hint))
+        ctx.say(T.ASK_VALUE.format(label=T.LABELS[self.key], value=show(value, 100), hint=hint))
 
     async def handle(self, ctx: Context) -> None:
         cur, edits = ctx.data.get("cur", {}), _edits(ctx)
@@ -293,7 +300,7 @@ class EditField(Step):
             ctx.say(T.UNCHANGED)
         else:
             new_edits[self.key] = checked.value
-            ctx.say(T.SAVED.format(label=label, value=show(checked.value)))
+            ctx.say(T.SAVED.format(label=label, value=show(checked.value, LIST_VALUE_CHARS)))
         if new_edits != edits and not await reviews.save_unit_edits(
             ctx.db, ctx.data["rid"], new_edits
         ):
@@ -326,7 +333,13 @@ class ConfirmUnit(Step):
         cur, edits = ctx.data.get("cur", {}), _edits(ctx)
         lines = [T.CONFIRM_HEAD]
         for key, old, new in unit_fields.changed(cur, edits):
-            lines.append(T.CONFIRM_LINE.format(label=T.LABELS[key], old=show(old), new=show(new)))
+            lines.append(
+                T.CONFIRM_LINE.format(
+                    label=T.LABELS[key],
+                    old=show(old, CONFIRM_VALUE_CHARS),
+                    new=show(new, CONFIRM_VALUE_CHARS),
+                )
+            )
         lines.append("")
         lines.append(T.CONFIRM_ASK)
         ctx.say("\n".join(lines))

@@ -580,3 +580,14 @@ async def test_draft_writer_batches_and_refuses_locked_reviews(any_db, settings)
     assert got[ids[5]].unit_edits == {}  # submitted: not editable
     assert all(got[rid].unit_edits == {"employees_total": n} for n, rid in enumerate(ids) if n != 5)
     assert got[ids[0]].unit_confirmed
+
+
+async def test_long_other_info_keeps_the_list_in_one_message(world, settings) -> None:
+    router, _ = world
+    send = say(router)
+    await send("年审")
+    await send("12")
+    out = await send("职工之家" * 100)  # 400 characters, within the 500 limit
+    assert "（共 400 字）" in out and len(out.encode()) < 2048
+    out = await send("下一步")
+    assert "（共 400 字）" in out and len(out.encode()) < 2048

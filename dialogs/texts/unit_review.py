@@ -50,6 +50,7 @@ LABELS = {
 }
 EMPTY = "（未填写）"
 EDITED_MARK = "（已修改）"
+CUT = "{head}…（共 {n} 字）"
 LIST_HEAD = "【单位信息】请核对以下信息："
 LIST_LINE = "{n}. {label}：{value}{mark}"
 LIST_ASK = "信息都正确，回复「无变更」；需要修改，回复「修改」（或直接回复编号）。"
