@@ -315,19 +315,6 @@ async def confirm_unit(db: Database, review_id: int, confirmed: bool = True) -> 
     return await _update_draft(db, review_id, unit_confirmed=confirmed)
 
 
-async def load_unit(db: Database, review_id: int) -> tuple[Review, Union] | None:
-    """The review and its union (for showing the list after a lost cursor)."""
-    async with db.session() as s:
-        row = (
-            await s.execute(
-                select(Review, Union)
-                .join(Union, Union.id == Review.union_id)
-                .where(Review.id == review_id)
-            )
-        ).first()
-        return (row[0], row[1]) if row else None
-
-
 def snapshot(union: Union) -> dict[str, Any]:
     """The union's current D1–D7 values as JSON-friendly data (kept in the cursor)."""
     return current_values(union)
