@@ -527,6 +527,8 @@ class FileStep(MemberStep):
     help = T.FILE_HELP
 
     async def prompt(self, ctx: Context) -> None:
+        # A file is coming: have the fork server (calamine imported) ready for it.
+        await asyncio.to_thread(uploads.warm_up)
         if ctx.data.pop("quiet", False):
             return
         await send_template(ctx)
