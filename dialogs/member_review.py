@@ -302,6 +302,23 @@ async def handle_upload(ctx: Context) -> None:
         await ctx.goto("members.file", quiet=True)
 
 
+async def ensure_review(ctx: Context) -> bool:
+    """The cursor names the review (``rid`` ...); if its data was lost, find the draft again."""
+    if "rid" in ctx.data:
+        return True
+    from dialogs.unit_review import load_entry
+    from services import reviews
+
+    ev = ctx.event
+    e = await reviews.begin(ctx.db, ctx.settings, ev.platform, ev.user_id, create=False)
+    if e.outcome != reviews.Outcome.ok:
+        ctx.finish()
+        ctx.say(T.NO_DRAFT)
+        return False
+    load_entry(ctx, e)
+    return True
+
+
 class MemberStep(Step):
     """Common to the member steps: files are welcome everywhere; frozen drafts are said so."""
 
@@ -309,6 +326,8 @@ class MemberStep(Step):
     stage = T.STAGE
 
     async def handle(self, ctx: Context) -> None:
+        if not await ensure_review(ctx):
+            return
         try:
             if ctx.event.kind in ("upload", "file"):
                 await handle_upload(ctx)
@@ -329,7 +348,7 @@ class Start(MemberStep):
     help = T.START_HELP
 
     async def prompt(self, ctx: Context) -> None:
-        if "rid" not in ctx.data:
+        if not await ensure_review(ctx):
             return
         uid = int(ctx.data.get("uid") or (await mr.union_of(ctx.db, _rid(ctx))).id)
         count = await mr.member_count(ctx.db, uid)

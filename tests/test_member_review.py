@@ -780,3 +780,20 @@ async def test_upload_through_the_h5_link(stack):
     await stack.deliver()
     texts = "\n".join(stack.sim.texts(user))
     assert "共 1 行，匹配本单位会员 1 人，有问题 0 行" in texts and "已导入：标记 1 人" in texts
+
+
+async def test_cursor_without_review_data_finds_the_draft(db, chat, redis):
+    from storage.redis import keys
+
+    sd = await seed(db, members=4)
+    await chat.send("年审")
+    await chat.send("1")
+    key = keys.cursor(P, CONTACT)
+    rev, _, body = (await redis.get(key)).partition("|")
+    import json
+
+    d = json.loads(body)
+    d["d"] = {}  # the scratch data is gone, the step is still members.list
+    await redis.set(key, f"{rev}|{json.dumps(d)}")
+    assert "已标记 1 人为【死亡】" in await chat.send("2 死亡")
+    assert await marks(db, sd.review_id) == {2: "deceased"}
