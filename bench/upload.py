@@ -1,6 +1,6 @@
 """A 100,000-row upload parsed, validated and matched against a 100,000-member unit, vs bare calamine.
 
-``python -m bench upload [--rows N] [--rounds N]``
+``python -m bench upload [--rows N] [--rounds N] [--workdir DIR]``
 
 Setup (not timed): a SQLite database with one unit of ``--rows`` active members and a draft
 review, and an .xlsx of ``--rows`` rows (身份证号码 as text, 姓名, 不通过原因) naming them all.
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,7 +135,11 @@ async def _e2e(workdir: Path, warm: bool, apply: bool) -> dict:
     from storage.settings import LimitSettings
 
     limits = LimitSettings()
-    db = Database(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
+    db_file = workdir / "bench.db"
+    if apply:  # the apply run writes: keep the shared database as it was
+        shutil.copy(db_file, workdir / "apply.db")
+        db_file = workdir / "apply.db"
+    db = Database(f"sqlite+aiosqlite:///{db_file}")
     review_id = 1
     if warm:
         uploads.warm_up()
@@ -200,6 +205,9 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench upload", description=__doc__)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--workdir", help="keep the generated file and database here and reuse them next time"
+    )
     ap.add_argument("--measure", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.measure:
@@ -213,9 +221,15 @@ def main(argv: list[str]) -> None:
 
     print(machine_info("sqlite+aiosqlite:///(temporary file)"))
     with tempfile.TemporaryDirectory(prefix="uc-bench-upload-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        setup(workdir, args.rows)
+        marker = workdir / f"rows-{args.rows}"
+        if not marker.exists():
+            for name in ("bench.db", "upload.xlsx"):
+                (workdir / name).unlink(missing_ok=True)
+            setup(workdir, args.rows)
+            marker.touch()
         size = os.path.getsize(workdir / "upload.xlsx")
         print(
             f"setup: {args.rows:,} members and an .xlsx of {args.rows:,} rows "
