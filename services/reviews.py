@@ -60,6 +60,7 @@ class Outcome(StrEnum):
     closed = "closed"  # the cycle is closed / past deadline + grace
     completed = "completed"  # M6
     submitted = "submitted"  # waiting in the approval chain
+    no_draft = "no_draft"  # create=False and there is no review yet
 
 
 @dataclass
@@ -156,68 +157,76 @@ async def begin(
     """U1: check who the user is and start or resume this year's review (see the module doc).
 
     With ``create=False`` (resuming after a lost cursor) no new draft is made: the outcome is
-    ``ok`` only for an existing draft/returned review, else what :func:`begin` would say, with
-    ``closed`` standing for "nothing to resume" when the checks would have allowed a start.
+    ``ok`` only for an existing draft/returned review, else what :func:`begin` would say, or
+    ``no_draft`` where a new review would have been started.
     """
-    year = settings.review.year
     now = now or utcnow()
-    async with db.transaction() as s:
-        contacts, approvers = await _roles(s, platform, user_id)
-        reviewing = [(op, u) for op, u in contacts if UnionKind(u.kind).reviews]
-        if not reviewing:
-            if approvers:
-                return Entry(Outcome.approver, approver_of=[u.name for u in approvers])
-            if contacts:
-                return Entry(Outcome.not_reviewing, union=contacts[0][1])
-            return Entry(Outcome.nobody)
-        reviews = {
-            r.union_id: r
-            for r in (
-                await s.scalars(
-                    select(Review).where(
-                        Review.year == year,
-                        Review.union_id.in_([u.id for _, u in reviewing]),
-                    )
-                )
-            ).all()
-        }
-        op, union = next(
-            (
-                (o, u)
-                for o, u in reviewing
-                if u.id not in reviews or reviews[u.id].status != ReviewStatus.completed
-            ),
-            reviewing[0],
-        )
-        cycle = await cycle_rules.load_cycle(s, settings, year)
-        review = reviews.get(union.id)
-        entry = Entry(Outcome.ok, union=union, operator=op, cycle=cycle, review=review)
-        if review is not None:
-            if review.status == ReviewStatus.completed:
-                entry.outcome = Outcome.completed
-            elif review.status == ReviewStatus.submitted:
-                entry.outcome = Outcome.submitted
-                entry.waiting = await _waiting(s, review)
-            return entry
-        if union.registered_on is not None and union.registered_on > cycle.cutoff_date:
-            entry.outcome = Outcome.not_registered
-            return entry
-        if await _cycle_closed(s, year) or not cycle_rules.start_allowed(cycle, now):
-            entry.outcome = Outcome.closed
-            return entry
-        if not create:
-            entry.outcome = Outcome.closed
-            entry.cycle = None  # marks "nothing to resume" rather than a closed cycle
-            return entry
-        review = Review(union_id=union.id, year=year, started_by=op.id, unit_edits={})
-        s.add(review)
-        try:
-            await s.flush()
-        except IntegrityError:
-            await s.rollback()
-            review = None
-    if review is None:  # a second turn created it first (another process)
+    try:
+        async with db.transaction() as s:
+            return await _begin(s, settings, platform, user_id, create=create, now=now)
+    except IntegrityError:  # another turn (process) created this year's review first
         return await begin(db, settings, platform, user_id, create=False, now=now)
+
+
+async def _begin(
+    s: AsyncSession,
+    settings: Settings,
+    platform: str,
+    user_id: str,
+    *,
+    create: bool,
+    now: datetime,
+) -> Entry:
+    year = settings.review.year
+    contacts, approvers = await _roles(s, platform, user_id)
+    reviewing = [(op, u) for op, u in contacts if UnionKind(u.kind).reviews]
+    if not reviewing:
+        if approvers:
+            return Entry(Outcome.approver, approver_of=[u.name for u in approvers])
+        if contacts:
+            return Entry(Outcome.not_reviewing, union=contacts[0][1])
+        return Entry(Outcome.nobody)
+    reviews = {
+        r.union_id: r
+        for r in (
+            await s.scalars(
+                select(Review).where(
+                    Review.year == year,
+                    Review.union_id.in_([u.id for _, u in reviewing]),
+                )
+            )
+        ).all()
+    }
+    op, union = next(
+        (
+            (o, u)
+            for o, u in reviewing
+            if u.id not in reviews or reviews[u.id].status != ReviewStatus.completed
+        ),
+        reviewing[0],
+    )
+    cycle = await cycle_rules.load_cycle(s, settings, year)
+    review = reviews.get(union.id)
+    entry = Entry(Outcome.ok, union=union, operator=op, cycle=cycle, review=review)
+    if review is not None:
+        if review.status == ReviewStatus.completed:
+            entry.outcome = Outcome.completed
+        elif review.status == ReviewStatus.submitted:
+            entry.outcome = Outcome.submitted
+            entry.waiting = await _waiting(s, review)
+        return entry
+    if union.registered_on is not None and union.registered_on > cycle.cutoff_date:
+        entry.outcome = Outcome.not_registered
+        return entry
+    if await _cycle_closed(s, year) or not cycle_rules.start_allowed(cycle, now):
+        entry.outcome = Outcome.closed
+        return entry
+    if not create:
+        entry.outcome = Outcome.no_draft
+        return entry
+    review = Review(union_id=union.id, year=year, started_by=op.id, unit_edits={})
+    s.add(review)
+    await s.flush()  # IntegrityError (uq_review_union_year) when another turn was first
     entry.review = review
     entry.created = True
     return entry

@@ -591,3 +591,40 @@ async def test_long_other_info_keeps_the_list_in_one_message(world, settings) ->
     assert "（共 400 字）" in out and len(out.encode()) < 2048
     out = await send("下一步")
     assert "（共 400 字）" in out and len(out.encode()) < 2048
+
+
+async def test_two_starts_at_once_make_one_draft(settings, any_db) -> None:
+    db = any_db
+    from services import reviews
+
+    sd = await seed(db)
+    a, b = await asyncio.gather(
+        reviews.begin(db, settings, P, "zs"), reviews.begin(db, settings, P, "zs")
+    )
+    assert a.outcome == b.outcome == reviews.Outcome.ok
+    assert a.review.id == b.review.id
+    assert sorted([a.created, b.created]) == [False, True]
+    async with db.session() as s:
+        assert (
+            len((await s.scalars(select(Review).where(Review.union_id == sd.unit_id))).all()) == 1
+        )
+
+
+async def test_start_loses_the_race_and_resumes_the_other_draft(settings, db, monkeypatch) -> None:
+    from services import cycle_rules, reviews
+
+    sd = await seed(db)
+    real = cycle_rules.load_cycle
+
+    async def other_turn_first(session, s, year=None):
+        # another process creates this year's review between our check and our insert
+        async with db.transaction() as other:
+            other.add(Review(union_id=sd.unit_id, year=s.review.year))
+        monkeypatch.setattr(cycle_rules, "load_cycle", real)
+        return await real(session, s, year)
+
+    monkeypatch.setattr(cycle_rules, "load_cycle", other_turn_first)
+    e = await reviews.begin(db, settings, P, "zs")
+    assert e.outcome == reviews.Outcome.ok and not e.created
+    async with db.session() as s:
+        assert len((await s.scalars(select(Review))).all()) == 1
