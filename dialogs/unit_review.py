@@ -4,9 +4,9 @@ Steps: ``unit.show`` (the numbered list) → ``unit.pick`` (which number) →
 ``unit.edit.<field>`` (the new value; one step per field, e.g. ``unit.edit.mobile``) → back to
 ``unit.show`` → ``unit.confirm`` (old → new) → ``members.start`` (the member review's flow).
 
-Cursor data: ``rid`` (review id), ``uid`` (union id), ``unit`` (union name), ``kind`` (union
-kind), ``cur`` (the union's current values), ``edits`` (the draft's unit edits, mirrored from
-the database where every accepted edit is saved at once).
+Cursor data (also read by the member review): ``rid`` (review id), ``uid`` (union id), ``unit``
+(union name), ``kind`` (union kind), ``cur`` (the union's current values), ``edits`` (the
+draft's unit edits, mirrored from the database where every accepted edit is saved at once).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ SHORT = {
     "contact_mobile": "mobile",
     "other_info": "other",
 }
-FIELD_OF_STEP = {f"unit.edit.{short}": key for key, short in SHORT.items()}
 
 
 # -- helpers ----------------------------------------------------------------------------------
