@@ -358,3 +358,13 @@ async def test_progress_for_higher_approver_goes_to_the_hook(settings, db, redis
     assert texts(r) == "下级单位进度" and seen == ["boss"]
     r = await router.handle(ev("状态", user="nobody"))  # not an approver: the router answers
     assert texts(r) == C.PROGRESS_NOBODY and seen == ["boss"]
+
+
+async def test_pipelined_turns_survive_a_script_flush(router, redis) -> None:
+    users = [f"p{i}" for i in range(6)]
+    for u in users:
+        await set_step(router, "t.echo", user=u)
+    await redis.script_flush()  # e.g. Redis restarted: the scripts must be loaded again
+    replies = await asyncio.gather(*(router.handle(ev("a", user=u)) for u in users))
+    assert [texts(r) for r in replies] == ["1:a"] * 6
+    assert [(await router.engine.peek(P, u)).revision for u in users] == [2] * 6
