@@ -94,6 +94,13 @@ def _positive(value: str) -> int:
     return n
 
 
+def _demo_members(value: str) -> int:
+    n = int(value.replace("_", "").replace(",", ""))
+    if not 0 <= n <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 0 and 1,000,000")
+    return n
+
+
 # --- serve / worker / demo -----------------------------------------------------------------
 
 
@@ -328,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(常州市总工会 and its district federations, industry, grassroots and joint unions).",
     )
     p.add_argument("-o", "--output", default="var/demo-data", metavar="DIR")
-    p.add_argument("--members", type=_positive, default=2000, help="members (up to 1,000,000)")
+    p.add_argument("--members", type=_demo_members, default=2000, help="members (up to 1,000,000)")
     p.add_argument("--seed", type=int, default=2016)
     p.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
