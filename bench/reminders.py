@@ -445,12 +445,11 @@ async def run(args: argparse.Namespace) -> None:
         print_table(
             [
                 {"step": "进度 of the city (subtree query)", "s": t.seconds, "cpu s": t.cpu,
-                 "units": prog.eligible},
+                 "units": prog.eligible, "KB": ""},
                 {"step": "报表 xlsx of the city", "s": t2.seconds, "cpu s": t2.cpu,
-                 "units": len(data) // 1024},
+                 "units": prog.eligible, "KB": len(data) // 1024},
             ]
         )  # fmt: skip
-        print("(报表 row: 'units' column is the file size in KB)")
         d7_rows = await count_outbox(db, "remind:2026:d7:")
         d3_rows = await count_outbox(db, "remind:2026:d3:")
         print(f"\noutbox rows: d7 {d7_rows:,} (one per recipient), d3 {d3_rows:,}, "
