@@ -559,27 +559,49 @@ def check_id_cell(raw: str, typ: str) -> str:
     return check_id_number(raw)
 
 
-async def _members_by_id_number(
-    session: AsyncSession, union_id: int
-) -> tuple[dict[str, int], set[str]]:
-    """({id number: member id} of active members, id numbers of removed members).
+_ACTIVE_SQL = "SELECT id_number, id FROM members WHERE union_id = {p} AND status = 'active'"
 
-    Plain driver rows (no ORM objects): this reads every member of a unit of 100,000.
+
+async def _active_by_id_number(session: AsyncSession, union_id: int) -> dict[str, int]:
+    """{id number: member id} of the unit's active members, read through the driver itself.
+
+    A unit may have 100,000 members; SQLAlchemy's row objects would cost more than the query,
+    so this asks aiosqlite / asyncpg directly (same connection and transaction).
     """
     conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    name = conn.dialect.name
+    if name == "sqlite" and hasattr(driver, "execute"):
+        cursor = await driver.execute(_ACTIVE_SQL.format(p="?"), (union_id,))
+        try:
+            return dict(await cursor.fetchall())
+        finally:
+            await cursor.close()
+    if name == "postgresql" and hasattr(driver, "fetch"):
+        records = await driver.fetch(_ACTIVE_SQL.format(p="$1"), union_id)
+        return {r[0]: r[1] for r in records}
     table = Member.__table__
     rows = await conn.execute(
         select(table.c.id_number, table.c.id).where(
             table.c.union_id == union_id, table.c.status == MemberStatus.active.value
         )
     )
-    active = dict(rows.tuples().all())
-    gone = await conn.execute(
+    return dict(rows.tuples().all())
+
+
+async def _members_by_id_number(
+    session: AsyncSession, union_id: int
+) -> tuple[dict[str, int], set[str]]:
+    """({id number: member id} of active members, id numbers of removed members)."""
+    active = await _active_by_id_number(session, union_id)
+    table = Member.__table__
+    gone = await session.execute(
         select(table.c.id_number).where(
             table.c.union_id == union_id, table.c.status != MemberStatus.active.value
         )
     )
-    return active, set(gone.scalars().all()) - set(active)
+    return active, {x for x in gone.scalars().all() if x not in active}
 
 
 async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
