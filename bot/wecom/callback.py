@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -98,6 +99,38 @@ class DedupBatcher:
 _BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
+class Deadlines:
+    """Futures resolved when their time is up, all served by ONE timer.
+
+    Every request waits for its handler at most ``reply_timeout``; all deadlines are the same
+    length, so they expire in arrival order and a deque replaces a timer per request (timer
+    heap churn was a visible share of the hot path).
+    """
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self.tick = tick
+        self._queue: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, seconds: float) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.append((loop.time() + seconds, fut))
+        if self._timer is None:
+            self._timer = loop.call_later(self.tick, self._expire)
+        return fut
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        q = self._queue
+        while q and (q[0][0] <= now or q[0][1].done()):
+            _, fut = q.popleft()
+            if not fut.done():
+                fut.set_result(None)
+        self._timer = loop.call_later(self.tick, self._expire) if q else None
+
+
 def make_crypto(settings: Any) -> WecomCrypto:
     w = settings.wecom
     return WecomCrypto(w.token, w.encoding_aes_key, w.corp_id)
@@ -125,6 +158,7 @@ class WecomCallback:
         self.reply_timeout = reply_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dedup = DedupBatcher(redis)
+        self._deadlines = Deadlines()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/wecom/callback", self.get)
@@ -208,21 +242,15 @@ class WecomCallback:
             )  # fmt: skip
             return await self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
 
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self.handler.handle(ev))
+        task = asyncio.get_running_loop().create_task(self.handler.handle(ev))
         if not task.done():  # wait up to reply_timeout without cancelling the handler
-            waiter = loop.create_future()
+            waiter = self._deadlines.add(self.reply_timeout)
             task.add_done_callback(lambda _t: waiter.done() or waiter.set_result(None))
-            timer = loop.call_later(
-                self.reply_timeout, lambda: waiter.done() or waiter.set_result(None)
-            )
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
                 self._spawn(self._deliver_late(task, ev))
                 raise
-            finally:
-                timer.cancel()
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
             self._spawn(self._deliver_late(task, ev))
