@@ -881,6 +881,23 @@ _PG_UPSERT = (
 )
 
 
+_PG_STAGE_CREATE = (
+    "CREATE TEMP TABLE uc_import_members (union_id integer, id_number varchar(18), "
+    "name varchar(64), card_no varchar(32), card_issued_on date, remark varchar(200)) "
+    "ON COMMIT DROP"
+)
+_PG_STAGE_UNITS_GONE = (
+    "SELECT count(*) FROM uc_import_members s "
+    "WHERE NOT EXISTS (SELECT 1 FROM unions u WHERE u.id = s.union_id)"
+)
+_PG_UPSERT_STAGED = (
+    "INSERT INTO members (union_id, id_number, name, card_no, card_issued_on, remark, status) "
+    "SELECT union_id, id_number, name, card_no, card_issued_on, remark, "
+    "CAST('active' AS {status_type}) FROM uc_import_members ORDER BY id_number "
+    + _PG_UPSERT[_PG_UPSERT.index("ON CONFLICT") :]
+)
+
+
 class _MemberChecker:
     """Checks member rows; keeps the ID numbers seen (row number per ID) to catch duplicates."""
 
@@ -1024,6 +1041,11 @@ async def _import_members(
             try:
                 before = await _active_members(conn)
                 changed = 0
+                staged = not db.is_sqlite
+                if staged:
+                    # COPY into a TEMP table, then one upsert in ID-number order (as on SQLite)
+                    await conn.exec_driver_sql(_PG_STAGE_CREATE)
+                    raw = (await conn.get_raw_connection()).driver_connection
                 while True:
                     item = await asyncio.to_thread(out.get)
                     if item is None:
@@ -1032,10 +1054,21 @@ async def _import_members(
                         raise item
                     if report.error_count and not report.skip_errors:
                         continue  # drain; the transaction is rolled back below
-                    changed += await _write_members(conn, db.is_sqlite, item)
+                    if staged:
+                        await raw.copy_records_to_table(
+                            "uc_import_members", records=item, columns=_MEMBER_COLS
+                        )
+                    else:
+                        changed += await _write_members(conn, db.is_sqlite, item)
                 if not _should_write(report):
                     await trans.rollback()
                     return
+                if staged:
+                    gone = (await conn.exec_driver_sql(_PG_STAGE_UNITS_GONE)).scalar_one()
+                    if gone:
+                        raise TableError("changed", "导入期间单位数据被修改，请重新导入")
+                    sql = _PG_UPSERT_STAGED.format(status_type=_pg_status_type())
+                    changed = max((await conn.exec_driver_sql(sql)).rowcount, 0)
                 after = await _active_members(conn)
                 await trans.commit()
             except BaseException:
