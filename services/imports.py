@@ -730,8 +730,7 @@ async def _import_units(
                 update(t)
                 .where(t.c.code == bindparam("b_code"))
                 .values(
-                    {f: bindparam(f) for f in (*_UNIT_FIELDS, "parent_id")},
-                    updated_at=now,
+                    {f: bindparam(f) for f in (*_UNIT_FIELDS, "parent_id")} | {"updated_at": now}
                 ),
                 [
                     {

@@ -236,6 +236,31 @@ async def test_skip_errors_writes_the_good_rows(any_db: Database, tmp_path: Path
     assert await count(any_db, "members") == 2
 
 
+async def test_units_update_and_move(any_db: Database, tmp_path: Path):
+    await load_units(any_db, tmp_path)
+    rows = [list(r) for r in UNITS]
+    rows[2][1] = "常州市天合光伏科技股份有限公司工会委员会"  # renamed (D1)
+    rows[2][5] = "130"  # D2
+    rows[3][2] = "CZ"  # moved under the city federation (S5)
+    rows.append(
+        ["CZ-TN-0003", "常州市某某有限公司工会委员会", "CZ-TN-0002", "基层工会"] + [""] * 11
+    )
+    r = await run_import(any_db, "units", write_csv(tmp_path / "u2.csv", HEADERS["units"], rows))
+    assert (r.inserted, r.updated, r.unchanged) == (1, 2, 2), r.render()
+    async with any_db.engine.connect() as conn:
+        got = {
+            row[0]: row[1:]
+            for row in await conn.execute(
+                text(
+                    "SELECT u.code, u.name, u.employees_total, p.code FROM unions u "
+                    "LEFT JOIN unions p ON p.id = u.parent_id"
+                )
+            )
+        }
+    assert got["CZ-TN-0001"] == ("常州市天合光伏科技股份有限公司工会委员会", 130, "CZ-TN")
+    assert got["CZ-TN-0002"][2] == "CZ" and got["CZ-TN-0003"][2] == "CZ-TN-0002"
+
+
 async def test_operators_import(any_db: Database, tmp_path: Path):
     await load_units(any_db, tmp_path)
     rows = [
