@@ -37,6 +37,7 @@ import os
 import re
 import resource
 import signal
+import sys
 import threading
 import time
 import zipfile
@@ -540,6 +541,37 @@ def _context() -> Any:
         ctx.set_forkserver_preload(["services.uploads", "python_calamine"])
         _ctx = ctx
     return _ctx
+
+
+def _fork_server_hook() -> None:
+    """When the fork server imports this module (a preload), stop its children re-running the
+    parent's ``__main__``: they start from :func:`_child_main` and need nothing from it.
+
+    CPython's fork server means to import ``__main__`` once itself, but it looks for the key
+    ``main_path`` where the preparation data says ``init_main_from_path``, so every child would
+    re-run the main script: for the bot that is 0.7 s of imports per upload instead of 10 ms.
+    Nothing changes anywhere else: the hook only acts inside ``multiprocessing.forkserver.main``.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "main" and code.co_filename.endswith("forkserver.py"):
+            break
+        frame = frame.f_back
+    else:
+        return
+    from multiprocessing import spawn
+
+    original = spawn.prepare
+    skip = ("init_main_from_path", "init_main_from_name")
+
+    def prepare(data: dict[str, Any]) -> None:
+        original({k: v for k, v in data.items() if k not in skip})
+
+    spawn.prepare = prepare
+
+
+_fork_server_hook()
 
 
 def warm_up() -> None:
