@@ -9,6 +9,9 @@ generated once per size and seed into ``bench/out/`` (not timed).
 
     python -m bench import_members [--sizes 100000,1000000] [--format csv|xlsx]
                                    [--db URL]   (default: a fresh SQLite file per size)
+
+``--db`` must be a scratch database (e.g. an empty PostgreSQL one): the sizes are imported
+into it one after the other.
 """
 
 from __future__ import annotations
@@ -107,7 +110,9 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     ap.add_argument("--seed", type=int, default=2016)
-    ap.add_argument("--db", default=None, help="database URL (default: fresh SQLite per size)")
+    ap.add_argument(
+        "--db", default=None, help="a scratch database URL (default: fresh SQLite per size)"
+    )
     args = ap.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     results = []
@@ -133,7 +138,7 @@ def main(argv: list[str]) -> None:
                 }
             )
     print()
-    print("import members (peak RSS = whole child process: Python, SQLite page cache, all)")
+    print("import members (peak RSS = the whole child process: Python, driver, SQLite cache)")
     print_table(results)
     print()
     print(machine_info(args.db or "sqlite+aiosqlite:///(temporary file)"))
