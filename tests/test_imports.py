@@ -451,3 +451,16 @@ async def test_error_report_cells_are_text(tmp_path: Path, db: Database):
     cell = rows[1][2]
     assert cell.value == '=HYPERLINK("http://x")' and cell.data_type == "s"
     assert rows[1][0].value == "2"
+
+
+async def test_progress_bar(db: Database, tmp_path: Path):
+    import io
+
+    from services.imports import StderrProgress
+
+    await load_units(db, tmp_path)
+    f = members_file(tmp_path, [["CZ-TN-0001", ID1, "张伟", "", "", ""]])
+    stream = io.StringIO()
+    r = await run_import(db, "members", f, progress=StderrProgress(stream=stream))
+    assert r.ok
+    assert "导入会员 [" in stream.getvalue() and "100%" in stream.getvalue()
