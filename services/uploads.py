@@ -31,6 +31,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import gc
 import io
 import multiprocessing
 import os
@@ -352,7 +353,7 @@ def _extract(
     cols = [[r[j] for r in body] for j in picks]
     kinds: list[str] = []
     for k, col in enumerate(cols):
-        if all(type(v) is str for v in col):
+        if set(map(type, col)) <= {str}:
             if max(map(len, col), default=0) > MAX_CELL_CHARS:
                 col = cols[k] = [v[:MAX_CELL_CHARS] for v in col]
             kinds.append("".join(["s" if v else "e" for v in col]) if "" in col else "s" * len(col))
@@ -509,6 +510,7 @@ def _child_main(conn: Any, path: str, kind: str, columns: tuple[Column, ...], op
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 2)
         os.close(null)
+    gc.disable()  # a short life with a memory limit: collections would only cost time
     try:
         _set_limits(opts["memory_mb"], opts["cpu_seconds"])
         if kind == "csv":
