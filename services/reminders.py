@@ -153,7 +153,7 @@ def current_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasio
 # --- planning -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class UnitState:
     code: str
     name: str
@@ -170,7 +170,7 @@ class PendingItem:
     submitted_at: datetime | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Planned:
     """One message to one person for one occasion."""
 
@@ -235,12 +235,16 @@ def fit_lines(
     return "\n".join(lines)
 
 
-def contact_text(cycle: Cycle, now: datetime, units: list[UnitState]) -> str:
-    head = [
-        T_CONTACT_HEAD.format(
-            year=cycle.year, deadline=fmt_day(cycle.deadline), left=_left_text(cycle, now)
-        )
-    ]
+def contact_head(cycle: Cycle, now: datetime) -> str:
+    return T_CONTACT_HEAD.format(
+        year=cycle.year, deadline=fmt_day(cycle.deadline), left=_left_text(cycle, now)
+    )
+
+
+def contact_text(
+    cycle: Cycle, now: datetime, units: list[UnitState], head: str | None = None
+) -> str:
+    head_lines = [head if head is not None else contact_head(cycle, now)]
     items = []
     for u in units:
         if u.reason == "returned":
@@ -250,7 +254,7 @@ def contact_text(cycle: Cycle, now: datetime, units: list[UnitState]) -> str:
             items.append(T_UNIT_DRAFT.format(name=u.name))
         else:
             items.append(T_UNIT_NOT_STARTED.format(name=u.name))
-    return fit_lines(head, items, T_UNITS_MORE, [T_CONTACT_TAIL])
+    return fit_lines(head_lines, items, T_UNITS_MORE, [T_CONTACT_TAIL])
 
 
 def digest_text(cycle: Cycle, items: list[PendingItem]) -> str:
@@ -333,20 +337,18 @@ async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime
         )
 
     out: list[Planned] = []
-    texts: dict[tuple[int, ...], str] = {}  # the contacts of one unit share one text
+    texts: dict[tuple[int, ...], tuple[str, list[UnitState]]] = {}  # shared by a unit's contacts
+    head = contact_head(cycle, now)
+    prefix = occasion_prefix(occ) + "contact:"
     for (platform, user_id), uids in by_contact.items():
         key = tuple(sorted(uids, key=lambda u: units[u].code)) if len(uids) > 1 else tuple(uids)
-        text = texts.get(key)
-        if text is None:
-            text = texts[key] = contact_text(cycle, now, [units[u] for u in key])
+        known = texts.get(key)
+        if known is None:
+            states = [units[u] for u in key]
+            known = texts[key] = (contact_text(cycle, now, states, head), states)
         out.append(
             Planned(
-                platform,
-                user_id,
-                "contact",
-                dedup_key(occ, "contact", platform, user_id),
-                text,
-                units=[units[u] for u in key],
+                platform, user_id, "contact", f"{prefix}{platform}:{user_id}", known[0], known[1]
             )
         )
     for (platform, user_id), steps in by_approver.items():
