@@ -76,7 +76,8 @@ def _text(ws: Any, value: str, bold: bool = False) -> WriteOnlyCell:
 
 
 def _cells(ws: Any, values: list[Any]) -> list[Any]:
-    return [_text(ws, v) if isinstance(v, str) else v for v in values]
+    # openpyxl treats only a string starting with "=" as a formula; wrap just those.
+    return [_text(ws, v) if isinstance(v, str) and v.startswith("=") else v for v in values]
 
 
 def _when(progress: Progress, dt: datetime | None) -> str:
