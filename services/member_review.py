@@ -23,7 +23,6 @@ union (E4) a row with a 所在单位 and no reason sets that member's remark ins
 
 from __future__ import annotations
 
-import bisect
 import logging
 import re
 import unicodedata
@@ -189,16 +188,40 @@ async def _active_count(session: AsyncSession, union_id: int) -> int:
     return int((await session.execute(q)).scalar_one())
 
 
-async def _active_ids(session: AsyncSession, union_id: int) -> list[int]:
-    q = (
-        select(Member.id)
+def _numbered(union_id: int) -> Any:
+    """The unit's active members with their list index (ROW_NUMBER over ``Member.id``)."""
+    return (
+        select(
+            Member.id.label("mid"),
+            func.row_number().over(order_by=Member.id).label("rn"),
+        )
         .where(Member.union_id == union_id, Member.status == MemberStatus.active)
-        .order_by(Member.id)
+        .subquery()
     )
-    return list((await session.execute(q)).scalars())
 
 
-async def _entries(session: AsyncSession, review: Review, members: list[Member], ids: list[int]):
+async def _indices_of(
+    session: AsyncSession, union_id: int, member_ids: list[int]
+) -> dict[int, int]:
+    """{member id: list index} for a few members (the database numbers the rows)."""
+    if not member_ids:
+        return {}
+    num = _numbered(union_id)
+    rows = await session.execute(select(num.c.mid, num.c.rn).where(num.c.mid.in_(member_ids)))
+    return {int(mid): int(rn) for mid, rn in rows.all()}
+
+
+async def _entries(
+    session: AsyncSession,
+    review: Review,
+    members: list[Member],
+    first_index: int | None = None,
+) -> list[Entry]:
+    """List entries; indices count on from ``first_index`` (a page) or are looked up."""
+    if first_index is None:
+        indices = await _indices_of(session, review.union_id, [m.id for m in members])
+    else:
+        indices = {m.id: first_index + i for i, m in enumerate(members)}
     mids = [m.id for m in members]
     marks = dict(
         (
@@ -222,7 +245,7 @@ async def _entries(session: AsyncSession, review: Review, members: list[Member],
     for m in members:
         out.append(
             Entry(
-                index=bisect.bisect_left(ids, m.id) + 1,
+                index=indices.get(m.id, 0),
                 member_id=m.id,
                 name=m.name,
                 masked_id=mask_id_number(m.id_number),
@@ -249,10 +272,7 @@ async def list_page(db: Database, review_id: int, page: int, page_size: int) -> 
             .limit(page_size)
         )
         members = list((await s.execute(q)).scalars())
-        first = (page - 1) * page_size
-        entries = await _entries(s, review, members, [])
-        for i, e in enumerate(entries):
-            e.index = first + i + 1
+        entries = await _entries(s, review, members, (page - 1) * page_size + 1)
         return Page(entries, page, pages, total)
 
 
@@ -278,8 +298,7 @@ async def search(db: Database, review_id: int, query: str, limit: int = 10) -> l
         members = list((await s.execute(stmt)).scalars())
         if not members:
             return []
-        ids = await _active_ids(s, review.union_id)
-        return await _entries(s, review, members, ids)
+        return await _entries(s, review, members)
 
 
 async def marked(db: Database, review_id: int, limit: int = 50) -> tuple[int, list[Entry]]:
@@ -301,8 +320,7 @@ async def marked(db: Database, review_id: int, limit: int = 50) -> tuple[int, li
             .limit(limit)
         )
         members = list((await s.execute(stmt)).scalars())
-        ids = await _active_ids(s, review.union_id) if members else []
-        return count, await _entries(s, review, members, ids)
+        return count, await _entries(s, review, members)
 
 
 # --- marking in the list --------------------------------------------------------------------
@@ -319,13 +337,17 @@ class MarkResult:
 async def _members_at(
     session: AsyncSession, union_id: int, indices: list[int]
 ) -> dict[int, Member]:
-    ids = await _active_ids(session, union_id)
-    bad = sorted({i for i in indices if i < 1 or i > len(ids)})
+    total = await _active_count(session, union_id)
+    bad = sorted({i for i in indices if i < 1 or i > total})
     if bad:
-        raise BadIndices(bad, len(ids))
-    wanted = {ids[i - 1]: i for i in indices}
-    members = (await session.execute(select(Member).where(Member.id.in_(list(wanted))))).scalars()
-    return {wanted[m.id]: m for m in members}
+        raise BadIndices(bad, total)
+    num = _numbered(union_id)
+    rows = await session.execute(
+        select(num.c.rn, Member)
+        .join(Member, Member.id == num.c.mid)
+        .where(num.c.rn.in_(sorted(set(indices))))
+    )
+    return {int(rn): m for rn, m in rows.all()}
 
 
 async def mark(
@@ -483,8 +505,7 @@ async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tupl
             .scalars()
             .all()
         )
-        ids = await _active_ids(s, review.union_id) if members else []
-        return count, await _entries(s, review, members, ids)
+        return count, await _entries(s, review, members)
 
 
 # --- files (M2) -----------------------------------------------------------------------------
