@@ -1,0 +1,473 @@
+"""The parts every import shares: headers, the report, progress, and cell checks.
+
+Each check returns the clean value or raises :class:`CellError` with the column, the value and
+the reason in Chinese; the row loops turn those into :class:`RowError` entries of the report.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from operator import mul
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.tabular import Cell, Table
+from services.validators import (
+    ID_CHECK,
+    ID_WEIGHTS,
+    Invalid,
+    check_id_number,
+    parse_date,
+)
+from storage.models import UnionKind
+
+KINDS = ("units", "operators", "members")
+
+HEADERS: dict[str, tuple[str, ...]] = {
+    "units": (
+        "单位编码",
+        "单位名称",
+        "上级单位编码",
+        "单位类型",
+        "登记日期",
+        "职工总数",
+        "会员数",
+        "女职工数",
+        "劳务派遣工数",
+        "农民工数",
+        "工会状态",
+        "社团法人证号",
+        "届满日期",
+        "联系人",
+        "联系人手机",
+    ),
+    "operators": ("单位编码", "平台", "用户ID", "姓名", "角色"),
+    "members": ("单位编码", "身份证号码", "姓名", "工会卡号", "办卡日期", "备注"),
+}
+
+KIND_LABELS: dict[str, UnionKind] = {
+    "市总工会": UnionKind.city_federation,
+    "区县总工会": UnionKind.district_federation,
+    "产业工会": UnionKind.industry_union,
+    "基层工会": UnionKind.grassroots,
+    "联合工会": UnionKind.joint,
+}
+KIND_NAMES: dict[UnionKind, str] = {v: k for k, v in KIND_LABELS.items()}
+PLATFORMS = {"wecom": "wecom", "企业微信": "wecom", "dingtalk": "dingtalk", "钉钉": "dingtalk"}
+ROLES = {"联系人": "contact", "contact": "contact", "审核人": "approver", "approver": "approver"}
+ROLE_NAMES = {"contact": "联系人", "approver": "审核人"}
+
+MAX_ERRORS_KEPT = 100_000
+
+REASONS = {
+    "id.numeric": "身份证号码被存成了数字，末几位已丢失：请把该列设为“文本”格式后重新填写",
+    "id.empty": "身份证号码为空",
+    "id.length": "身份证号码应为 18 位",
+    "id.chars": "身份证号码含有不允许的字符（前 17 位为数字，末位为数字或 X）",
+    "id.date": "身份证号码中的出生日期不存在",
+    "id.checksum": "身份证号码校验位不正确（可能有数字填错）",
+    "date.format": "日期格式不正确（示例：2016-07-31）",
+    "date.invalid": "日期不存在",
+    "mobile.format": "手机号码格式不正确（应为 11 位手机号）",
+    "uscc.invalid": "社团法人证号（统一社会信用代码）不正确",
+    "uscc.not_union": "社团法人证号应以 81 或 89 开头（工会的统一社会信用代码）",
+}
+
+_SCI = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
+CODE_RE = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
+USER_ID_RE = re.compile(r"[0-9A-Za-z_.@\-]{1,128}")
+_BRACKETS = re.compile(r"[（(][^）)]*[）)]")
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass
+class RowError:
+    row: int  # spreadsheet row number (header = 1); 0 for the file as a whole
+    column: str
+    value: str
+    reason: str
+
+    def render(self) -> str:
+        where = f"第 {self.row} 行" if self.row else "文件"
+        col = f"【{self.column}】" if self.column else ""
+        val = f"「{self.value}」" if self.value else ""
+        return f"{where}{col}{val}：{self.reason}"
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    file: str
+    dry_run: bool = False
+    skip_errors: bool = False
+    rows: int = 0  # data rows read (blank rows skipped)
+    valid: int = 0
+    error_count: int = 0  # rows with at least one error
+    errors: list[RowError] = field(default_factory=list)
+    header_error: str | None = None
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    written: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the import did what was asked (wrote, or found the file clean on a dry run)."""
+        if self.header_error:
+            return False
+        return self.error_count == 0 or (self.skip_errors and not self.dry_run)
+
+    def add(self, row: int, column: str, value: object, reason: str) -> None:
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(RowError(row, column, _show(value), reason))
+
+    def render(self, limit: int = 20) -> str:
+        label = {"units": "单位", "operators": "操作人员", "members": "会员"}[self.kind]
+        lines: list[str] = []
+        if self.header_error:
+            lines.append(f"导入{label}失败：{self.header_error}")
+            return "\n".join(lines)
+        lines.append(
+            f"{label}文件 {self.file}：共 {self.rows} 行，正确 {self.valid} 行，"
+            f"有误 {self.error_count} 行（用时 {self.seconds:.1f} 秒）"
+        )
+        for e in self.errors[:limit]:
+            lines.append("  " + e.render())
+        if self.error_count > len(self.errors):
+            lines.append(f"  （有误的行太多，只记录了前 {len(self.errors)} 条）")
+        if len(self.errors) > limit:
+            lines.append(
+                f"  …… 另有 {len(self.errors) - limit} 条错误（用 --errors 文件.xlsx 导出全部）"
+            )
+        if self.dry_run:
+            lines.append("试运行（--dry-run）：未写入任何数据。")
+        elif self.written:
+            lines.append(
+                f"已导入：新增 {self.inserted}，更新 {self.updated}，未变 {self.unchanged}。"
+            )
+        elif self.error_count:
+            lines.append(
+                "有错误，未写入任何数据（改正后重新导入，或用 --skip-errors 只导入正确的行）。"
+            )
+        return "\n".join(lines)
+
+
+class Progress:
+    """Progress callback: ``start(label, total)``, ``advance(done)``, ``finish()``."""
+
+    def start(self, label: str, total: int | None) -> None: ...
+
+    def advance(self, done: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class StderrProgress(Progress):
+    """A text progress bar on stderr (redrawn in place on a terminal, every 10% otherwise)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label = ""
+        self.total: int | None = None
+        self._last = 0.0
+        self._last_tenth = -1
+        self._t0 = 0.0
+        self._done = 0
+
+    def start(self, label: str, total: int | None) -> None:
+        self.label, self.total, self._t0 = label, total, time.monotonic()
+        self._last_tenth = -1
+
+    def advance(self, done: int) -> None:
+        self._done = done
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last >= 0.2:
+                self._last = now
+                self.stream.write("\r" + self._line(done))
+                self.stream.flush()
+        elif self.total:
+            tenth = min(10, done * 10 // max(self.total, 1))
+            if tenth > self._last_tenth:
+                self._last_tenth = tenth
+                self.stream.write(self._line(done) + "\n")
+                self.stream.flush()
+
+    def _line(self, done: int) -> str:
+        rate = done / max(time.monotonic() - self._t0, 1e-6)
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            bar = "#" * int(frac * self.width)
+            return (
+                f"{self.label} [{bar:<{self.width}}] {frac:4.0%} "
+                f"{done:,}/{self.total:,} 行 {rate:,.0f} 行/秒"
+            )
+        return f"{self.label} {done:,} 行 {rate:,.0f} 行/秒"
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self._line(self._done) + "\n")
+            self.stream.flush()
+
+
+# --- cell helpers --------------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()[:10] if isinstance(value, datetime) else value.isoformat()
+    return str(value)[:200]
+
+
+def cell_text(value: Cell) -> str:
+    """A cell as trimmed text ("" when empty). Whole floats lose their ``.0``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFKC", value).replace("\u200b", "").strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value).strip()
+
+
+class CellError(Exception):
+    def __init__(self, column: str, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.value, self.reason = column, value, reason
+
+
+def normalise_header(cell: str) -> str:
+    return _BRACKETS.sub("", unicodedata.normalize("NFKC", cell)).replace(" ", "").strip()
+
+
+def check_header(kind: str, header: list[str]) -> dict[str, int] | str:
+    """Column positions by name, or a Chinese message saying what is wrong with the header."""
+    wanted = HEADERS[kind]
+    pos: dict[str, int] = {}
+    unknown: list[str] = []
+    dup: list[str] = []
+    for i, raw in enumerate(header):
+        name = normalise_header(raw)
+        if not name:
+            continue
+        if name in wanted:
+            if name in pos:
+                dup.append(name)
+            pos[name] = i
+        else:
+            unknown.append(raw)
+    missing = [h for h in wanted if h not in pos]
+    problems: list[str] = []
+    if missing:
+        problems.append("缺少列：" + "、".join(missing))
+    if unknown:
+        problems.append("有不认识的列：" + "、".join(unknown))
+    if dup:
+        problems.append("列重复：" + "、".join(dup))
+    if problems:
+        return "表头不正确（" + "；".join(problems) + "）。第一行应为：" + "，".join(wanted)
+    return pos
+
+
+def cell_at(cells: list[Cell], i: int) -> Cell:
+    return cells[i] if i < len(cells) else None
+
+
+def required_text(col: str, value: Cell, max_len: int) -> str:
+    s = cell_text(value)
+    if not s:
+        raise CellError(col, value, f"{col}不能为空")
+    if len(s) > max_len:
+        raise CellError(col, value, f"{col}太长（最多 {max_len} 个字）")
+    return s
+
+
+def optional_text(col: str, value: Cell, max_len: int) -> str | None:
+    s = cell_text(value)
+    if len(s) > max_len:
+        raise CellError(col, value, f"{col}太长（最多 {max_len} 个字）")
+    return s or None
+
+
+def optional_date(col: str, value: Cell) -> date | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise CellError(col, value, f"{col}应为日期（示例：2016-07-31），不是数字")
+    try:
+        return parse_date(value)
+    except Invalid as exc:
+        raise CellError(col, value, f"{col}：{REASONS[exc.code]}") from None
+
+
+def optional_count(col: str, value: Cell) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise CellError(col, value, f"{col}应为整数")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise CellError(col, value, f"{col}应为整数")
+        value = int(value)
+    if isinstance(value, str):
+        s = unicodedata.normalize("NFKC", value).strip().replace(",", "")
+        if not s.isdigit():
+            raise CellError(col, value, f"{col}应为不小于 0 的整数")
+        value = int(s)
+    if not isinstance(value, int) or value < 0:
+        raise CellError(col, value, f"{col}应为不小于 0 的整数")
+    if value > 10_000_000:
+        raise CellError(col, value, f"{col}太大")
+    return value
+
+
+def check_id_cell(value: Cell) -> str:
+    """The ID number of a cell, or :class:`CellError` with the Chinese reason."""
+    if isinstance(value, str) and _SCI.fullmatch(value.strip()):
+        raise CellError("身份证号码", value, REASONS["id.numeric"])
+    try:
+        return check_id_number("" if value is None else value)
+    except Invalid as exc:
+        raise CellError("身份证号码", value, REASONS[exc.code]) from None
+
+
+_CLEAN_ID = re.compile(r"[0-9]{17}[0-9X]")
+_ID_W = ID_WEIGHTS
+_ID_W_OFFSET = 48 * sum(ID_WEIGHTS)  # the weighted sum of the digits' ASCII codes minus this
+
+
+class FastIdCheck:
+    """Accepts exactly what :func:`check_id_number` accepts, faster on clean text cells.
+
+    A cell already in canonical form is checked here (check digit from the bytes, birth dates
+    remembered); anything else, and every refusal, goes through ``check_id_number`` so the
+    reason is the same.
+    """
+
+    def __init__(self) -> None:
+        self.dates: dict[str, bool] = {}
+
+    def __call__(self, value: Cell) -> str:
+        if type(value) is str and len(value) == 18 and _CLEAN_ID.fullmatch(value):
+            ok = self.dates.get(value[6:14])
+            if ok is None:
+                ok = self.dates[value[6:14]] = _valid_birth(value[6:14])
+            if ok:
+                total = sum(map(mul, value[:17].encode(), _ID_W)) - _ID_W_OFFSET
+                if ID_CHECK[total % 11] == value[17]:
+                    return value
+        return check_id_cell(value)
+
+
+def _valid_birth(yyyymmdd: str) -> bool:
+    try:
+        born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        return False
+    return 1900 <= born.year and born <= date.today()
+
+
+def check_card_no(value: Cell) -> str | None:
+    col = "工会卡号"
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        if isinstance(value, float) and (not value.is_integer() or abs(value) >= 1e15):
+            raise CellError(col, value, "工会卡号被存成了数字，位数已丢失：请把该列设为“文本”格式")
+        return str(int(value))
+    s = cell_text(value).replace(" ", "")
+    if s and _SCI.fullmatch(s):
+        raise CellError(col, value, "工会卡号被存成了数字，位数已丢失：请把该列设为“文本”格式")
+    if len(s) > 32:
+        raise CellError(col, value, "工会卡号太长（最多 32 位）")
+    return s or None
+
+
+def should_write(report: ImportReport) -> bool:
+    return not report.dry_run and (report.error_count == 0 or report.skip_errors)
+
+
+async def unit_codes(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(text("SELECT code, id FROM unions"))
+    return {code: uid for code, uid in rows}
+
+
+def read_rows(
+    table: Table,
+    report: ImportReport,
+    progress: Progress,
+    check: Callable[[int, list[Cell]], Any],
+) -> list[tuple[int, Any]]:
+    """Check every row with ``check`` (small files: units, operators); keep the good ones."""
+    good: list[tuple[int, Any]] = []
+    for row_no, cells in table.rows:
+        report.rows += 1
+        try:
+            good.append((row_no, check(row_no, cells)))
+        except CellError as e:
+            report.error_count += 1
+            report.add(row_no, e.column, e.value, e.reason)
+        if report.rows % 1000 == 0:
+            progress.advance(report.rows)
+    progress.advance(report.rows)
+    return good
+
+
+# --- the error report ----------------------------------------------------------------------
+
+
+def write_error_report(report: ImportReport, path: Path) -> Path:
+    """The errors as an .xlsx: 行号, 列, 值, 原因 (every cell a plain string, never a formula)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("错误")
+    ws.column_dimensions["A"].width = 8
+    ws.column_dimensions["B"].width = 14
+    ws.column_dimensions["C"].width = 28
+    ws.column_dimensions["D"].width = 60
+
+    def cells(values: list[str]) -> list[WriteOnlyCell]:
+        out = []
+        for v in values:
+            c = WriteOnlyCell(ws, value=v)
+            c.data_type = "s"  # a value starting with "=" stays text
+            out.append(c)
+        return out
+
+    ws.append(cells(["行号", "列", "值", "原因"]))
+    if report.header_error:
+        ws.append(cells(["1", "表头", "", report.header_error]))
+    for e in report.errors:
+        ws.append(cells([str(e.row), e.column, e.value, e.reason]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def iter_error_lines(report: ImportReport) -> Iterator[str]:
+    for e in report.errors:
+        yield e.render()
