@@ -797,3 +797,22 @@ async def test_cursor_without_review_data_finds_the_draft(db, chat, redis):
     await redis.set(key, f"{rev}|{json.dumps(d)}")
     assert "已标记 1 人为【死亡】" in await chat.send("2 死亡")
     assert await marks(db, sd.review_id) == {2: "deceased"}
+
+
+async def test_more_list_commands(db, chat):
+    sd = await seed(db, members=25)
+    await chat.send("年审")
+    await chat.send("1")
+    assert "已经是第一页" in await chat.send("上一页")
+    assert "第 3/3 页" in await chat.send("末页")
+    assert "第 1/3 页" in await chat.send("首页")
+    assert "还没有标记任何会员" in await chat.send("已选")
+    await chat.send("1-4 退休")
+    assert "已撤销全部 4 人的标记" in await chat.send("取消全部标记")
+    assert "只有联合工会" in await chat.send("缺备注")
+    assert "请在「搜索」后写上" in await chat.send("搜索")
+    assert "【当前这一步】" in await chat.send("帮助")
+    out = await chat.send("导入")
+    assert "/h5/upload/" in out and chat.files
+    assert "第 1/3 页" in await chat.send("列表")
+    assert await marks(db, sd.review_id) == {}
