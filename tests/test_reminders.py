@@ -251,3 +251,56 @@ def test_long_lists_fit_in_one_wecom_text(settings) -> None:
     text = contact_text(cycle, D7, units)
     assert len(text.encode()) <= 2048 and "个单位未列出" in text
     assert text.endswith("请在应用菜单点击“年审”继续办理。")
+
+
+async def test_in_the_simulator_reminders_digests_progress_and_report(
+    tmp_path, redis_url, monkeypatch
+) -> None:
+    """End to end: the occasion reaches the simulated WeCom users at the simulated time, once;
+    the city's 进度 and its 报表 file match the database."""
+    import io
+
+    from harness import Stack
+    from openpyxl import load_workbook
+
+    import dialogs.progress as dp
+    from services.progress import load_progress
+
+    async with Stack.start(tmp_path, redis_url) as stack:
+        await seed_tree(stack.db)
+        sim = stack.sim
+        stack.local.sender.clock = sim.clock.now  # the worker lives on the simulated clock
+        sim.clock.advance((D7 - timedelta(hours=1)).timestamp() - sim.clock.now())
+        early = datetime.fromtimestamp(sim.clock.now(), UTC)
+        assert (await run_due_reminders(stack.db, stack.settings, early)).queued == 0
+
+        sim.clock.advance(3600 + 60)
+        now = datetime.fromtimestamp(sim.clock.now(), UTC)
+        assert (await run_due_reminders(stack.db, stack.settings, now)).queued == 7
+        assert await stack.deliver() == 7
+        assert any("G1工会：尚未开始" in t for t in sim.texts("c-shared"))
+        assert any("已被退回（人数填写有误）" in t for t in sim.texts("c-G5"))
+        assert any(t.startswith("【年审待审核】您有 1 条年审待审核") for t in sim.texts("a-D2"))
+        assert sim.texts("c-G6") == []  # completed: nothing
+        assert sim.texts("c-G3") == []  # submitted: nothing
+        # A restarted worker later that day sends nothing again.
+        sim.clock.advance(3 * 3600)
+        later = datetime.fromtimestamp(sim.clock.now(), UTC)
+        assert (await run_due_reminders(stack.db, stack.settings, later)).queued == 0
+        assert await stack.deliver() == 0
+        assert sim.dropped == []
+
+        monkeypatch.setattr(dp, "clock", lambda: later)
+        reply = await sim.send_text("a-CITY", "进度")
+        prog = await load_progress(stack.db, stack.settings, "CITY", later)
+        assert f"参加年审的单位：{prog.eligible} 个" in reply.content
+        assert f"· 已提交待审核：{prog.counts['submitted']} 个" in reply.content
+        reply = await sim.send_text("a-CITY", "报表")
+        assert "报表已生成" in reply.content
+        await stack.deliver()
+        files = sim.files("a-CITY")
+        assert [f.file_name for f in files] == ["年审进度_CITY_20261224.xlsx"]
+        wb = load_workbook(io.BytesIO(sim.media_bytes(files[0].media_id)))
+        for sheet, status in (("未开始", "not_started"), ("已完成", "completed")):
+            assert wb[sheet].max_row - 1 == prog.counts[status]
+        assert sim.dropped == []
