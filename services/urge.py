@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, insert, select
 
 from services.cycle_rules import Cycle, load_cycle, start_allowed
 from services.progress import subtree_cte
@@ -104,6 +104,7 @@ async def urge(
             contacts[uid].append((platform, user))
         period = cycle.local_date(now).toordinal() // every
         rows: list[tuple[str, str, str, str]] = []
+        audit: list[dict] = []
         for uid, name in units:
             at = last.get(uid)
             if at is not None:
@@ -119,9 +120,17 @@ async def urge(
                 key = f"urge:{cycle.year}:{uid}:{period}:{platform}:{user}"
                 rows.append((platform, user, text, key))
             result.urged.append(name)
-            session.add(
-                AuditLog(at=now, actor=actor, action=URGE_ACTION, union_id=uid, detail={"by": by})
+            audit.append(
+                {
+                    "at": now,
+                    "actor": actor,
+                    "action": URGE_ACTION,
+                    "union_id": uid,
+                    "detail": {"by": by},
+                }
             )
+        if audit:
+            await session.execute(insert(AuditLog), audit)
         result.queued = await queue_texts(
             session, rows, not_before=next_daytime(cycle, now), now=now
         )
