@@ -15,7 +15,11 @@ The layers, cheapest first:
    limit: calamine aborts, the child dies, the caller gets ``parse.memory``.
 
 A child comes from a ``forkserver`` that has already imported this module and calamine, so a
-parse costs a fork, not a Python start-up (``warm_up()`` starts it ahead of time).
+parse costs a fork (about 10 ms), not a Python start-up (``warm_up()`` starts the server ahead of
+time; see :func:`_fork_server_hook` for why the children skip the parent's ``__main__``). The
+child runs without garbage collection and sends the columns back as a few joined strings; at
+most :data:`PARALLEL_PARSES` children run at once per process. The child's stderr goes to
+/dev/null (calamine prints its allocation failures there).
 
 The result keeps each cell as text plus a one-letter raw type (``s`` text, ``n`` number, ``b``
 bool, ``d`` date/time, ``e`` empty), so a caller can tell an ID number typed as a number (digits
