@@ -623,6 +623,10 @@ class SummaryStep(MemberStep):
         elif word == "接受" and ctx.data.get("pending"):
             await apply_and_say(ctx, int(ctx.data["pending"]))
             await ctx.prompt()
+        elif word in ("完成", "汇总", "刷新", "查看汇总"):
+            await ctx.prompt()
+        elif word in ("已选", "已标记"):
+            await show_selected(ctx)
         else:
             ctx.invalid(T.SUMMARY_INVALID)
 

@@ -816,3 +816,15 @@ async def test_more_list_commands(db, chat):
     assert "/h5/upload/" in out and chat.files
     assert "第 1/3 页" in await chat.send("列表")
     assert await marks(db, sd.review_id) == {}
+
+
+async def test_file_sent_at_the_summary(db, chat, tmp_path):
+    sd = await seed(db, members=10)
+    await chat.send("年审")
+    out = await chat.send("完成")
+    assert "本次没有标记不通过的会员" in out
+    path = xlsx(tmp_path / "s.xlsx", [[sd.ids[6], "", "离职"]])
+    assert "已导入：标记 1 人" in await chat.upload(path)
+    assert "本次不通过 1 人" in await chat.send("完成")
+    assert "7. 会员7" in await chat.send("已选")
+    assert "年审已提交" in await chat.send("提交")
