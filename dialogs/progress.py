@@ -12,10 +12,11 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-from dialogs.engine import Context, Step, progress_view, step
+from dialogs.engine import Context, Step, progress_view, resume, step
+from dialogs.events import EventKind
 from dialogs.texts import progress as T
 from services.messages import File, Text
-from services.progress import Progress, approver_unions, load_progress_in
+from services.progress import Progress, approver_unions, is_contact, load_progress_in
 from services.reports import build_progress_xlsx, report_file_name
 from services.urge import urge
 from storage.models import Union, utcnow
@@ -199,3 +200,34 @@ class ProgressView(Step):
             await do_urge(ctx, unions)
         else:
             await do_report(ctx, unions)
+
+
+@resume
+async def idle_words(ctx: Context) -> bool:
+    """统计, 催办 or 报表 from a higher union's approver who has no conversation going.
+
+    Answered here; returns False all the same, so the router adds no "resumed" notice and
+    simply ends the (empty) conversation: the next 催办 or 报表 comes here again.
+    """
+    if ctx.event.kind != EventKind.text:
+        return False
+    word = ctx.word
+    if word not in T.CMD_PROGRESS and word not in T.CMD_URGE and word not in T.CMD_REPORT:
+        return False
+    unions = await _unions(ctx)
+    if not unions:
+        return False
+    async with ctx.db.session() as s:
+        if await is_contact(s, *ctx.user):
+            return False  # a contact's own review comes first (the unit review resumes it)
+    if word in T.CMD_URGE:
+        await do_urge(ctx, unions)
+    elif word in T.CMD_REPORT:
+        await do_report(ctx, unions)
+    else:
+        mark = len(ctx.reply.messages)
+        for p in await _progress_texts(ctx, unions):
+            ctx.say(render_progress(p))
+        ctx.say(T.TAIL)
+        _merge_texts(ctx, mark)
+    return False

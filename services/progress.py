@@ -168,6 +168,17 @@ async def approver_unions(session: AsyncSession, platform: str, user_id: str) ->
     return list((await session.scalars(q)).unique().all())
 
 
+async def is_contact(session: AsyncSession, platform: str, user_id: str) -> bool:
+    """Whether this person is an active contact of any union."""
+    q = select(Operator.id).where(
+        Operator.platform == platform,
+        Operator.user_id == user_id,
+        Operator.role == Role.contact.value,
+        Operator.active.is_(True),
+    )
+    return (await session.scalar(q.limit(1))) is not None
+
+
 async def load_progress_in(
     session: AsyncSession,
     settings: Settings,

@@ -189,6 +189,23 @@ async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -
     wb = load_workbook(io.BytesIO(f.content))
     assert wb["已提交待审核"].max_row - 1 == 3
 
+    # Without a conversation (cursor gone), 统计 / 催办 / 报表 still work for an approver.
+    await redis.flushdb()
+    reply = await router.handle(_say("wecom", "a-D1", "统计"))
+    assert len(reply.messages) == 1
+    assert (
+        "【年审进度】D1工会" in reply.messages[0].text and "回复「催办」" in reply.messages[0].text
+    )
+    await redis.flushdb()
+    reply = await router.handle(_say("wecom", "a-D1", "催办"))
+    assert "2 个单位在 1 天内已催办过" in reply.messages[0].text
+    await redis.flushdb()
+    reply = await router.handle(_say("wecom", "a-D1", "报表"))
+    assert isinstance(reply.messages[1], File) and reply.messages[1].name.startswith("年审进度_D1_")
+    # ...but not for a contact, who gets the router's own answer.
+    reply = await router.handle(_say("wecom", "c-G2", "统计"))
+    assert "年审进度】" not in reply.messages[0].text
+
     # A contact's 进度 is the router's own answer, not the subtree.
     reply = await router.handle(_say("wecom", "c-G2", "进度"))
     assert "参加年审的单位" not in reply.messages[0].text
