@@ -515,7 +515,7 @@ async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tupl
 class RowError:
     row: int  # Excel row number
     raw: str  # the ID cell as read
-    code: str  # id.* | member.not_found | member.removed | row.duplicate | reason.*
+    code: str  # id.* | member.not_found | member.removed | member.name_mismatch | row.duplicate | reason.*
     detail: str = ""  # e.g. the first row of a duplicate, the unknown reason
 
 
@@ -560,6 +560,11 @@ def _date_ok(ymd: str) -> bool:
     return ok
 
 
+def _name_key(name: str) -> str:
+    """A name compared without spaces, width or the forms of the middle dot."""
+    return "".join(unicodedata.normalize("NFKC", name).split()).replace("•", "·").replace(".", "·")
+
+
 def check_id_cell(raw: str, typ: str) -> str:
     """A cell's ID number, normalised, or :class:`Invalid` (codes of ``check_id_number``).
 
@@ -580,11 +585,14 @@ def check_id_cell(raw: str, typ: str) -> str:
     return check_id_number(raw)
 
 
-_ACTIVE_SQL = "SELECT id_number, id FROM members WHERE union_id = {p} AND status = 'active'"
+_ACTIVE_SQL = "SELECT id_number, id, name FROM members WHERE union_id = {p} AND status = 'active'"
 
 
-async def _active_by_id_number(session: AsyncSession, union_id: int) -> dict[str, int]:
-    """{id number: member id} of the unit's active members, read through the driver itself.
+async def _active_by_id_number(
+    session: AsyncSession, union_id: int
+) -> dict[str, tuple[str, int, str]]:
+    """{id number: (id number, member id, name)} of the unit's active members, read through
+    the driver itself (the rows as the driver returns them: no per-row allocation here).
 
     A unit may have 100,000 members; SQLAlchemy's row objects would cost more than the query,
     so this asks aiosqlite / asyncpg directly (same connection and transaction).
@@ -596,25 +604,25 @@ async def _active_by_id_number(session: AsyncSession, union_id: int) -> dict[str
     if name == "sqlite" and hasattr(driver, "execute"):
         cursor = await driver.execute(_ACTIVE_SQL.format(p="?"), (union_id,))
         try:
-            return dict(await cursor.fetchall())
+            return {r[0]: r for r in await cursor.fetchall()}
         finally:
             await cursor.close()
     if name == "postgresql" and hasattr(driver, "fetch"):
         records = await driver.fetch(_ACTIVE_SQL.format(p="$1"), union_id)
-        return {r[0]: r[1] for r in records}
+        return {r[0]: r for r in records}
     table = Member.__table__
     rows = await conn.execute(
-        select(table.c.id_number, table.c.id).where(
+        select(table.c.id_number, table.c.id, table.c.name).where(
             table.c.union_id == union_id, table.c.status == MemberStatus.active.value
         )
     )
-    return dict(rows.tuples().all())
+    return {r[0]: r for r in rows.tuples().all()}
 
 
 async def _members_by_id_number(
     session: AsyncSession, union_id: int
-) -> tuple[dict[str, int], set[str]]:
-    """({id number: member id} of active members, id numbers of removed members)."""
+) -> tuple[dict[str, tuple[str, int, str]], set[str]]:
+    """(active members by id number, id numbers of removed members)."""
     active = await _active_by_id_number(session, union_id)
     table = Member.__table__
     gone = await session.execute(
@@ -654,7 +662,7 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     所在单位 sets that member's remark instead of marking it.
     """
     joint: bool = data["joint"]
-    active: dict[str, int] = data["active"]
+    active: dict[str, tuple[str, int, str]] = data["active"]
     removed: set[str] = data["removed"]
     numbers = sheet.row_numbers
     n = len(numbers)
@@ -662,6 +670,7 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     id_types = sheet.types.get("id") or "e" * n
     reasons = sheet.values.get("reason") or [""] * n
     employers = (sheet.values.get("employer") if joint else None) or [""] * n
+    names = sheet.values.get("name") or [""] * n
     words = _REASON_WORDS
     dates = _DATE_CACHE
     check = _CHECK
@@ -670,8 +679,8 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     first_row: dict[str, int] = {}
     marks: dict[int, RemovalReason] = {}
     remarks: dict[int, str] = {}
-    for row, raw, typ, text, employer in zip(
-        numbers, ids, id_types, reasons, employers, strict=True
+    for row, raw, typ, text, employer, name in zip(
+        numbers, ids, id_types, reasons, employers, names, strict=True
     ):
         if (
             len(raw) == 18
@@ -715,11 +724,17 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
             errors.append(RowError(row, raw, "row.duplicate", str(seen)))
             continue
         first_row[value] = row
-        mid = active.get(value)
-        if mid is None:
+        hit = active.get(value)
+        if hit is None:
             code = "member.removed" if value in removed else "member.not_found"
             errors.append(RowError(row, raw, code))
-        elif reason is not None:
+            continue
+        mid = hit[1]
+        if name and name != hit[2] and _name_key(name) != _name_key(hit[2]):
+            # A typo can turn one member's ID into another's: a name given must agree.
+            errors.append(RowError(row, raw, "member.name_mismatch", hit[2]))
+            continue
+        if reason is not None:
             marks[mid] = reason
         else:
             remarks[mid] = remark

@@ -499,7 +499,7 @@ async def test_file_review_with_errors_then_fix(db, chat, tmp_path):
     ws.append([ids[0], "会员1", "退休"])
     ws.append([int(ids[1][:17]) * 10, "会员2", "离职"])  # numeric cell: digits lost
     full = ids[2].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    ws.append([full, "会员3", "死亡"])  # full-width digits
+    ws.append([full, "会员 3", "死亡"])  # full-width digits (the name's space is ignored)
     ws.append([ids[x_member].lower(), "", "退休"])  # lower-case x
     ws.append([f" {ids[4][:6]} {ids[4][6:]}\u200b", "", "离职"])  # spaces, zero-width
     ws.append([ids[5], "", "不知道"])
@@ -828,3 +828,25 @@ async def test_file_sent_at_the_summary(db, chat, tmp_path):
     assert "本次不通过 1 人" in await chat.send("完成")
     assert "7. 会员7" in await chat.send("已选")
     assert "年审已提交" in await chat.send("提交")
+
+
+async def test_a_name_given_must_match(any_db):
+    sd = await seed(any_db, members=5)
+    ids = sd.ids
+    sheet = Sheet(
+        "xlsx",
+        ["id", "name", "reason"],
+        1,
+        [2, 3, 4],
+        {
+            "id": [ids[0], ids[1], ids[2]],
+            "name": ["会员1", "王五", "会员３"],  # right; another person's; full-width digit
+            "reason": ["退休", "退休", "离职"],
+        },
+        {"id": "sss", "name": "sss", "reason": "sss"},
+    )
+    check = await mr.check_file(any_db, sd.review_id, sheet)
+    assert [(e.row, e.code, e.detail) for e in check.errors] == [
+        (3, "member.name_mismatch", "会员2")
+    ]
+    assert len(check.marks) == 2
