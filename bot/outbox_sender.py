@@ -154,18 +154,21 @@ class OutboxSender:
             ).all()
         # per recipient, the leading run of rows that are due and free
         blocked: set[str] = set()
-        wanted: list[int] = []
+        wanted: list[tuple[int, str]] = []
         for row in earlier:
             if row.recipient in blocked:
                 continue
             if row.id in due_ids:
-                wanted.append(row.id)
+                wanted.append((row.id, row.recipient))
             else:
                 blocked.add(row.recipient)
         claimed: list[int] = []
+        lost: set[str] = set()  # another worker took a row of this recipient: leave the rest
         until = _dt(now + self.lease)
         async with self.db.transaction() as s:
-            for oid in wanted:
+            for oid, recipient in wanted:
+                if recipient in lost:
+                    continue
                 res = await s.execute(
                     update(Outbox)
                     .where(Outbox.id == oid, Outbox.status == OutboxStatus.pending, free)
@@ -173,6 +176,8 @@ class OutboxSender:
                 )
                 if res.rowcount == 1:
                     claimed.append(oid)
+                else:
+                    lost.add(recipient)
         if not claimed:
             return []
         async with self.db.session() as s:
