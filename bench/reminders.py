@@ -274,6 +274,9 @@ async def deliver(settings: Settings, db: Database, redis_url: str, start: datet
     try:
         while True:
             n = await sender.run_once()
+            if (sent + n) // 10_000 > sent // 10_000:
+                el = time.perf_counter() - t0
+                print(f"  ... {sent + n:,} sent in {el:.0f} s, dropped so far {len(sim.dropped)}")
             sent += n
             if n:
                 continue
