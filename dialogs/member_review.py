@@ -631,7 +631,7 @@ class SummaryStep(MemberStep):
             ctx.invalid(T.SUMMARY_INVALID)
 
 
-async def submit(ctx: Context, confirmed_now: bool = False) -> None:
+async def submit(ctx: Context) -> None:
     ev = ctx.event
     rid = _rid(ctx)
     op = await mr.operator_id_for(ctx.db, ev.platform, ev.user_id, rid)
@@ -679,7 +679,7 @@ class ConfirmHigh(MemberStep):
         if not await mr.confirm_high_removal(ctx.db, _rid(ctx), int(m[1])):
             ctx.invalid(T.CONFIRM_MISMATCH.format(removed=s.removed))
             return
-        await submit(ctx, confirmed_now=True)
+        await submit(ctx)
 
 
 @step("members.done")
