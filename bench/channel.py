@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -410,12 +411,22 @@ def main(argv: list[str]) -> None:
             f"{label:<34} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['requests']:>8} "
             f"{r['errors']:>6} {r['cpu_us']:>11.0f} us {r['cpu_share']:>8.0%}{note}"
         )
+    pairs = [
+        c["rps"] / b["rps"]
+        for b, c in zip(results["bare"], results["channel"], strict=True)
+        if b["rps"]
+    ]
     ratio = chan["rps"] / bare["rps"] if bare["rps"] else 0.0
     cpu_ratio = bare["cpu_us"] / chan["cpu_us"] if chan["cpu_us"] else 0.0
     ok = ratio >= 0.7 and chan["p99"] <= 50
     print(
         f"ratio channel/bare: {ratio:.2f}x  (target >= 0.70x, p99 <= 50 ms: {'met' if ok else 'NOT met'})"
     )
+    if len(pairs) > 1:
+        shown = ", ".join(f"{x:.2f}" for x in pairs)
+        print(
+            f"ratio per round (bare and channel back to back): {shown}; median {statistics.median(pairs):.2f}x"
+        )
     print(
         f"ratio by server CPU per request (bare/channel): {cpu_ratio:.2f}x "
         "(robust to other load on the machine; 'core busy' below ~95% means the server core "
