@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dialogs.engine import Context, Step, card_handler, step
+from dialogs.engine import Context, Step, card_handler, command, step
 from dialogs.texts import approval as T
 from services import approvals, cards, details
 from services.approvals import ApprovalError, DecideResult, Outcome
@@ -164,6 +164,13 @@ WAITING_STEPS = ("appr.submitted", "members.done")
 
 def is_withdraw_command(word: str) -> bool:
     return word in T.CMD_WITHDRAW
+
+
+@command(*T.CMD_WITHDRAW)
+async def withdraw_at_any_step(ctx: Context) -> bool:
+    """撤回 works wherever the contact stands (after submitting they wait at ``members.done``)."""
+    await withdraw_command(ctx)
+    return True
 
 
 async def withdraw_command(ctx: Context) -> None:

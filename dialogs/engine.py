@@ -432,6 +432,7 @@ class Registry:
         self.entry_hook: Hook | None = None
         self.resume_hooks: list[Hook] = []
         self.progress_hook: Hook | None = None
+        self.commands: dict[str, Hook] = {}
         self._keywords: dict[str, str] = {}
 
     def step(self, name: str) -> Callable[[type[Step]], type[Step]]:
@@ -477,6 +478,17 @@ class Registry:
         self.progress_hook = fn
         return fn
 
+    def command(self, *words: str) -> Callable[[Hook], Hook]:
+        """A flow's own global command (e.g. 撤回): ``async def fn(ctx) -> bool`` runs for these
+        words at any step, after the router's built-in commands; False lets the step answer."""
+
+        def deco(fn: Hook) -> Hook:
+            for w in words:
+                self.commands[normalize(w)] = fn
+            return fn
+
+        return deco
+
     def get(self, name: str) -> Step | None:
         return self.steps.get(name)
 
@@ -491,6 +503,7 @@ card_handler = registry.card
 entry = registry.entry
 resume = registry.resume
 progress_view = registry.progress_view
+command = registry.command
 
 
 def normalize(text: str) -> str:

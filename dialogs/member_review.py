@@ -653,7 +653,13 @@ async def submit(ctx: Context) -> None:
         ctx.say(T.SUBMITTED_WAITING)
     else:
         r = out.result
-        ctx.say(T.SUBMITTED.format(round=r.round if r else 1, levels=r.levels if r else 1))
+        ctx.say(
+            T.SUBMITTED.format(
+                round=r.round if r else 1,
+                levels=r.levels if r else 1,
+                union=(r.first_union if r else "") or "上级工会",
+            )
+        )
     await ctx.replace("members.done")
 
 

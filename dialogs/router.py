@@ -213,6 +213,11 @@ class DialogRouter:
             await self._global(ctx, cmd, current)
             return
 
+        flow_command = self.registry.commands.get(ctx.word) if ev.kind == EventKind.text else None
+        if flow_command is not None and not (current and ctx.word in current.overrides):
+            if await flow_command(ctx):
+                return
+
         if current is None:
             await self._recover(ctx)
             return

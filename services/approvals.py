@@ -102,6 +102,7 @@ class SubmitResult:
     levels: int
     cards_sent: int  # approvers that got a card (0: the level has no approver and waits)
     repeated: bool = False  # the review was already submitted: nothing was done
+    first_union: str = ""  # the name of the union at level 1
 
 
 @dataclass(frozen=True)
@@ -439,16 +440,9 @@ async def submit(
         await s.flush()
         bundle = await _facts(s, review)
         step, sent = await _open_level(s, settings, review, bundle, 1, now)
-        if sent:
-            first = await s.get(Union, chain[0])
-            assert first is not None
-            contacts = [_identity(bundle.submitter)] if bundle.submitter else []
-            _notify(
-                s,
-                contacts,
-                cards.submitted_notice(bundle.facts, first.name, 1, len(chain)),
-                f"submitted:{review.id}:{review.round}",
-            )
+        # The submitter is answered in the chat that submitted (no second notice here).
+        first = await s.get(Union, chain[0])
+        assert first is not None
         _audit(
             s,
             f"operator:{operator_id}",
@@ -469,6 +463,7 @@ async def submit(
             level=1,
             levels=len(chain),
             cards_sent=sent,
+            first_union=first.name,
         )
 
 

@@ -146,13 +146,6 @@ def card_update(
 # --- notices (active texts through the outbox) -------------------------------------------
 
 
-def submitted_notice(facts: ReviewFacts, union_name: str, level: int, levels: int) -> Text:
-    return Text(
-        f"{facts.year} 年度年审已提交，等待 {union_name} 审核（{level_text(level, levels)}）。"
-        "审核结果会通知您。"
-    )
-
-
 def progress_notice(
     facts: ReviewFacts, passed: str, union_name: str, level: int, levels: int
 ) -> Text:

@@ -12,7 +12,7 @@ from approval_seed import seed_tree
 from sqlalchemy import func, select
 
 from dialogs import approval as flow
-from dialogs.engine import Cursor, make_context
+from dialogs.engine import Cursor, DialogEngine, make_context
 from dialogs.events import Event, EventKind
 from dialogs.router import DialogRouter
 from services import approvals
@@ -366,3 +366,27 @@ async def test_return_clicks_on_two_reviews_do_not_tangle(db, settings, router) 
     done = await router.handle(say("a_dist", "人数不对，请核实"))
     assert "已退回" in texts(done) and "退回原因" not in texts(done)
     assert not (await router.engine.peek(W, "a_dist")).exists
+
+
+async def test_chat_submit_then_withdraw_in_chat(stack) -> None:
+    """After submitting in the chat the contact waits at ``members.done``; 撤回 there withdraws,
+    the approver's card turns to 已撤回, and the submission was announced once, not twice."""
+    tree = await stack.seed(members=6)
+    sim = stack.sim
+    await sim.click_menu(tree.contact, "review")
+    for text in ("无变更", "1", "2 离职", "完成", "提交"):
+        await sim.send_text(tree.contact, text)
+    await stack.deliver()
+    assert sum("年审已提交" in t for t in sim.texts(tree.contact)) == 1
+    engine = DialogEngine(stack.redis, stack.settings)
+    assert (await engine.peek(W, tree.contact)).step == "members.done"
+    [card] = sim.cards(tree.approver_district)
+    reply = await sim.send_text(tree.contact, "撤回")
+    assert "已撤回" in reply.content
+    await stack.deliver()
+    assert "已撤回" in card.replace_name
+    async with stack.db.session() as s:
+        review = await s.scalar(select(Review).where(Review.union_id == tree.union_id("UNIT")))
+        assert review.status == ReviewStatus.draft
+        assert await s.scalar(select(func.count()).select_from(Removal)) == 1  # draft intact
+    assert review.round == 1
