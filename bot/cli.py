@@ -169,6 +169,15 @@ def cmd_import(args: argparse.Namespace) -> int:
                 skip_errors=args.skip_errors,
                 progress=None if args.quiet else imports.StderrProgress(),
             )
+            if args.kind == "operators" and report.ok and not args.dry_run:
+                # a level that waited for an approver gets its cards now (M3)
+                from services import approvals
+
+                sent = await approvals.send_all_pending_cards(db, settings)
+                if sent:
+                    print(
+                        f"已向新登记的审核人补发待审核卡片 {sum(sent.values())} 张", file=sys.stderr
+                    )
         finally:
             await db.dispose()
         if args.errors and report.errors:

@@ -155,3 +155,49 @@ def test_bad_import_exit_code_and_error_file(cli_env: Path, tmp_path: Path, caps
     assert "第 2 行" in out and "未写入任何数据" in out
     assert errors.is_file()
     assert main(["import", "members", str(tmp_path / "none.csv")]) == 2
+
+
+def test_importing_an_approver_sends_the_waiting_cards(cli_env: Path, tmp_path: Path):
+    """A review waiting at a level without approvers gets its card when one is imported."""
+    import asyncio
+
+    from approval_seed import seed_tree
+    from sqlalchemy import select
+
+    from services import approvals
+    from storage.db import Database
+    from storage.models import Outbox
+    from storage.settings import load_settings
+
+    assert main(["db", "upgrade"]) == 0
+    settings = load_settings()
+
+    async def prepare() -> int:
+        db = Database(settings.database.url)
+        t = await seed_tree(db, approvers={"CITY": ["a_city"]})
+        res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+        await db.dispose()
+        assert res.cards_sent == 0  # the district has no approver: the review waits
+        return res.step_id
+
+    asyncio.run(prepare())
+    ops = tmp_path / "operators.csv"
+    ops.write_text(
+        "单位编码,平台,用户ID,姓名,角色\nDIST,wecom,a_new,新审核人,审核人\n", encoding="utf-8"
+    )
+    assert main(["import", "operators", str(ops), "-q"]) == 0
+
+    async def cards_for(user: str) -> list[Outbox]:
+        db = Database(settings.database.url)
+        async with db.session() as s:
+            rows = list(
+                await s.scalars(
+                    select(Outbox).where(Outbox.recipient == user, Outbox.kind == "card")
+                )
+            )
+        await db.dispose()
+        return rows
+
+    assert len(asyncio.run(cards_for("a_new"))) == 1
+    assert main(["import", "operators", str(ops), "-q"]) == 0  # again: no second card
+    assert len(asyncio.run(cards_for("a_new"))) == 1
