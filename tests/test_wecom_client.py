@@ -209,3 +209,11 @@ async def test_media_get_size_limit(sim, client) -> None:
     media_id = await client.upload_media("big.csv", b"x" * 10_000)
     with pytest.raises(client_mod.FileTooLarge):
         await client.get_media(media_id, max_bytes=1000)
+
+
+async def test_malformed_task_id_is_refused_not_taken_as_sent(sim, client) -> None:
+    card = Card(task_id="bad id!", title="x", buttons=[Button("k", "按钮")])
+    with pytest.raises(WecomError) as info:
+        await client.send_card(USER, card)
+    assert info.value.errcode == 42014
+    assert sim.calls_to("message/send") == []

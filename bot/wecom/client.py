@@ -42,6 +42,7 @@ RATE_ERRORS = frozenset({45009, 45033})
 IP_NOT_ALLOWED = 60020
 UNREACHABLE = 81013
 TASK_ID_EXISTS = 42014
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_\-@]{1,128}")
 TOKEN_MARGIN_SECONDS = 300
 
 # compare-and-delete: drop the cached token only if it is still the one that failed
@@ -273,6 +274,10 @@ class WecomClient:
 
     async def send(self, body: dict[str, Any]) -> SendResult:
         """``message/send``; a card whose task_id was already used counts as sent (42014)."""
+        card = body.get("template_card") if body.get("msgtype") == "template_card" else None
+        if card is not None and not TASK_ID_RE.fullmatch(str(card.get("task_id", ""))):
+            # 42014 also means "malformed": refuse here so a bad id is never taken as sent
+            raise WecomError(TASK_ID_EXISTS, "task_id must be 1-128 of [A-Za-z0-9_-@]", "send")
         try:
             data = await self.call("POST", "message/send", json=body)
         except WecomError as exc:
