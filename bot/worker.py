@@ -113,7 +113,7 @@ class Worker:
         while not stop.is_set():
             try:
                 result = await run_due_reminders(self.db, self.settings)
-                if getattr(result, "skipped", None) is None:
+                if getattr(result, "queued", 0):
                     log(logger, "reminders.sent", result=str(result)[:200])
             except Exception:
                 logger.exception("reminders.error")

@@ -204,7 +204,8 @@ async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -
     assert isinstance(reply.messages[1], File) and reply.messages[1].name.startswith("年审进度_D1_")
     # ...but not for a contact, who gets the router's own answer.
     reply = await router.handle(_say("wecom", "c-G2", "统计"))
-    assert "年审进度】" not in reply.messages[0].text
+    assert "参加年审的单位" not in reply.messages[0].text  # not the subtree view ...
+    assert "单位：G2工会" in reply.messages[0].text  # ... but the contact's own progress
 
     # A contact's 进度 is the router's own answer, not the subtree.
     reply = await router.handle(_say("wecom", "c-G2", "进度"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 CMD_HELP = ("帮助", "help", "?", "？", "怎么办", "说明")
 CMD_CANCEL = ("取消", "退出")
 CMD_BACK = ("返回", "上一步")
-CMD_PROGRESS = ("进度", "状态", "查询进度")
+CMD_PROGRESS = ("进度", "状态", "查询进度", "统计")
 CMD_START = ("年审", "开始年审", "继续年审")
 
 # App-menu keys (the channel passes the menu's key through unchanged).
