@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 
+from services import unit_fields
 from services.approvals import Identity, check_approver
 from services.cards import REASON_NAMES, level_text, local_time
 from services.messages import File, Text
@@ -34,20 +35,6 @@ from storage.models import (
     Union,
 )
 
-FIELD_LABELS = {
-    "name": "单位名称",
-    "employees_total": "职工总数",
-    "members_count": "会员人数",
-    "female_count": "女职工人数",
-    "dispatched_count": "劳务派遣工人数",
-    "migrant_count": "农民工人数",
-    "union_status": "工会建立情况",
-    "legal_cert_no": "社团法人证号",
-    "term_expiry": "工会届满日期",
-    "contact_name": "联系人",
-    "contact_mobile": "联系人手机",
-    "other_info": "其他信息",
-}
 TEXT_MAX_ROWS = 15  # removed members listed in a text; more go to a file
 TEXT_MAX_CHARS = 1500
 
@@ -109,7 +96,9 @@ async def load_details(db: Database, step_id: int) -> ReviewDetails | None:
         for key, new in (review.unit_edits or {}).items():
             old = getattr(union, key, None)
             if _show(old) != _show(new):
-                d.changes.append(FieldChange(FIELD_LABELS.get(key, key), _show(old), _show(new)))
+                d.changes.append(
+                    FieldChange(unit_fields.LABELS.get(key, key), _show(old), _show(new))
+                )
         rows = await s.execute(
             select(Member.name, Member.id_number, Removal.reason)
             .join(Member, Member.id == Removal.member_id)

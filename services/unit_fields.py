@@ -25,6 +25,22 @@ from typing import Any
 from services.validators import Invalid, check_mobile, check_union_uscc, parse_date
 from storage.models import Union, UnionKind
 
+# The fields' names as users see them: the contact while editing, the approver in the details.
+LABELS = {
+    "name": "单位名称（工会全称）",
+    "employees_total": "职工总数",
+    "members_count": "会员人数",
+    "female_count": "女职工人数",
+    "dispatched_count": "劳务派遣工人数",
+    "migrant_count": "农民工人数",
+    "union_status": "工会建立情况",
+    "legal_cert_no": "社团法人证号",
+    "term_expiry": "工会届满日期",
+    "contact_name": "联系人",
+    "contact_mobile": "联系人手机",
+    "other_info": "其他基本情况",
+}
+
 
 @dataclass(frozen=True)
 class FieldDef:

@@ -8,6 +8,8 @@ gives an example) → back to the list → 无变更/下一步 → the confirmat
 
 from __future__ import annotations
 
+from services import unit_fields
+
 # -- Entry (U1) -----------------------------------------------------------------------------
 START = (
     "【{year} 年度工会服务卡年审】\n单位：{unit}\n截止日期：{deadline}\n\n第一步：核对单位信息。"
@@ -34,20 +36,7 @@ SUBMITTED_PLAIN = "「{unit}」的年审已提交，正在等待上级工会审�
 MEMBERS_NEXT = "单位信息已确认。下一步是会员信息年审，该功能即将开放，届时发送「年审」即可继续。"
 
 # -- The list (U2) ----------------------------------------------------------------------------
-LABELS = {
-    "name": "单位名称（工会全称）",
-    "employees_total": "职工总数",
-    "members_count": "会员人数",
-    "female_count": "女职工人数",
-    "dispatched_count": "劳务派遣工人数",
-    "migrant_count": "农民工人数",
-    "union_status": "工会建立情况",
-    "legal_cert_no": "社团法人证号",
-    "term_expiry": "工会届满日期",
-    "contact_name": "联系人",
-    "contact_mobile": "联系人手机",
-    "other_info": "其他基本情况",
-}
+LABELS = unit_fields.LABELS  # shared with the approvers' details (services/details.py)
 EMPTY = "（未填写）"
 EDITED_MARK = "（已修改）"
 CUT = "{head}…（共 {n} 字）"
