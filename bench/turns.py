@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import secrets
 import shutil
@@ -136,6 +137,7 @@ async def _serve_async(mode: str, db_url: str, redis_url: str, port: int, ready:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+    gc.freeze()  # as ``unioncard serve`` does after start-up (bot.app.run_serve)
     ready.set()
     await asyncio.Event().wait()
 
