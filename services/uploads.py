@@ -131,6 +131,8 @@ class Sheet:
     sheet_name: str = ""
     child_peak_mb: float = 0.0  # the parsing child's peak resident memory
     child_cpu_s: float = 0.0  # and its CPU time (user + system)
+    # In the child: text columns already joined by _SEP, for sending (not sent themselves).
+    joined: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -352,16 +354,28 @@ def _extract(
     picks = [index[k] for k in keys]
     body = grid[first_data:]
     width = max(picks) + 1 if picks else 0
-    if any(len(r) < width for r in body):  # csv rows are ragged; calamine's are not
+    if min(map(len, body), default=width) < width:  # csv rows are ragged; calamine's are not
         body = [r if len(r) >= width else [*r, *[""] * (width - len(r))] for r in body]
     cols = [[r[j] for r in body] for j in picks]
     kinds: list[str] = []
+    joins: list[str | None] = []  # a text column joined by _SEP (sent as is), else None
     for k, col in enumerate(cols):
-        if set(map(type, col)) <= {str}:
+        joined = _joined(col)
+        if joined is not None:
             if max(map(len, col), default=0) > MAX_CELL_CHARS:
                 col = cols[k] = [v[:MAX_CELL_CHARS] for v in col]
-            kinds.append("".join(["s" if v else "e" for v in col]) if "" in col else "s" * len(col))
+                joined = _joined(col)
+            if joined is None:
+                empty = "" in col
+            else:  # an empty cell: an empty joined string, or two separators side by side
+                sep = _SEP
+                empty = bool(col) and (
+                    not joined or joined[0] == sep or joined[-1] == sep or sep + sep in joined
+                )
+            joins.append(joined)
+            kinds.append("".join(["s" if v else "e" for v in col]) if empty else "s" * len(col))
         else:
+            joins.append(None)
             pairs = [_text(v) for v in col]
             cols[k] = [p[0] for p in pairs]
             kinds.append("".join([p[1] for p in pairs]))
@@ -369,6 +383,7 @@ def _extract(
     if kinds and all("e" in t for t in kinds):  # drop rows whose cells are all empty
         keep = [i for i, t in enumerate(kinds[0]) if t != "e" or any(x[i] != "e" for x in kinds)]
         if len(keep) != len(body):
+            joins = [None] * len(cols)
             numbers = [numbers[i] for i in keep]
             cols = [[col[i] for i in keep] for col in cols]
             kinds = ["".join([t[i] for i in keep]) for t in kinds]
@@ -382,7 +397,17 @@ def _extract(
         values=dict(zip(keys, cols, strict=True)),
         types=dict(zip(keys, kinds, strict=True)),
         sheet_name=name,
+        joined={k: j for k, j in zip(keys, joins, strict=True) if j is not None},
     )
+
+
+def _joined(col: list[Any]) -> str | None:
+    """The cells joined by _SEP if all are text and none holds _SEP, else None."""
+    try:
+        joined = _SEP.join(col)
+    except TypeError:
+        return None
+    return joined if joined.count(_SEP) == len(col) - 1 or not col else None
 
 
 _SEP = "\x00"
@@ -392,8 +417,10 @@ def _pack(sheet: Sheet) -> tuple[Any, ...]:
     """The sheet as a few big strings: pickling 300,000 small ones costs more than the read."""
     packed: dict[str, Any] = {}
     for key, col in sheet.values.items():
-        joined = _SEP.join(col)
-        packed[key] = joined if joined.count(_SEP) == len(col) - 1 else col
+        joined = sheet.joined.get(key)
+        if joined is None:
+            joined = _joined(col)
+        packed[key] = joined if joined is not None else col
     numbers = sheet.row_numbers
     contiguous = bool(numbers) and numbers[-1] - numbers[0] == len(numbers) - 1
     rows: Any = (numbers[0], len(numbers)) if contiguous else numbers
