@@ -311,6 +311,39 @@ async def test_file_rows_every_error(any_db, settings):
     assert len(check.marks) == 2 and check.rows == 12
 
 
+async def test_file_without_errors_bulk_path_agrees_with_row_loop(any_db, settings, monkeypatch):
+    sd = await seed(any_db, members=10)
+    data = await mr.load_match_data(any_db, sd.review_id)
+    rows = [(x.lower(), ("退休", "离职", "死亡")[i % 3]) for i, x in enumerate(sd.ids)]
+    names = [f"会员{i + 1}" if i % 3 else (f"会 员{i + 1}" if i % 2 else "") for i in range(10)]
+
+    def check_both(sheet: Sheet) -> tuple[mr.FileCheck | None, mr.FileCheck]:
+        bulk = mr._match_clean(sheet, data)
+        with monkeypatch.context() as m:
+            m.setattr(mr, "_match_clean", lambda *a: None)
+            return bulk, mr.match_rows(sheet, data)
+
+    sheet = _sheet(rows)
+    sheet.values["name"] = names
+    sheet.columns.append("name")
+    bulk, loop = check_both(sheet)
+    assert bulk == loop and not loop.errors and len(loop.marks) == 10
+    # One wrong row of any kind: the bulk pass steps aside and the loop names the row.
+    cases = [
+        ("id", sd.ids[0], ["row.duplicate"]),
+        ("reason", " 退休 ", []),  # fine, but only the loop reads it closer
+        ("name", "某某", ["member.name_mismatch"]),
+        ("id", sd.other_id, ["member.not_found"]),
+    ]
+    for i, (key, value, codes) in enumerate(cases):
+        wrong = _sheet(rows)
+        wrong.values["name"] = list(names)
+        wrong.values[key][1 + i] = value
+        bulk, loop = check_both(wrong)
+        assert bulk is None
+        assert [(e.row, e.code) for e in loop.errors] == [(3 + i, c) for c in codes]
+
+
 async def test_file_apply_replaces_and_keeps_list_marks(any_db, settings):
     sd = await seed(any_db, members=10)
     rid = sd.review_id
