@@ -812,7 +812,7 @@ def _match_clean(sheet: Sheet, data: dict[str, Any]) -> FileCheck | None:
     names = sheet.values.get("name")
     if names is not None:
         known = list(map(itemgetter(2), hits))
-        if "\x00".join(names) != "\x00".join(known):
+        if names != known:
             for i in compress(range(n), map(ne, names, known)):
                 if names[i] and _name_key(names[i]) != _name_key(known[i]):
                     return None
