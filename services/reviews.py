@@ -279,16 +279,10 @@ class DraftWriter:
         now = utcnow()
         async with self.db.engine.begin() as conn:
             for shape, idx in shapes.items():
-                stmt = (
-                    update(Review)
-                    .where(
-                        Review.id == bindparam("b_id"),
-                        or_(*(Review.status == st.value for st in EDITABLE)),  # no IN: executemany
-                    )
-                    .values(updated_at=now, **{k: bindparam(f"b_{k}") for k in shape})
-                )
+                stmt = _update_stmt(shape)
                 params = [
-                    {"b_id": batch[i][0], **{f"b_{k}": batch[i][1][k] for k in shape}} for i in idx
+                    {"b_id": batch[i][0], "b_now": now, **{f"b_{k}": batch[i][1][k] for k in shape}}
+                    for i in idx
                 ]
                 if len(idx) > 1 and conn.dialect.supports_sane_multi_rowcount:
                     res = await conn.execute(stmt, params)
@@ -301,6 +295,24 @@ class DraftWriter:
                 for i, p in zip(idx, params, strict=True):
                     results[i] = bool((await conn.execute(stmt, p)).rowcount)
         return results
+
+
+_stmts: dict[tuple[str, ...], Any] = {}
+
+
+def _update_stmt(shape: tuple[str, ...]) -> Any:
+    """The draft UPDATE for one set of columns, built once (all values are bound)."""
+    stmt = _stmts.get(shape)
+    if stmt is None:
+        stmt = _stmts[shape] = (
+            update(Review)
+            .where(
+                Review.id == bindparam("b_id"),
+                or_(*(Review.status == st.value for st in EDITABLE)),  # no IN: executemany
+            )
+            .values(updated_at=bindparam("b_now"), **{k: bindparam(f"b_{k}") for k in shape})
+        )
+    return stmt
 
 
 _writers: dict[int, DraftWriter] = {}
