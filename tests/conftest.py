@@ -203,3 +203,28 @@ async def stack(tmp_path: Path, redis_url: str) -> AsyncIterator:
 
     async with Stack.start(tmp_path, redis_url) as s:
         yield s
+
+
+@pytest.fixture
+async def sim(settings: Settings) -> AsyncIterator:
+    """A WeCom simulator on a free port; ``settings.wecom.api_base`` points at it."""
+    from bot.simulator import WecomSimulator
+
+    s = WecomSimulator.from_settings(settings.wecom)
+    settings.wecom.api_base = await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+@pytest.fixture
+async def client(settings: Settings, redis, sim) -> AsyncIterator:
+    """The bot's WeCom REST client, talking to ``sim``."""
+    from bot.wecom.client import WecomClient
+
+    c = WecomClient(settings, redis, retry_wait=0.01)
+    try:
+        yield c
+    finally:
+        await c.close()

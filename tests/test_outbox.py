@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from bot.outbox_sender import OutboxSender
 from bot.simulator import WecomSimulator
-from bot.wecom.client import WecomClient
 from services.messages import Button, Card, CardUpdate, File, Message, Text
 from services.outbox import enqueue
 from storage.models import (
@@ -33,25 +32,6 @@ class Killed(BaseException):
 def db(any_db):
     """Every outbox test runs on SQLite and, with DATABASE_URL, on PostgreSQL."""
     return any_db
-
-
-@pytest.fixture
-async def sim(settings):
-    s = WecomSimulator.from_settings(settings.wecom)
-    settings.wecom.api_base = await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-@pytest.fixture
-async def client(settings, redis, sim):
-    c = WecomClient(settings, redis, retry_wait=0.01)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def sender(settings, db, redis, client, sim) -> OutboxSender:

@@ -22,25 +22,6 @@ from services.messages import Button, Card, CardUpdate
 USER = "lisi"
 
 
-@pytest.fixture
-async def sim(settings):
-    s = WecomSimulator.from_settings(settings.wecom)
-    settings.wecom.api_base = await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-@pytest.fixture
-async def client(settings, redis, sim):
-    c = WecomClient(settings, redis, retry_wait=0.01)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
 def _paths(sim: WecomSimulator) -> list[str]:
     return [c.path for c in sim.calls]
 
