@@ -162,9 +162,26 @@ async def load_review(session: AsyncSession, review_id: int) -> Review:
 
 
 async def _editable(session: AsyncSession, review_id: int) -> Review:
-    review = await load_review(session, review_id)
-    if review.status not in EDITABLE:
-        raise ReviewNotEditable(review.status)
+    """The guard of every write to a draft: the FIRST statement of the write's transaction.
+
+    ``UPDATE reviews SET revision = revision + 1 WHERE id = ? AND status IN (draft, returned)``
+    takes the review row (PostgreSQL) or the write lock (SQLite) before anything is read, so
+    the write and a submission (which changes the status with a guarded UPDATE of the same row)
+    serialise: a write that comes second finds the review submitted and is refused
+    (:class:`ReviewNotEditable`), and a submission that comes second counts what was written
+    and sees the new revision (its S6 / E4 checks were made on an older one: it checks again).
+    """
+    review = (
+        await session.scalars(
+            update(Review)
+            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
+            .values(revision=Review.revision + 1, updated_at=utcnow())
+            .returning(Review)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if review is None:
+        raise ReviewNotEditable((await load_review(session, review_id)).status)
     return review
 
 
@@ -995,6 +1012,7 @@ class Summary:
     high: bool  # above the high-removal threshold (S6)
     confirmed: bool  # the contact confirmed the high removal
     missing_remarks: int  # E4 (joint unions only)
+    revision: int = 0  # the draft's revision these facts were read at
 
     @property
     def share(self) -> float:
@@ -1032,6 +1050,7 @@ async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
         )
         status = review.status
         confirmed = review.high_removal_confirmed
+        revision = review.revision  # read before the counts: they are at least as new
     if status not in EDITABLE and review.members_before:
         total = review.members_before  # after approval the members are gone from the count
     by_reason = {r: int(counts.get(r, counts.get(r.value, 0))) for r in RemovalReason}
@@ -1047,6 +1066,7 @@ async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
         high=is_high_removal(removed, total, settings),
         confirmed=confirmed,
         missing_remarks=missing,
+        revision=revision,
     )
 
 
@@ -1091,25 +1111,37 @@ class Submitted:
     result: Any = None  # services.approvals.SubmitResult
 
 
+SUBMIT_TRIES = 5
+
+
 async def submit(db: Database, settings: Settings, review_id: int, operator_id: int) -> Submitted:
-    """Check E4 and S6, then hand the review to the approval chain (idempotent)."""
-    async with db.session() as s:
-        review = await load_review(s, review_id)
-        status = review.status
-    if status not in EDITABLE:
-        return Submitted(already=True)
-    summ = await summary(db, settings, review_id)
-    if summ.missing_remarks:
-        raise NotReady("remarks.missing", summ.missing_remarks)
-    if summ.high and not summ.confirmed:
-        raise NotReady("removal.unconfirmed", summ.removed)
+    """Check E4 and S6, then hand the review to the approval chain (idempotent).
+
+    The checks hold for what is submitted: the submission is made on the draft's revision the
+    checks read (``approvals.submit(revision=...)``); a write in between (another contact's
+    mark, an upload applied) makes it check again, so an S6 confirmation is never carried over
+    to a number it was not given for.
+    """
     from services import approvals
 
-    try:
-        result = await approvals.submit(db, settings, review_id, operator_id)
-    except approvals.ApprovalError as exc:
-        raise SubmitRefused(exc.code) from None
-    return Submitted(already=result.repeated, result=result)
+    for _ in range(SUBMIT_TRIES):
+        summ = await summary(db, settings, review_id)
+        if summ.status not in EDITABLE:
+            return Submitted(already=True)
+        if summ.missing_remarks:
+            raise NotReady("remarks.missing", summ.missing_remarks)
+        if summ.high and not summ.confirmed:
+            raise NotReady("removal.unconfirmed", summ.removed)
+        try:
+            result = await approvals.submit(
+                db, settings, review_id, operator_id, revision=summ.revision
+            )
+        except approvals.ApprovalError as exc:
+            if exc.code == "review.changed":
+                continue  # written since the checks: check again
+            raise SubmitRefused(exc.code) from None
+        return Submitted(already=result.repeated, result=result)
+    raise SubmitRefused("review.changed")
 
 
 async def operator_id_for(db: Database, platform: str, user_id: str, review_id: int) -> int:

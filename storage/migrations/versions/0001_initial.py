@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-26 23:30:02.290192
+Create Date: 2026-12-02 06:12:04.593216
 """
 
 from collections.abc import Sequence
@@ -123,6 +123,7 @@ def upgrade() -> None:
     sa.Column('unit_confirmed', sa.Boolean(), nullable=False),
     sa.Column('member_mode', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
     sa.Column('high_removal_confirmed', sa.Boolean(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('chain', sa.JSON(), nullable=True),
     sa.Column('current_level', sa.Integer(), nullable=True),
