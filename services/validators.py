@@ -128,3 +128,9 @@ def parse_date(raw: object) -> date:
             except ValueError:
                 raise Invalid("date.invalid", value) from None
     raise Invalid("date.format", value)
+
+
+def mask_name(value: str) -> str:
+    """``张**``: a person's name with all but its first character starred (someone who is no
+    longer a member of the unit the reader acts for)."""
+    return value[:1] + "*" * max(1, len(value) - 1) if value else value

@@ -38,6 +38,7 @@ LIST_REMARK = " 备注：{remark}"
 LIST_NO_REMARK = " 备注：（无）"
 LIST_MARK = " ——【{reason}】"
 LIST_EMPTY = "（本单位没有在册会员）"
+LIST_LINE_GONE = "{index}. {name} {masked} ——（已不在本单位）{mark}"
 LIST_ASK = (
     "标记：回复「序号 原因」，如「3 退休」「5,7-9 离职」；撤销：「取消 3」；\n"
     "翻页：「下一页」「上一页」「第2页」；「搜索 张三」或「搜索 身份证后4位」；"
@@ -61,7 +62,12 @@ MARK_TOTAL = "目前共标记 {n} 人。"
 WHO_SEP = "、"
 WHO_MORE = " 等 {n} 人"
 
-BAD_INDEX = "序号 {bad} 不存在：本单位共 {total} 人，序号是 1–{total}。"
+BAD_INDEX = "序号 {bad} 不存在：名单的序号是 1–{total}。"
+MEMBERS_LEFT = (
+    "{who} 已不在本单位（已调到其他单位或已删除），这条指令没有执行，其他序号也未改动。"
+    "请回复「列表」查看最新名单后重新发送。"
+)
+LEFT_WHO = "序号 {index}（{name} {masked}）"
 BAD_RANGE = "「{token}」看不懂：范围请写成小号在前，例如「7-9」。"
 BAD_TOKEN = "「{token}」不是序号。序号是列表每行开头的数字，例如「3 退休」。"
 TOO_MANY = "一次最多标记 {max} 人，人数多时建议回复「导入」改用文件年审。"
