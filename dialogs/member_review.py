@@ -26,6 +26,7 @@ from services import templates, uploads
 from services.member_review import BadIndices, Entry, MembersLeft, NotReady, ReviewNotEditable
 from services.messages import File
 from services.upload_links import make_upload_token, upload_url
+from services.validators import BadText
 from storage.models import RemovalReason
 
 MAX_PER_COMMAND = 500
@@ -502,7 +503,12 @@ class ListStep(MemberStep):
         if not _joint(ctx):
             ctx.invalid(T.REMARK_ONLY_JOINT)
             return
-        if not mr.clean_remark(remark):
+        try:
+            cleaned = mr.clean_remark(remark)
+        except BadText as exc:
+            ctx.invalid(T.REMARK_HIDDEN.format(char=exc.char))
+            return
+        if not cleaned:
             ctx.invalid(T.REMARK_FORMAT)
             return
         e = await mr.set_remark(ctx.db, _rid(ctx), index, remark)

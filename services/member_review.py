@@ -52,7 +52,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.uploads import Column, Sheet
-from services.validators import Invalid, check_id_number, mask_id_number, mask_name
+from services.validators import (
+    BadText,
+    Invalid,
+    check_id_number,
+    check_text,
+    mask_id_number,
+    mask_name,
+)
 from storage.db import Database
 from storage.models import (
     Member,
@@ -632,8 +639,10 @@ def _touch(review: Review) -> None:
 
 
 def clean_remark(text: str) -> str:
-    value = " ".join(unicodedata.normalize("NFKC", text or "").split())
-    return value[:REMARK_MAX]
+    """A remark as stored: one line, spaces collapsed, at most ``REMARK_MAX`` characters;
+    :class:`BadText` for control characters and bidi marks (line breaks become spaces)."""
+    value = check_text(unicodedata.normalize("NFKC", text or ""), multiline=True)
+    return " ".join(value.split())[:REMARK_MAX]
 
 
 async def set_remark(db: Database, review_id: int, index: int, remark: str) -> Entry:
@@ -939,7 +948,11 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
         if reason is None:
             text = text.strip()
             if not text:
-                remark = clean_remark(employer) if joint else ""
+                try:
+                    remark = clean_remark(employer) if joint else ""
+                except BadText as exc:
+                    errors.append(RowError(row, raw, "text.hidden", f"所在单位 {exc.char}"))
+                    continue
                 if not remark:
                     errors.append(RowError(row, raw, "reason.missing"))
                     continue
@@ -959,6 +972,12 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
             errors.append(RowError(row, raw, code))
             continue
         mid = hit[1]
+        if name and not name.isprintable():
+            try:
+                name = check_text(name)
+            except BadText as exc:
+                errors.append(RowError(row, raw, "text.hidden", f"姓名 {exc.char}"))
+                continue
         if name and name != hit[2] and _name_key(name) != _name_key(hit[2]):
             # A typo can turn one member's ID into another's: a name given must agree.
             errors.append(RowError(row, raw, "member.name_mismatch", hit[2]))

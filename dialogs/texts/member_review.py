@@ -95,6 +95,10 @@ SELECTED_NONE = "目前还没有标记任何会员。"
 REMARK_ONLY_JOINT = "只有联合工会需要为会员填写所在单位备注。"
 REMARK_FORMAT = "请按「备注 序号 所在单位」填写，例如「备注 3 常州市某某有限公司」。"
 REMARK_SAVED = "已保存：{index}. {name} 备注：{remark}"
+REMARK_HIDDEN = (
+    "备注里有看不见的控制字符或改变文字方向的字符（{char}），多半是复制粘贴带进来的，没有保存。"
+    "请直接输入所在单位后重新发送，例如「备注 3 常州市某某有限公司」。"
+)
 MISSING_HEAD = "【还没有备注的会员】共 {n} 人{more}，请按「备注 序号 所在单位」填写："
 MISSING_NONE = "所有继续在册的会员都已有备注。"
 
@@ -151,6 +155,7 @@ ROW_ERRORS = {
     "reason.missing": "缺少不通过原因（退休、离职 或 死亡）",
     "reason.missing_joint": "缺少不通过原因或所在单位",
     "reason.unknown": "不通过原因「{detail}」无法识别（只能是 退休、离职 或 死亡）",
+    "text.hidden": "{detail}：含有看不见的控制字符或改变文字方向的字符，请删除后重新填写",
 }
 ROW_ERROR_SHORT = {
     "id.empty": "身份证号为空",
@@ -165,6 +170,7 @@ ROW_ERROR_SHORT = {
     "row.duplicate": "重复行",
     "reason.missing": "缺原因",
     "reason.unknown": "原因无法识别",
+    "text.hidden": "含隐藏字符",
 }
 
 REJECTED = {
