@@ -368,6 +368,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a crash: its text may quote data (openpyxl quotes the cell)
+        import traceback
+
+        from services.validators import mask_sensitive
+
+        text = "".join(traceback.format_exception(exc))
+        print(mask_sensitive(text).rstrip(), file=sys.stderr)  # no full ID number or mobile
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from dialogs.engine import Context, Step, card_handler, command, step
 from dialogs.texts import approval as T
 from services import approvals, cards, details
 from services.approvals import ApprovalError, DecideResult, Outcome
+from services.validators import BadText, check_text
 from storage.models import Decision
 
 
@@ -130,7 +131,11 @@ class ReturnReason(Step):
             ctx.say(T.RETURN_CANCELLED)
             await _leave(ctx)
             return
-        reason = ctx.text
+        try:
+            reason = check_text(ctx.text, multiline=True)
+        except BadText as exc:
+            ctx.invalid(T.RETURN_HIDDEN.format(char=exc.char))
+            return
         if len(reason) < T.RETURN_MIN:
             ctx.invalid(T.RETURN_TOO_SHORT)
             return

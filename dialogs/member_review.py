@@ -23,9 +23,10 @@ from dialogs.engine import Context, Step, step
 from dialogs.texts import member_review as T
 from services import member_review as mr
 from services import templates, uploads
-from services.member_review import BadIndices, Entry, NotReady, ReviewNotEditable
+from services.member_review import BadIndices, Entry, MembersLeft, NotReady, ReviewNotEditable
 from services.messages import File
 from services.upload_links import make_upload_token, upload_url
+from services.validators import BadText
 from storage.models import RemovalReason
 
 MAX_PER_COMMAND = 500
@@ -115,6 +116,9 @@ def who(entries: dict[int, str], indices: list[int]) -> str:
 
 
 def entry_line(e: Entry, joint: bool) -> str:
+    if e.gone:
+        mark = T.LIST_MARK.format(reason=T.REASON[e.mark.value]) if e.mark else ""
+        return T.LIST_LINE_GONE.format(index=e.index, name=e.name, masked=e.masked_id, mark=mark)
     remark = ""
     if joint:
         remark = T.LIST_REMARK.format(remark=e.remark) if e.remark else T.LIST_NO_REMARK
@@ -430,7 +434,7 @@ class ListStep(MemberStep):
                 if word.isdigit() and len(word) > 7:
                     raise Unclear(T.LOOKS_LIKE_ID.format(tail=word[-4:]))
                 indices = parse_indices(text)  # precise complaints about the indices first
-                total = await mr.member_count(ctx.db, int(ctx.data["uid"]))
+                total = await mr.last_number(ctx.db, rid)
                 bad = [i for i in indices if i < 1 or i > total]
                 if bad:
                     raise BadIndices(bad, total)
@@ -443,6 +447,12 @@ class ListStep(MemberStep):
         except BadIndices as exc:
             bad = "、".join(map(str, exc.bad[:10]))
             ctx.invalid(T.BAD_INDEX.format(bad=bad, total=exc.total))
+        except MembersLeft as exc:
+            who = T.WHO_SEP.join(
+                T.LEFT_WHO.format(index=e.index, name=e.name, masked=e.masked_id)
+                for e in exc.members[:10]
+            )
+            ctx.invalid(T.MEMBERS_LEFT.format(who=who))
 
     async def _turn(self, ctx: Context, delta: int) -> None:
         page = int(ctx.data.get("page", 1))
@@ -493,7 +503,12 @@ class ListStep(MemberStep):
         if not _joint(ctx):
             ctx.invalid(T.REMARK_ONLY_JOINT)
             return
-        if not mr.clean_remark(remark):
+        try:
+            cleaned = mr.clean_remark(remark)
+        except BadText as exc:
+            ctx.invalid(T.REMARK_HIDDEN.format(char=exc.char))
+            return
+        if not cleaned:
             ctx.invalid(T.REMARK_FORMAT)
             return
         e = await mr.set_remark(ctx.db, _rid(ctx), index, remark)

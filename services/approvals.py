@@ -71,7 +71,8 @@ class ApprovalError(Exception):
     """A request the approval rules do not allow; ``code`` is stable for the dialogs.
 
     Codes: ``review.not_found``, ``review.completed``, ``review.not_submitted``,
-    ``review.no_parent`` (a unit without a superior union), ``withdraw.decided`` (a level has
+    ``review.no_parent`` (a unit without a superior union), ``review.changed`` (the draft was
+    written after the submitter's checks), ``withdraw.decided`` (a level has
     decided already), ``withdraw.not_contact``, ``apply.failed``.
     """
 
@@ -398,16 +399,23 @@ async def submit(
     review_id: int,
     operator_id: int,
     now: datetime | None = None,
+    revision: int | None = None,
 ) -> SubmitResult:
-    """Send the review up the chain (M3). A second call while submitted changes nothing."""
+    """Send the review up the chain (M3). A second call while submitted changes nothing.
+
+    With ``revision`` (the draft's revision the caller's checks were made on) the submission
+    happens only if the draft has not been written since: else ``review.changed``.
+    """
     now = now or utcnow()
     async with db.transaction() as s:
         # The guard: only one caller moves draft/returned -> submitted.
+        same = [] if revision is None else [Review.revision == revision]
         res = await s.execute(
             update(Review)
             .where(
                 Review.id == review_id,
                 Review.status.in_([ReviewStatus.draft, ReviewStatus.returned]),
+                *same,
             )
             .values(
                 status=ReviewStatus.submitted,
@@ -425,6 +433,8 @@ async def submit(
         if res.rowcount == 0:
             if review.status == ReviewStatus.submitted:
                 return await _existing(s, review)
+            if review.status in (ReviewStatus.draft, ReviewStatus.returned):
+                raise ApprovalError("review.changed")  # written since the caller's checks
             raise ApprovalError("review.completed")
         union = await s.get(Union, review.union_id)
         assert union is not None

@@ -17,7 +17,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 
-from services import unit_fields
+from services import sheet_cells, unit_fields
 from services.approvals import Identity, check_approver
 from services.cards import REASON_NAMES, level_text, local_time
 from services.messages import File, Text
@@ -142,8 +142,7 @@ def build_xlsx(d: ReviewDetails) -> bytes:
     def cells(ws: Any, values: list[str]) -> list[WriteOnlyCell]:
         out = []
         for v in values:
-            c = WriteOnlyCell(ws, value=str(v))
-            c.data_type = "s"  # a plain string even when it starts with "="
+            c = sheet_cells.xlsx_cell(ws, str(v))  # plain text, never a formula
             c.number_format = "@"
             out.append(c)
         return out

@@ -1,7 +1,9 @@
 """Export the members of a unit to .xlsx or .csv, in the members import layout.
 
 An export of active members can be imported again as it is (same header, ID and card numbers
-as text). With ``include_removed`` three columns are added: 状态, 删除原因, 删除日期.
+as text). With ``include_removed`` three columns are added: 状态, 删除原因, 删除日期. Cells go
+through ``services.sheet_cells``: a name or remark a user typed never becomes a formula (CSV: a
+leading apostrophe, which the import takes off again; .xlsx: text cells with the quote prefix).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from services import sheet_cells
 from services.imports import HEADERS
 from storage.db import Database
 
@@ -42,18 +45,16 @@ class _Writer:
         self.append([header])
 
     def append(self, rows: list[list[Any]]) -> None:
+        # every value as text: ID and card numbers keep their digits, never a formula
         if not self.xlsx:
-            self.csv.writerows(rows)
+            self.csv.writerows(
+                [sheet_cells.csv_text("" if v is None else str(v)) for v in row] for row in rows
+            )
             return
-        from openpyxl.cell import WriteOnlyCell
-
         for row in rows:
-            cells = []
-            for v in row:
-                c = WriteOnlyCell(self.ws, value="" if v is None else str(v))
-                c.data_type = "s"  # text: never a formula, ID numbers keep their digits
-                cells.append(c)
-            self.ws.append(cells)
+            self.ws.append(
+                [sheet_cells.xlsx_cell(self.ws, "" if v is None else str(v)) for v in row]
+            )
 
     def close(self) -> None:
         if self.xlsx:

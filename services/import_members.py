@@ -31,6 +31,7 @@ from services.import_rows import (
     Progress,
     cell_text,
     check_card_no,
+    checked_text,
     optional_date,
     optional_text,
     should_write,
@@ -118,7 +119,10 @@ class _MemberChecker:
         if first is not None:
             raise CellError("身份证号码", id_number, f"身份证号码与第 {first} 行重复")
         name = cells[pn] if pn < n else None
-        name = name.strip() if type(name) is str else cell_text(name)
+        if type(name) is str and name.isprintable() and name[:1] != "'":
+            name = name.strip()
+        else:  # not plain text: control characters, bidi marks, a quoted formula ...
+            name = checked_text("姓名", cell_text(name))
         if not name:
             raise CellError("姓名", "", "姓名不能为空")
         if len(name) > 64:
@@ -127,7 +131,13 @@ class _MemberChecker:
         if type(card) is not str or not card.isdigit() or len(card) > 32:
             card = check_card_no(card)
         remark = cells[pr] if pr < n else None
-        if type(remark) is not str or len(remark) > 200 or remark != remark.strip():
+        if (
+            type(remark) is not str
+            or len(remark) > 200
+            or remark != remark.strip()
+            or not remark.isprintable()
+            or remark[:1] == "'"
+        ):
             remark = optional_text("备注", remark, 200)
         remark = remark or None
         issued_raw = cells[pd] if pd < n else None

@@ -20,13 +20,17 @@ from typing import Any, TextIO
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.sheet_cells import unformula
 from services.tabular import Cell, Table
 from services.validators import (
     ID_CHECK,
     ID_WEIGHTS,
+    BadText,
     Invalid,
     check_id_number,
+    check_text,
     parse_date,
+    visible,
 )
 from storage.models import UnionKind
 
@@ -80,6 +84,9 @@ REASONS = {
     "mobile.format": "手机号码格式不正确（应为 11 位手机号）",
     "uscc.invalid": "社团法人证号（统一社会信用代码）不正确",
     "uscc.not_union": "社团法人证号应以 81 或 89 开头（工会的统一社会信用代码）",
+    "text.control": "含有看不见的控制字符（{char}），请删除后重新导入",
+    "text.bidi": "含有改变文字方向的隐藏字符（{char}），会让文字显示错乱，请删除后重新导入",
+    "text.format": "含有看不见的格式字符（{char}），请删除后重新导入",
 }
 
 _SCI = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
@@ -228,21 +235,24 @@ class StderrProgress(Progress):
 
 
 def _show(value: object) -> str:
+    """A cell's value as an error message quotes it (control characters as ``[U+0001]``)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
         return str(int(value))
     if isinstance(value, datetime | date):
         return value.isoformat()[:10] if isinstance(value, datetime) else value.isoformat()
-    return str(value)[:200]
+    return visible(str(value)[:200])
 
 
 def cell_text(value: Cell) -> str:
-    """A cell as trimmed text ("" when empty). Whole floats lose their ``.0``."""
+    """A cell as trimmed text ("" when empty). Whole floats lose their ``.0``; the apostrophe
+    our CSV exports put before a text that starts like a formula is taken off again."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return unicodedata.normalize("NFKC", value).replace("\u200b", "").strip()
+        text = unicodedata.normalize("NFKC", value).replace("\u200b", "").strip()
+        return unformula(text).strip() if text[:1] == "'" else text
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, datetime):
@@ -293,8 +303,17 @@ def cell_at(cells: list[Cell], i: int) -> Cell:
     return cells[i] if i < len(cells) else None
 
 
+def checked_text(col: str, text: str) -> str:
+    """``text`` without zero-width characters, or :class:`CellError` if it holds a control
+    character or a bidi mark (``services.validators.check_text``)."""
+    try:
+        return check_text(text)
+    except BadText as exc:
+        raise CellError(col, exc.value, REASONS[exc.code].format(char=exc.char)) from None
+
+
 def required_text(col: str, value: Cell, max_len: int) -> str:
-    s = cell_text(value)
+    s = checked_text(col, cell_text(value))
     if not s:
         raise CellError(col, value, f"{col}不能为空")
     if len(s) > max_len:
@@ -303,7 +322,7 @@ def required_text(col: str, value: Cell, max_len: int) -> str:
 
 
 def optional_text(col: str, value: Cell, max_len: int) -> str | None:
-    s = cell_text(value)
+    s = checked_text(col, cell_text(value))
     if len(s) > max_len:
         raise CellError(col, value, f"{col}太长（最多 {max_len} 个字）")
     return s or None
@@ -397,7 +416,7 @@ def check_card_no(value: Cell) -> str | None:
         if isinstance(value, float) and (not value.is_integer() or abs(value) >= 1e15):
             raise CellError(col, value, "工会卡号被存成了数字，位数已丢失：请把该列设为“文本”格式")
         return str(int(value))
-    s = cell_text(value).replace(" ", "")
+    s = checked_text(col, cell_text(value)).replace(" ", "")
     if s and _SCI.fullmatch(s):
         raise CellError(col, value, "工会卡号被存成了数字，位数已丢失：请把该列设为“文本”格式")
     if len(s) > 32:
@@ -441,7 +460,8 @@ def read_rows(
 def write_error_report(report: ImportReport, path: Path) -> Path:
     """The errors as an .xlsx: 行号, 列, 值, 原因 (every cell a plain string, never a formula)."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
+
+    from services.sheet_cells import xlsx_cell
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("错误")
@@ -450,13 +470,8 @@ def write_error_report(report: ImportReport, path: Path) -> Path:
     ws.column_dimensions["C"].width = 28
     ws.column_dimensions["D"].width = 60
 
-    def cells(values: list[str]) -> list[WriteOnlyCell]:
-        out = []
-        for v in values:
-            c = WriteOnlyCell(ws, value=v)
-            c.data_type = "s"  # a value starting with "=" stays text
-            out.append(c)
-        return out
+    def cells(values: list[str]) -> list[Any]:
+        return [xlsx_cell(ws, v) for v in values]  # plain text, never a formula
 
     ws.append(cells(["行号", "列", "值", "原因"]))
     if report.header_error:

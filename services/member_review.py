@@ -3,9 +3,16 @@
 Everything is saved to the draft at once: a mark is a :class:`Removal` row, a remark a
 :class:`RemarkEdit` row; nothing touches :class:`Member` until the final approval (M5).
 
-List indices are 1-based positions in the unit's active members ordered by ``Member.id``; they
-are stable during a review (members change only on approval), and search results show the same
-index.
+List numbers (``index``) are fixed for the life of the review (:class:`ReviewRoster`): the
+unit's active members in ``Member.id`` order when the list is first needed (list, search, 已选,
+缺备注, or a first mark), members who join later (an import adds or moves them in) after the
+last number. A number whose member has left the unit (an import moved them away) keeps that
+member: the list says they left, and a mark, unmark or remark on it is refused
+(:class:`MembersLeft`). So "3 退休" always means the member shown as 3, whatever imports ran in
+between, and a flushed Redis changes nothing. Whether members joined or left since the numbers
+were brought up to date is told by the roster's signature (count, sum and a hashed sum of the
+active members' ids: one scan of the unit's members); only when it changed is the roster read
+again.
 
 Reasons (:func:`parse_reason`): 退休 and its variants 离休 / 离退休 / 已退休 / 退休人员 mean
 retired; 离职 / 辞职 / 调离 / 调出 / 解除合同 / 辞退 / 开除 / 已离职 mean left (resigned);
@@ -26,22 +33,33 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import sys
 import unicodedata
+import zlib
+from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import compress, repeat
 from operator import itemgetter, mod, ne
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.uploads import Column, Sheet
-from services.validators import Invalid, check_id_number, mask_id_number
+from services.validators import (
+    BadText,
+    Invalid,
+    check_id_number,
+    check_text,
+    mask_id_number,
+    mask_name,
+)
 from storage.db import Database
 from storage.models import (
     Member,
@@ -51,6 +69,7 @@ from storage.models import (
     Removal,
     RemovalReason,
     Review,
+    ReviewRoster,
     ReviewStatus,
     Role,
     Union,
@@ -61,6 +80,7 @@ from storage.models import (
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
 REMARK_MAX = 200
@@ -116,12 +136,21 @@ class ReviewNotEditable(Exception):
 
 
 class BadIndices(ValueError):
-    """Indices outside 1..total (``bad``) for a list of ``total`` members."""
+    """Indices outside 1..total (``bad``); ``total`` is the last list number."""
 
     def __init__(self, bad: list[int], total: int) -> None:
         super().__init__(f"{bad} not in 1..{total}")
         self.bad = bad
         self.total = total
+
+
+class MembersLeft(ValueError):
+    """The numbers of ``members`` (entries, names masked) belong to members who have left the
+    unit since they were listed: nothing of the command was done."""
+
+    def __init__(self, members: list[Entry]) -> None:
+        super().__init__(f"left the unit: {[e.index for e in members]}")
+        self.members = members
 
 
 def parse_reason(text: str) -> RemovalReason | None:
@@ -144,6 +173,7 @@ class Entry:
     card_no: str | None
     remark: str | None  # the new remark if edited, else the member's
     mark: RemovalReason | None
+    gone: bool = False  # no longer an active member of the unit (name masked)
 
 
 @dataclass
@@ -162,9 +192,26 @@ async def load_review(session: AsyncSession, review_id: int) -> Review:
 
 
 async def _editable(session: AsyncSession, review_id: int) -> Review:
-    review = await load_review(session, review_id)
-    if review.status not in EDITABLE:
-        raise ReviewNotEditable(review.status)
+    """The guard of every write to a draft: the FIRST statement of the write's transaction.
+
+    ``UPDATE reviews SET revision = revision + 1 WHERE id = ? AND status IN (draft, returned)``
+    takes the review row (PostgreSQL) or the write lock (SQLite) before anything is read, so
+    the write and a submission (which changes the status with a guarded UPDATE of the same row)
+    serialise: a write that comes second finds the review submitted and is refused
+    (:class:`ReviewNotEditable`), and a submission that comes second counts what was written
+    and sees the new revision (its S6 / E4 checks were made on an older one: it checks again).
+    """
+    review = (
+        await session.scalars(
+            update(Review)
+            .where(Review.id == review_id, Review.status.in_([st.value for st in EDITABLE]))
+            .values(revision=Review.revision + 1, updated_at=utcnow())
+            .returning(Review)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if review is None:
+        raise ReviewNotEditable((await load_review(session, review_id)).status)
     return review
 
 
@@ -193,40 +240,181 @@ async def _active_count(session: AsyncSession, union_id: int) -> int:
     return int((await session.execute(q)).scalar_one())
 
 
-def _numbered(union_id: int) -> Any:
-    """The unit's active members with their list index (ROW_NUMBER over ``Member.id``)."""
-    return (
-        select(
-            Member.id.label("mid"),
-            func.row_number().over(order_by=Member.id).label("rn"),
+# --- list numbers (fixed for the life of the review) ----------------------------------------
+
+# The roster's signature: count, sum of ids and a sum of hashed ids of the unit's active members
+# (one index scan); it changes whenever a member joins or leaves.
+_SIG_K, _SIG_P = 2654435761, 4294967291
+
+
+def _sig_of(ids: Sequence[int]) -> str:
+    return f"{len(ids)}:{sum(ids)}:{sum(i * _SIG_K % _SIG_P for i in ids)}"
+
+
+async def _roster_now(session: AsyncSession, union_id: int) -> tuple[int, str]:
+    """(the unit's active members, the roster's signature)."""
+    mid = cast(Member.id, BigInteger)
+    n, total, hashed = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(mid), 0),
+                func.coalesce(func.sum(mid * _SIG_K % _SIG_P), 0),
+            ).where(Member.union_id == union_id, Member.status == MemberStatus.active)
         )
+    ).one()
+    return int(n), f"{int(n)}:{int(total)}:{int(hashed)}"
+
+
+def _pack(ids: array[int]) -> bytes:
+    if sys.byteorder == "big":
+        ids = array("q", ids)
+        ids.byteswap()
+    return zlib.compress(ids.tobytes(), 1)
+
+
+def _unpack(blob: bytes) -> array[int]:
+    ids = array("q")
+    ids.frombytes(zlib.decompress(blob))
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return ids
+
+
+@dataclass
+class Numbers:
+    """A review's list numbers: number ``n`` is the member ``ids[n - 1]``."""
+
+    ids: array[int]
+
+    @property
+    def last(self) -> int:
+        return len(self.ids)
+
+    def of(self, member_ids: Iterable[int]) -> dict[int, int]:
+        """{member id: number} (0 for a member without one)."""
+        wanted = list(member_ids)
+        if len(wanted) > 20:
+            pos = {mid: i for i, mid in enumerate(self.ids, 1)}
+            return {mid: pos.get(mid, 0) for mid in wanted}
+        out = {}
+        for mid in wanted:
+            try:
+                out[mid] = self.ids.index(mid) + 1  # a C scan: ~0.1 ms for 100,000
+            except ValueError:
+                out[mid] = 0
+        return out
+
+
+class _NotNumbered(Exception):
+    """A write by number found no numbers yet (nothing was listed): number, then again."""
+
+
+_ACTIVE_IDS_SQL = "SELECT id FROM members WHERE union_id = {p} AND status = 'active' ORDER BY id"
+
+
+async def _active_ids(session: AsyncSession, union_id: int) -> list[int]:
+    """The ids of the unit's active members in order, read through the driver itself (100,000
+    rows: SQLAlchemy's rows would cost ten times the query, as in ``_active_by_id_number``)."""
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    name = conn.dialect.name
+    with _collection_paused():
+        if name == "sqlite" and hasattr(driver, "execute"):
+            cursor = await driver.execute(_ACTIVE_IDS_SQL.format(p="?"), (union_id,))
+            try:
+                return [r[0] for r in await cursor.fetchall()]
+            finally:
+                await cursor.close()
+        if name == "postgresql" and hasattr(driver, "fetch"):
+            return [r[0] for r in await driver.fetch(_ACTIVE_IDS_SQL.format(p="$1"), union_id)]
+    rows = await conn.execute(
+        select(Member.id)
         .where(Member.union_id == union_id, Member.status == MemberStatus.active)
-        .subquery()
+        .order_by(Member.id)
     )
+    return list(rows.scalars())
 
 
-async def _indices_of(
-    session: AsyncSession, union_id: int, member_ids: list[int]
-) -> dict[int, int]:
-    """{member id: list index} for a few members (the database numbers the rows)."""
-    if not member_ids:
-        return {}
-    num = _numbered(union_id)
-    rows = await session.execute(select(num.c.mid, num.c.rn).where(num.c.mid.in_(member_ids)))
-    return {int(mid): int(rn) for mid, rn in rows.all()}
+async def _renumber(db: Database, review: Review, roster: ReviewRoster | None) -> Numbers:
+    """Number the unit's active members who have no number yet, after the last (all of them,
+    in id order, the first time); compare-and-set on the signature, so that when two processes
+    do it at once one wins and the other takes the winner's numbers."""
+    for _ in range(3):
+        async with db.session() as s:
+            active = await _active_ids(s, review.union_id)
+        ids = _unpack(roster.members) if roster is not None else array("q")
+        known = set(ids)
+        ids.extend(mid for mid in active if mid not in known)
+        values = {
+            "members": _pack(ids),
+            "count": len(ids),
+            "roster_sig": _sig_of(active),
+            "updated_at": utcnow(),
+        }
+        try:
+            async with db.transaction() as s:
+                if roster is None:
+                    await s.execute(insert(ReviewRoster).values(review_id=review.id, **values))
+                    return Numbers(ids)
+                res = await s.execute(
+                    update(ReviewRoster)
+                    .where(
+                        ReviewRoster.review_id == review.id,
+                        ReviewRoster.roster_sig == roster.roster_sig,
+                    )
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if res.rowcount:
+                    return Numbers(ids)
+        except IntegrityError:  # another process numbered the list first
+            pass
+        async with db.session() as s:
+            roster = await s.get(ReviewRoster, review.id)
+        if roster is not None and roster.roster_sig == values["roster_sig"]:
+            return Numbers(_unpack(roster.members))
+    assert roster is not None
+    return Numbers(_unpack(roster.members))
+
+
+async def _numbering(db: Database, review_id: int) -> tuple[Review, int, Numbers]:
+    """(the review, its unit's active members, the list numbers), every active member having
+    a number. Costs one signature query while nobody joins or leaves the unit."""
+    async with db.session() as s:
+        review = await load_review(s, review_id)
+        count, sig = await _roster_now(s, review.union_id)
+        roster = await s.get(ReviewRoster, review_id)
+    if roster is not None and roster.roster_sig == sig:
+        return review, count, Numbers(_unpack(roster.members))
+    return review, count, await _renumber(db, review, roster)
+
+
+async def last_number(db: Database, review_id: int) -> int:
+    """The highest list number of the review (numbers are 1..this)."""
+    return (await _numbering(db, review_id))[2].last
+
+
+async def _by_number(db: Database, review_id: int, write: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a write by list number; if nothing was numbered yet, number first and run it again."""
+    try:
+        return await write()
+    except _NotNumbered:
+        await _numbering(db, review_id)
+        return await write()
+
+
+def _is_gone(review: Review, member: Member) -> bool:
+    return member.union_id != review.union_id or member.status != MemberStatus.active
 
 
 async def _entries(
     session: AsyncSession,
     review: Review,
     members: list[Member],
-    first_index: int | None = None,
+    numbers: dict[int, int],
 ) -> list[Entry]:
-    """List entries; indices count on from ``first_index`` (a page) or are looked up."""
-    if first_index is None:
-        indices = await _indices_of(session, review.union_id, [m.id for m in members])
-    else:
-        indices = {m.id: first_index + i for i, m in enumerate(members)}
+    """List entries of ``members`` with their ``numbers`` ({member id: list number})."""
     mids = [m.id for m in members]
     marks = dict(
         (
@@ -246,38 +434,43 @@ async def _entries(
             )
         ).all()
     )
-    out = []
-    for m in members:
-        out.append(
-            Entry(
-                index=indices.get(m.id, 0),
-                member_id=m.id,
-                name=m.name,
-                masked_id=mask_id_number(m.id_number),
-                card_no=m.card_no,
-                remark=remarks.get(m.id, m.remark),
-                mark=RemovalReason(marks[m.id]) if m.id in marks else None,
-            )
-        )
-    return out
+    return [_entry(review, m, numbers.get(m.id, 0), remarks, marks) for m in members]
+
+
+def _entry(
+    review: Review,
+    m: Member,
+    number: int,
+    remarks: dict[int, str] | None = None,
+    marks: dict[int, Any] | None = None,
+) -> Entry:
+    gone = _is_gone(review, m)
+    mark = (marks or {}).get(m.id)
+    return Entry(
+        index=number,
+        member_id=m.id,
+        name=mask_name(m.name) if gone else m.name,
+        masked_id=mask_id_number(m.id_number),
+        card_no=None if gone else m.card_no,
+        remark=None if gone else (remarks or {}).get(m.id, m.remark),
+        mark=RemovalReason(mark) if mark else None,
+        gone=gone,
+    )
 
 
 async def list_page(db: Database, review_id: int, page: int, page_size: int) -> Page:
-    """Page ``page`` (clamped to 1..pages) of the unit's active members."""
+    """Page ``page`` (clamped to 1..pages) of the list: the numbers of the review, with the
+    members who left the unit since they were numbered (``gone``); ``total`` counts the unit's
+    active members."""
+    review, total, numbers = await _numbering(db, review_id)
+    pages = max(1, -(-numbers.last // page_size))
+    page = min(max(1, page), pages)
+    first = (page - 1) * page_size + 1
+    ids = numbers.ids[first - 1 : first - 1 + page_size]
     async with db.session() as s:
-        review = await load_review(s, review_id)
-        total = await _active_count(s, review.union_id)
-        pages = max(1, -(-total // page_size))
-        page = min(max(1, page), pages)
-        q = (
-            select(Member)
-            .where(Member.union_id == review.union_id, Member.status == MemberStatus.active)
-            .order_by(Member.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-        members = list((await s.execute(q)).scalars())
-        entries = await _entries(s, review, members, (page - 1) * page_size + 1)
+        found = {m.id: m for m in (await s.scalars(select(Member).where(Member.id.in_(ids))))}
+        members = [found[mid] for mid in ids if mid in found]
+        entries = await _entries(s, review, members, {mid: first + i for i, mid in enumerate(ids)})
         return Page(entries, page, pages, total)
 
 
@@ -289,8 +482,8 @@ async def search(db: Database, review_id: int, query: str, limit: int = 10) -> l
     q = unicodedata.normalize("NFKC", query).strip().upper()
     if not q:
         return []
+    review, _, numbers = await _numbering(db, review_id)
     async with db.session() as s:
-        review = await load_review(s, review_id)
         cond = Member.name.contains(q, autoescape=True)
         if _DIGITS_RE.fullmatch(q):
             cond = or_(cond, Member.id_number.endswith(q, autoescape=True))
@@ -303,29 +496,25 @@ async def search(db: Database, review_id: int, query: str, limit: int = 10) -> l
         members = list((await s.execute(stmt)).scalars())
         if not members:
             return []
-        return await _entries(s, review, members)
+        return await _entries(s, review, members, numbers.of(m.id for m in members))
 
 
 async def marked(db: Database, review_id: int, limit: int = 50) -> tuple[int, list[Entry]]:
     """(number marked, the first ``limit`` marked members in list order)."""
+    count_q = select(func.count()).select_from(Removal).where(Removal.review_id == review_id)
+    if limit <= 0:
+        async with db.session() as s:
+            return int((await s.execute(count_q)).scalar_one()), []
+    review, _, numbers = await _numbering(db, review_id)
     async with db.session() as s:
-        review = await load_review(s, review_id)
-        count = int(
-            (
-                await s.execute(
-                    select(func.count()).select_from(Removal).where(Removal.review_id == review_id)
-                )
-            ).scalar_one()
-        )
-        stmt = (
-            select(Member)
-            .join(Removal, Removal.member_id == Member.id)
-            .where(Removal.review_id == review_id)
-            .order_by(Member.id)
-            .limit(limit)
-        )
-        members = list((await s.execute(stmt)).scalars())
-        return count, await _entries(s, review, members)
+        mids = (
+            await s.scalars(select(Removal.member_id).where(Removal.review_id == review_id))
+        ).all()
+        of = numbers.of(mids)
+        first = sorted(mids, key=lambda mid: (of[mid] or 1 << 62, mid))[:limit]
+        found = {m.id: m for m in (await s.scalars(select(Member).where(Member.id.in_(first))))}
+        members = [found[mid] for mid in first]
+        return len(mids), await _entries(s, review, members, of)
 
 
 # --- marking in the list --------------------------------------------------------------------
@@ -340,29 +529,42 @@ class MarkResult:
 
 
 async def _members_at(
-    session: AsyncSession, union_id: int, indices: list[int]
+    session: AsyncSession, review: Review, indices: list[int]
 ) -> dict[int, Member]:
-    total = await _active_count(session, union_id)
-    bad = sorted({i for i in indices if i < 1 or i > total})
+    """The members of the list numbers ``indices`` (inside a guarded write: the review row is
+    held). :class:`BadIndices` for numbers that do not exist, :class:`MembersLeft` when any
+    of them belongs to a member who has left the unit."""
+    roster = await session.get(ReviewRoster, review.id)
+    if roster is None:  # nothing listed yet (e.g. "3 退休" typed straight away)
+        raise _NotNumbered
+    ids = _unpack(roster.members)
+    bad = sorted({i for i in indices if i < 1 or i > len(ids)})
     if bad:
-        raise BadIndices(bad, total)
-    num = _numbered(union_id)
-    rows = await session.execute(
-        select(num.c.rn, Member)
-        .join(Member, Member.id == num.c.mid)
-        .where(num.c.rn.in_(sorted(set(indices))))
-    )
-    return {int(rn): m for rn, m in rows.all()}
+        raise BadIndices(bad, len(ids))
+    wanted = {i: ids[i - 1] for i in set(indices)}
+    rows = await session.scalars(select(Member).where(Member.id.in_(list(wanted.values()))))
+    by_id = {m.id: m for m in rows}
+    found = {i: by_id[mid] for i, mid in wanted.items()}
+    gone = [_entry(review, m, n) for n, m in sorted(found.items()) if _is_gone(review, m)]
+    if gone:
+        raise MembersLeft(gone)
+    return found
 
 
 async def mark(
     db: Database, review_id: int, indices: list[int], reason: RemovalReason
 ) -> MarkResult:
     """Mark the members at ``indices`` as failing for ``reason``; saved at once."""
+    return await _by_number(db, review_id, lambda: _mark(db, review_id, indices, reason))
+
+
+async def _mark(
+    db: Database, review_id: int, indices: list[int], reason: RemovalReason
+) -> MarkResult:
     result = MarkResult()
     async with db.transaction() as s:
         review = await _editable(s, review_id)
-        by_index = await _members_at(s, review.union_id, indices)
+        by_index = await _members_at(s, review, indices)
         existing = dict(
             (
                 await s.execute(
@@ -393,9 +595,13 @@ async def mark(
 
 async def unmark(db: Database, review_id: int, indices: list[int]) -> tuple[list[int], list[int]]:
     """Remove the marks at ``indices``: (indices unmarked, indices that had no mark)."""
+    return await _by_number(db, review_id, lambda: _unmark(db, review_id, indices))
+
+
+async def _unmark(db: Database, review_id: int, indices: list[int]) -> tuple[list[int], list[int]]:
     async with db.transaction() as s:
         review = await _editable(s, review_id)
-        by_index = await _members_at(s, review.union_id, indices)
+        by_index = await _members_at(s, review, indices)
         ids = {m.id: i for i, m in by_index.items()}
         rows = (
             await s.execute(
@@ -433,8 +639,10 @@ def _touch(review: Review) -> None:
 
 
 def clean_remark(text: str) -> str:
-    value = " ".join(unicodedata.normalize("NFKC", text or "").split())
-    return value[:REMARK_MAX]
+    """A remark as stored: one line, spaces collapsed, at most ``REMARK_MAX`` characters;
+    :class:`BadText` for control characters and bidi marks (line breaks become spaces)."""
+    value = check_text(unicodedata.normalize("NFKC", text or ""), multiline=True)
+    return " ".join(value.split())[:REMARK_MAX]
 
 
 async def set_remark(db: Database, review_id: int, index: int, remark: str) -> Entry:
@@ -442,9 +650,13 @@ async def set_remark(db: Database, review_id: int, index: int, remark: str) -> E
     value = clean_remark(remark)
     if not value:
         raise ValueError("empty remark")
+    return await _by_number(db, review_id, lambda: _set_remark(db, review_id, index, value))
+
+
+async def _set_remark(db: Database, review_id: int, index: int, value: str) -> Entry:
     async with db.transaction() as s:
         review = await _editable(s, review_id)
-        member = (await _members_at(s, review.union_id, [index]))[index]
+        member = (await _members_at(s, review, [index]))[index]
         await _upsert_remarks(s, review_id, {member.id: value})
         review.updated_at = utcnow()
         mark_reason = (
@@ -454,15 +666,7 @@ async def set_remark(db: Database, review_id: int, index: int, remark: str) -> E
                 )
             )
         ).scalar_one_or_none()
-    return Entry(
-        index,
-        member.id,
-        member.name,
-        mask_id_number(member.id_number),
-        member.card_no,
-        value,
-        RemovalReason(mark_reason) if mark_reason else None,
-    )
+    return _entry(review, member, index, {member.id: value}, {member.id: mark_reason})
 
 
 async def _upsert_remarks(session: AsyncSession, review_id: int, remarks: dict[int, str]) -> None:
@@ -495,8 +699,12 @@ async def _upsert_remarks(session: AsyncSession, review_id: int, remarks: dict[i
 
 async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tuple[int, list[Entry]]:
     """E4: remaining (unmarked) active members with no remark: (count, the first ``limit``)."""
+    numbers = None
+    if limit > 0:
+        review, _, numbers = await _numbering(db, review_id)
     async with db.session() as s:
-        review = await load_review(s, review_id)
+        if numbers is None:
+            review = await load_review(s, review_id)
         cond = (
             Member.union_id == review.union_id,
             Member.status == MemberStatus.active,
@@ -505,12 +713,16 @@ async def missing_remarks(db: Database, review_id: int, limit: int = 20) -> tupl
             ~Member.id.in_(select(RemarkEdit.member_id).where(RemarkEdit.review_id == review_id)),
         )
         count = int((await s.execute(select(func.count()).where(*cond))).scalar_one())
+        if limit <= 0:
+            return count, []
         members = list(
             (await s.execute(select(Member).where(*cond).order_by(Member.id).limit(limit)))
             .scalars()
             .all()
         )
-        return count, await _entries(s, review, members)
+        of = numbers.of(m.id for m in members)
+        members.sort(key=lambda m: of[m.id] or 1 << 62)
+        return count, await _entries(s, review, members, of)
 
 
 # --- files (M2) -----------------------------------------------------------------------------
@@ -736,7 +948,11 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
         if reason is None:
             text = text.strip()
             if not text:
-                remark = clean_remark(employer) if joint else ""
+                try:
+                    remark = clean_remark(employer) if joint else ""
+                except BadText as exc:
+                    errors.append(RowError(row, raw, "text.hidden", f"所在单位 {exc.char}"))
+                    continue
                 if not remark:
                     errors.append(RowError(row, raw, "reason.missing"))
                     continue
@@ -756,6 +972,12 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
             errors.append(RowError(row, raw, code))
             continue
         mid = hit[1]
+        if name and not name.isprintable():
+            try:
+                name = check_text(name)
+            except BadText as exc:
+                errors.append(RowError(row, raw, "text.hidden", f"姓名 {exc.char}"))
+                continue
         if name and name != hit[2] and _name_key(name) != _name_key(hit[2]):
             # A typo can turn one member's ID into another's: a name given must agree.
             errors.append(RowError(row, raw, "member.name_mismatch", hit[2]))
@@ -995,6 +1217,7 @@ class Summary:
     high: bool  # above the high-removal threshold (S6)
     confirmed: bool  # the contact confirmed the high removal
     missing_remarks: int  # E4 (joint unions only)
+    revision: int = 0  # the draft's revision these facts were read at
 
     @property
     def share(self) -> float:
@@ -1032,6 +1255,7 @@ async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
         )
         status = review.status
         confirmed = review.high_removal_confirmed
+        revision = review.revision  # read before the counts: they are at least as new
     if status not in EDITABLE and review.members_before:
         total = review.members_before  # after approval the members are gone from the count
     by_reason = {r: int(counts.get(r, counts.get(r.value, 0))) for r in RemovalReason}
@@ -1047,6 +1271,7 @@ async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
         high=is_high_removal(removed, total, settings),
         confirmed=confirmed,
         missing_remarks=missing,
+        revision=revision,
     )
 
 
@@ -1091,25 +1316,37 @@ class Submitted:
     result: Any = None  # services.approvals.SubmitResult
 
 
+SUBMIT_TRIES = 5
+
+
 async def submit(db: Database, settings: Settings, review_id: int, operator_id: int) -> Submitted:
-    """Check E4 and S6, then hand the review to the approval chain (idempotent)."""
-    async with db.session() as s:
-        review = await load_review(s, review_id)
-        status = review.status
-    if status not in EDITABLE:
-        return Submitted(already=True)
-    summ = await summary(db, settings, review_id)
-    if summ.missing_remarks:
-        raise NotReady("remarks.missing", summ.missing_remarks)
-    if summ.high and not summ.confirmed:
-        raise NotReady("removal.unconfirmed", summ.removed)
+    """Check E4 and S6, then hand the review to the approval chain (idempotent).
+
+    The checks hold for what is submitted: the submission is made on the draft's revision the
+    checks read (``approvals.submit(revision=...)``); a write in between (another contact's
+    mark, an upload applied) makes it check again, so an S6 confirmation is never carried over
+    to a number it was not given for.
+    """
     from services import approvals
 
-    try:
-        result = await approvals.submit(db, settings, review_id, operator_id)
-    except approvals.ApprovalError as exc:
-        raise SubmitRefused(exc.code) from None
-    return Submitted(already=result.repeated, result=result)
+    for _ in range(SUBMIT_TRIES):
+        summ = await summary(db, settings, review_id)
+        if summ.status not in EDITABLE:
+            return Submitted(already=True)
+        if summ.missing_remarks:
+            raise NotReady("remarks.missing", summ.missing_remarks)
+        if summ.high and not summ.confirmed:
+            raise NotReady("removal.unconfirmed", summ.removed)
+        try:
+            result = await approvals.submit(
+                db, settings, review_id, operator_id, revision=summ.revision
+            )
+        except approvals.ApprovalError as exc:
+            if exc.code == "review.changed":
+                continue  # written since the checks: check again
+            raise SubmitRefused(exc.code) from None
+        return Submitted(already=result.repeated, result=result)
+    raise SubmitRefused("review.changed")
 
 
 async def operator_id_for(db: Database, platform: str, user_id: str, review_id: int) -> int:

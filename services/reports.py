@@ -1,7 +1,8 @@
 """The progress report as .xlsx: a summary sheet, then one sheet per status with a row per unit.
 
 Written with openpyxl in write-only mode; every piece of user text is a plain string cell, never
-a formula (a unit named "=HYPERLINK(...)" stays text). Building the file is CPU work: the async
+a formula (a unit named "=HYPERLINK(...)" stays text), through ``services.sheet_cells`` (which
+also replaces characters a worksheet cannot hold). Building the file is CPU work: the async
 helpers run it in a thread.
 """
 
@@ -15,8 +16,8 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
+from services import sheet_cells
 from services.progress import REASONS, STATUSES, Progress, UnitRow, load_progress
 from services.validators import mask_mobile
 from storage.db import Database
@@ -68,16 +69,11 @@ def report_file_name(progress: Progress) -> str:
 
 
 def _text(ws: Any, value: str, bold: bool = False) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value=value)
-    cell.data_type = "s"  # never a formula, whatever the text starts with
-    if bold:
-        cell.font = Font(bold=True)
-    return cell
+    return sheet_cells.xlsx_cell(ws, value, bold=bold)
 
 
 def _cells(ws: Any, values: list[Any]) -> list[Any]:
-    # openpyxl treats only a string starting with "=" as a formula; wrap just those.
-    return [_text(ws, v) if isinstance(v, str) and v.startswith("=") else v for v in values]
+    return [sheet_cells.xlsx_cell(ws, v) for v in values]
 
 
 def _when(progress: Progress, dt: datetime | None) -> str:

@@ -237,6 +237,10 @@ class DraftWriter:
     are written in one transaction (one ``executemany`` per statement shape), and each caller
     gets its own row's result once that transaction has committed.
 
+    The UPDATE is guarded (``WHERE status IN (draft, returned)``) and bumps ``revision``: it is
+    the first statement of its transaction, so on PostgreSQL it waits for a submission holding
+    the review row and then finds the review submitted (no row: the caller gets False).
+
     Every answer saves the draft, so this is the hot write of the whole bot; batching keeps it
     to a few database round trips per batch instead of per answer, and on SQLite it also keeps
     the writers of this process out of SQLite's sleeping busy handler.
@@ -310,7 +314,11 @@ def _update_stmt(shape: tuple[str, ...]) -> Any:
                 Review.id == bindparam("b_id"),
                 or_(*(Review.status == st.value for st in EDITABLE)),  # no IN: executemany
             )
-            .values(updated_at=bindparam("b_now"), **{k: bindparam(f"b_{k}") for k in shape})
+            .values(
+                updated_at=bindparam("b_now"),
+                revision=Review.revision + 1,  # the submission's checks see this write
+                **{k: bindparam(f"b_{k}") for k in shape},
+            )
         )
     return stmt
 

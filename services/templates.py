@@ -1,8 +1,7 @@
 """The spreadsheets the bot hands out for the file review (M2): the template and the error report.
 
-Every string is written as a plain text cell, never a formula: openpyxl turns any string that
-starts with ``=`` into a formula, so :func:`text_cell` sets the type back to text; characters
-that XML cannot hold are dropped.
+Every string is written as a plain text cell, never a formula, through ``services.sheet_cells``
+(characters a worksheet cannot hold replaced, a text that starts like a formula quote-prefixed).
 """
 
 from __future__ import annotations
@@ -14,10 +13,12 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
+
+from services import sheet_cells
+from services.validators import visible
 
 TEMPLATE_ROWS = 2000  # rows formatted as text and given the drop-down (more can be added)
 REASONS = ("退休", "离职", "死亡")
@@ -44,22 +45,18 @@ JOINT_INSTRUCTIONS = (
 
 
 def clean_text(value: Any) -> str:
-    return ILLEGAL_CHARACTERS_RE.sub("", "" if value is None else str(value))
+    """``value`` as text without the characters no file (or file name) should hold."""
+    return sheet_cells.clean(value).replace(sheet_cells.REPLACEMENT, "")
 
 
 def text_cell(ws: Any, value: Any, *, bold: bool = False) -> WriteOnlyCell:
     """A write-only cell holding ``value`` as plain text (never a formula)."""
-    cell = WriteOnlyCell(ws, value=clean_text(value))
-    cell.data_type = "s"
-    if bold:
-        cell.font = Font(bold=True)
-    return cell
+    return sheet_cells.xlsx_cell(ws, "" if value is None else str(value), bold=bold)
 
 
 def set_text(cell: Any, value: Any) -> None:
     """Put ``value`` into a normal cell as plain text (never a formula)."""
-    cell.value = clean_text(value)
-    cell.data_type = "s"
+    sheet_cells.set_text(cell, value)
 
 
 def template_file_name(unit_name: str, year: int) -> str:
@@ -137,7 +134,8 @@ def build_error_report(rows: Iterable[tuple[int, str, str]], title: str = "") ->
         ws.append([text_cell(ws, title, bold=True)])
     ws.append([text_cell(ws, h, bold=True) for h in ERROR_HEADERS])
     for row, raw, reason in rows:
-        ws.append([row, text_cell(ws, raw), text_cell(ws, reason)])
+        # the cell as it was, invisible characters shown as [U+0001] so one can find them
+        ws.append([row, text_cell(ws, visible(str(raw))), text_cell(ws, reason)])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

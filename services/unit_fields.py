@@ -10,7 +10,8 @@ Rule codes: ``name.empty``, ``name.too_long``, ``name.short_form``, ``name.suffi
 ``count.not_integer``, ``count.negative``, ``count.too_large``, ``count.exceeds_total``,
 ``count.total_below``; ``status.choice``, ``status.joint``; ``uscc.invalid``, ``uscc.not_union``,
 ``uscc.required``; ``date.format``, ``date.invalid``, ``date.range``; ``contact.name``;
-``mobile.format``; ``other.too_long``. Warning: ``term.expired`` (hold an election, 换届).
+``mobile.format``; ``other.too_long``; ``text.control``, ``text.bidi``, ``text.format`` (any
+field). Warning: ``term.expired`` (hold an election, 换届).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from services.validators import Invalid, check_mobile, check_union_uscc, parse_date
+from services.validators import (
+    Invalid,
+    check_mobile,
+    check_text,
+    check_union_uscc,
+    parse_date,
+)
 from storage.models import Union, UnionKind
 
 # The fields' names as users see them: the contact while editing, the approver in the details.
@@ -138,8 +145,13 @@ def check_field(
     other_info_max: int = 500,
     today: date | None = None,
 ) -> Checked:
-    """Check the text typed for field ``key`` against the rules and the other values."""
+    """Check the text typed for field ``key`` against the rules and the other values.
+
+    Control characters and bidi marks are refused in every field (``text.control``,
+    ``text.bidi``, ``text.format``: ``services.validators.check_text``); only D7 may have lines.
+    """
     f = BY_KEY[key]
+    raw = check_text(raw, multiline=f.kind == "text")
     values = effective(current, edits)
     if f.kind == "name":
         return Checked(check_name(raw))

@@ -128,3 +128,90 @@ def parse_date(raw: object) -> date:
             except ValueError:
                 raise Invalid("date.invalid", value) from None
     raise Invalid("date.format", value)
+
+
+def mask_name(value: str) -> str:
+    """``张**``: a person's name with all but its first character starred (someone who is no
+    longer a member of the unit the reader acts for)."""
+    return value[:1] + "*" * max(1, len(value) - 1) if value else value
+
+
+# --- characters that must not get in (control characters, bidi marks) ------------------------
+
+# Bidi controls: they reorder what is shown around them (a name that reads differently on an
+# approver's card than it is stored: U+202E turns "工会委员会X" into "X会员委会工").
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+# Zero-width characters: invisible junk that copy-paste brings along; dropped, not refused (a
+# name with one would otherwise differ from the same name without it, with nothing to see).
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_DROP_ZERO_WIDTH = dict.fromkeys(map(ord, ZERO_WIDTH))
+_LINE_BREAKS = ("\r\n", "\r", "\u2028", "\u2029", "\x85")
+_HIDDEN_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Zl", "Zp"))
+
+
+class BadText(Invalid):
+    """Text with a character that must not get in. ``code``: ``text.control`` (a C0/C1 control
+    character, a line break where none may be), ``text.bidi`` (a bidi control), ``text.format``
+    (another invisible format character). ``char`` names the first one (``U+202E``); ``value``
+    is the text with such characters shown as ``[U+202E]`` (safe to print or send)."""
+
+    def __init__(self, code: str, raw: str, char: str) -> None:
+        super().__init__(code, visible(raw))
+        self.char = f"U+{ord(char):04X}"
+        self.params = {"char": self.char}
+
+
+def check_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` without zero-width characters, or :class:`BadText` if it holds a control
+    character (C0, DEL, C1; newline and tab only when ``multiline``, CR/LF, U+2028/U+2029 and
+    NEL then read as a newline), a bidi control (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F,
+    U+061C) or another invisible format character (soft hyphen, tags, ...). Private-use
+    characters (rare names typed with a font's own code points) and spaces of any width pass.
+
+    Every way in uses it: imports (units, operators, members), chat answers (D1–D7, remarks),
+    the name and employer cells of an uploaded file. Fast for the usual text (one C call).
+    """
+    if value.isprintable():
+        return value
+    out = value.translate(_DROP_ZERO_WIDTH)
+    if multiline:
+        for brk in _LINE_BREAKS:
+            out = out.replace(brk, "\n")
+    for ch in out:
+        if ch.isprintable() or ch in " \u3000" or (multiline and ch in "\n\t"):
+            continue
+        cat = unicodedata.category(ch)
+        if ch in BIDI_CONTROLS:
+            raise BadText("text.bidi", value, ch)
+        if cat in ("Cc", "Zl", "Zp"):
+            raise BadText("text.control", value, ch)
+        if cat in _HIDDEN_CATEGORIES:
+            raise BadText("text.format", value, ch)
+    return out
+
+
+def visible(value: str) -> str:
+    """``value`` with every invisible or control character (newline included) shown as
+    ``[U+XXXX]``: what an error message may quote of a hostile value."""
+    if value.isprintable():
+        return value
+    return "".join(
+        f"[U+{ord(ch):04X}]"
+        if not ch.isprintable() and unicodedata.category(ch) in _HIDDEN_CATEGORIES
+        else ch
+        for ch in value
+    )
+
+
+_ID_IN_TEXT_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9])")
+_MOBILE_IN_TEXT_RE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
+
+
+def mask_sensitive(text: str) -> str:
+    """``text`` with anything shaped like an ID number or a mobile masked, and control
+    characters shown as ``[U+XXXX]``: for error texts that may quote data (a crash message)."""
+    text = _ID_IN_TEXT_RE.sub(lambda m: mask_id_number(m[0]), text)
+    text = _MOBILE_IN_TEXT_RE.sub(lambda m: mask_mobile(m[0]), text)
+    return visible(text).replace("[U+000A]", "\n")

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -177,6 +177,9 @@ class Review(SQLModel, table=True):
     unit_confirmed: bool = False  # U3 done
     member_mode: str | None = Field(default=None, max_length=8)  # list | file (M1/M2)
     high_removal_confirmed: bool = False  # S6
+    # +1 on every write to the draft (its guard, see services.member_review._editable); the
+    # submission names the revision its checks (S6, E4) were made on
+    revision: int = 0
     round: int = 0  # incremented at each submission; approval steps belong to a round
     chain: list[int] = Field(default_factory=list, sa_column=Column(JSON))  # union ids
     current_level: int | None = None  # 1-based index into chain while submitted
@@ -203,6 +206,25 @@ class Removal(SQLModel, table=True):
     reason: RemovalReason = Field(max_length=16)
     source: str = Field(default="list", max_length=8)  # list | file
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewRoster(SQLModel, table=True):
+    """The list numbers of a review (M1), fixed for its life: the unit's active members in id
+    order when the list was first needed, members who joined later after the last; a number
+    is never reused. ``members`` holds the member ids in number order (number n is the n-th),
+    as zlib-compressed little-endian 64-bit integers: one row even for 100,000 members.
+    ``roster_sig`` is the unit's active roster when the numbers were last brought up to date
+    (``services.member_review``)."""
+
+    __tablename__ = "review_rosters"
+
+    review_id: int = Field(
+        foreign_key="reviews.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    members: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    count: int = 0
+    roster_sig: str = Field(max_length=80)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class RemarkEdit(SQLModel, table=True):

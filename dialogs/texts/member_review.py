@@ -38,6 +38,7 @@ LIST_REMARK = " 备注：{remark}"
 LIST_NO_REMARK = " 备注：（无）"
 LIST_MARK = " ——【{reason}】"
 LIST_EMPTY = "（本单位没有在册会员）"
+LIST_LINE_GONE = "{index}. {name} {masked} ——（已不在本单位）{mark}"
 LIST_ASK = (
     "标记：回复「序号 原因」，如「3 退休」「5,7-9 离职」；撤销：「取消 3」；\n"
     "翻页：「下一页」「上一页」「第2页」；「搜索 张三」或「搜索 身份证后4位」；"
@@ -61,7 +62,12 @@ MARK_TOTAL = "目前共标记 {n} 人。"
 WHO_SEP = "、"
 WHO_MORE = " 等 {n} 人"
 
-BAD_INDEX = "序号 {bad} 不存在：本单位共 {total} 人，序号是 1–{total}。"
+BAD_INDEX = "序号 {bad} 不存在：名单的序号是 1–{total}。"
+MEMBERS_LEFT = (
+    "{who} 已不在本单位（已调到其他单位或已删除），这条指令没有执行，其他序号也未改动。"
+    "请回复「列表」查看最新名单后重新发送。"
+)
+LEFT_WHO = "序号 {index}（{name} {masked}）"
 BAD_RANGE = "「{token}」看不懂：范围请写成小号在前，例如「7-9」。"
 BAD_TOKEN = "「{token}」不是序号。序号是列表每行开头的数字，例如「3 退休」。"
 TOO_MANY = "一次最多标记 {max} 人，人数多时建议回复「导入」改用文件年审。"
@@ -89,6 +95,10 @@ SELECTED_NONE = "目前还没有标记任何会员。"
 REMARK_ONLY_JOINT = "只有联合工会需要为会员填写所在单位备注。"
 REMARK_FORMAT = "请按「备注 序号 所在单位」填写，例如「备注 3 常州市某某有限公司」。"
 REMARK_SAVED = "已保存：{index}. {name} 备注：{remark}"
+REMARK_HIDDEN = (
+    "备注里有看不见的控制字符或改变文字方向的字符（{char}），多半是复制粘贴带进来的，没有保存。"
+    "请直接输入所在单位后重新发送，例如「备注 3 常州市某某有限公司」。"
+)
 MISSING_HEAD = "【还没有备注的会员】共 {n} 人{more}，请按「备注 序号 所在单位」填写："
 MISSING_NONE = "所有继续在册的会员都已有备注。"
 
@@ -145,6 +155,7 @@ ROW_ERRORS = {
     "reason.missing": "缺少不通过原因（退休、离职 或 死亡）",
     "reason.missing_joint": "缺少不通过原因或所在单位",
     "reason.unknown": "不通过原因「{detail}」无法识别（只能是 退休、离职 或 死亡）",
+    "text.hidden": "{detail}：含有看不见的控制字符或改变文字方向的字符，请删除后重新填写",
 }
 ROW_ERROR_SHORT = {
     "id.empty": "身份证号为空",
@@ -159,6 +170,7 @@ ROW_ERROR_SHORT = {
     "row.duplicate": "重复行",
     "reason.missing": "缺原因",
     "reason.unknown": "原因无法识别",
+    "text.hidden": "含隐藏字符",
 }
 
 REJECTED = {
@@ -218,6 +230,7 @@ SUBMIT_FAILED = "提交没有成功：{why}。您的草稿已保存，请联系�
 SUBMIT_WHY = {
     "review.no_parent": "系统中没有找到本单位的上级工会",
     "review.completed": "本年度年审已经完成",
+    "review.changed": "草稿正在被同时修改（可能有其他联系人在操作），请稍后回复「完成」查看汇总再提交",
 }
 REOPENED = "您单位的年审已被退回，可以继续修改会员标记。"
 NO_DRAFT = "没有找到可以继续的年审草稿。发送「年审」开始或查看本单位的年审。"

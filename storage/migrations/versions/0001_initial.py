@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-26 23:30:02.290192
+Create Date: 2026-12-02 06:19:25.897446
 """
 
 from collections.abc import Sequence
@@ -123,6 +123,7 @@ def upgrade() -> None:
     sa.Column('unit_confirmed', sa.Boolean(), nullable=False),
     sa.Column('member_mode', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
     sa.Column('high_removal_confirmed', sa.Boolean(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('round', sa.Integer(), nullable=False),
     sa.Column('chain', sa.JSON(), nullable=True),
     sa.Column('current_level', sa.Integer(), nullable=True),
@@ -189,6 +190,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_members_id_number'), ['id_number'], unique=False)
         batch_op.create_index('uq_member_active_id', ['id_number'], unique=True, sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
 
+    op.create_table('review_rosters',
+    sa.Column('review_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('members', sa.LargeBinary(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('roster_sig', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['review_id'], ['reviews.id'], ),
+    sa.PrimaryKeyConstraint('review_id')
+    )
     op.create_table('uploads',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('review_id', sa.Integer(), nullable=False),
@@ -272,6 +282,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_uploads_review_id'))
 
     op.drop_table('uploads')
+    op.drop_table('review_rosters')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index('uq_member_active_id', sqlite_where=sa.text("status = 'active'"), postgresql_where=sa.text("status = 'active'"))
         batch_op.drop_index(batch_op.f('ix_members_id_number'))
