@@ -15,15 +15,12 @@ from dialogs.engine import Context, Step, card_handler, command, step
 from dialogs.texts import approval as T
 from services import approvals, cards, details
 from services.approvals import ApprovalError, DecideResult, Outcome
-from services.validators import BadText, check_text
+from services.validators import BadText, check_text, parse_row_id
 from storage.models import Decision
 
 
 def _step_id(ctx: Context) -> int | None:
-    try:
-        return int(ctx.arg)
-    except ValueError:
-        return None
+    return parse_row_id(ctx.arg)  # a number out of range is an unknown card, not an error
 
 
 def _stamp(res: DecideResult) -> str:

@@ -29,6 +29,20 @@ class Invalid(ValueError):
         self.value = value
 
 
+ROW_ID_MAX = 2**31 - 1  # the largest id a table's INTEGER primary key holds (PostgreSQL int4)
+_ROW_ID_RE = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def parse_row_id(raw: str) -> int | None:
+    """A database row id taken from outside (a card key, a link), or None: ASCII digits only
+    (``int`` would take ``"１２"``, ``"٣"``, ``" 7"``, ``"-1"``) and within an INTEGER column's
+    range (a 20-digit number is "no such row", never a database error)."""
+    if not isinstance(raw, str) or not _ROW_ID_RE.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if value <= ROW_ID_MAX else None
+
+
 def clean_id_number(raw: str) -> str:
     """NFKC, strip spaces, zero-width characters and quotes, upper-case the X."""
     return unicodedata.normalize("NFKC", raw).translate(_STRIP).upper()

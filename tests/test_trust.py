@@ -1,0 +1,66 @@
+"""Issue 10 ("Trust"): who may act, what approvers see, where a review goes, what is reported."""
+
+from __future__ import annotations
+
+import pytest
+from approval_seed import seed_tree
+from sqlalchemy import select
+
+from dialogs.events import Event, EventKind
+from dialogs.router import DialogRouter
+from dialogs.texts import approval as AT
+from dialogs.texts import common as CT
+from services import approvals
+from services.messages import Text, from_payload
+from storage.models import ApprovalStep, Outbox
+
+W = "wecom"
+
+
+@pytest.fixture
+async def router(db, settings, redis) -> DialogRouter:
+    return DialogRouter(settings, db, redis)
+
+
+def click(user: str, action: str, arg: object, task_id: str = "", code: str = "") -> Event:
+    return Event(
+        platform=W,
+        user_id=user,
+        kind=EventKind.card_action,
+        key=f"appr:{action}:{arg}",
+        task_id=task_id,
+        response_code=code,
+    )
+
+
+def say(user: str, text: str) -> Event:
+    return Event(platform=W, user_id=user, kind=EventKind.text, text=text)
+
+
+def texts(reply) -> str:
+    return "\n".join(m.text for m in reply.messages if isinstance(m, Text))
+
+
+async def sent(db, recipient: str, kind: str) -> list:
+    async with db.session() as s:
+        rows = await s.scalars(
+            select(Outbox).where(Outbox.recipient == recipient, Outbox.kind == kind)
+        )
+        return [from_payload(r.kind, r.payload) for r in rows]
+
+
+# --- point 13: a card key with a huge number -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arg", ["12345678901234567890", "9223372036854775807", "2147483648", "-1", "１２", "٣"]
+)
+async def test_card_key_with_a_huge_number_is_an_unknown_card(db, settings, router, arg) -> None:
+    t = await seed_tree(db)
+    await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    for action in ("approve", "return", "detail"):
+        reply = await router.handle(click("a_dist", action, arg, "9" * 20, "RC"))
+        assert CT.SORRY not in texts(reply)
+        assert AT.NOT_FOUND in texts(reply)
+    async with db.session() as s:
+        assert all(st.decision is None for st in await s.scalars(select(ApprovalStep)))
