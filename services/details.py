@@ -1,8 +1,9 @@
 """审核详情 (M4): what an approver sees behind 查看明细.
 
-The changed unit fields (old → new) and the removed members with masked ID numbers and reasons;
-a short list goes as one text, a long one as an .xlsx built with openpyxl in a thread (every
-cell a plain string, never a formula).
+The changed unit fields (old → new; the mobile and any mobile or ID number in free text masked,
+as every view for anyone but the unit's own contact) and the removed members with masked ID
+numbers and reasons; a short list goes as one text, a long one as an .xlsx built with openpyxl
+in a thread (every cell a plain string, never a formula).
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ async def load_details(db: Database, step_id: int) -> ReviewDetails | None:
             old = getattr(union, key, None)
             if _show(old) != _show(new):
                 d.changes.append(
-                    FieldChange(unit_fields.LABELS.get(key, key), _show(old), _show(new))
+                    FieldChange(
+                        unit_fields.LABELS.get(key, key),
+                        unit_fields.shown_to_others(key, _show(old)),
+                        unit_fields.shown_to_others(key, _show(new)),
+                    )
                 )
         rows = await s.execute(
             select(Member.name, Member.id_number, Removal.reason)

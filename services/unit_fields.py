@@ -28,6 +28,8 @@ from services.validators import (
     check_mobile,
     check_text,
     check_union_uscc,
+    mask_mobile,
+    mask_sensitive,
     parse_date,
 )
 from storage.models import Union, UnionKind
@@ -73,6 +75,20 @@ FIELDS: tuple[FieldDef, ...] = (
 )
 BY_NUMBER = {f.number: f for f in FIELDS}
 BY_KEY = {f.key: f for f in FIELDS}
+
+
+def shown_to_others(key: str, text: str) -> str:
+    """A field's value as shown to anyone but the unit's own contact (approvers, 审核详情): the
+    mobile masked ``139****5678``, and any mobile or ID number inside free text masked too
+    (DESIGN.md, Conventions)."""
+    f = BY_KEY.get(key)
+    if f is not None and f.kind == "mobile":
+        return mask_mobile(text) if text and text != "（空）" else text
+    if f is not None and f.kind in ("text", "person", "name"):
+        return mask_sensitive(text)
+    return text
+
+
 SUB_COUNTS = ("members_count", "female_count", "dispatched_count", "migrant_count")
 
 # D3: the fixed list of union statuses.

@@ -64,3 +64,33 @@ async def test_card_key_with_a_huge_number_is_an_unknown_card(db, settings, rout
         assert AT.NOT_FOUND in texts(reply)
     async with db.session() as s:
         assert all(st.decision is None for st in await s.scalars(select(ApprovalStep)))
+
+
+# --- point 8: no full mobile in 审核详情 -------------------------------------------------------
+
+
+async def test_details_mask_the_contacts_mobile_in_text_and_xlsx(db, settings, router) -> None:
+    import io
+
+    import openpyxl
+
+    from services import details
+    from services.messages import File
+    from storage.models import Union
+
+    t = await seed_tree(db, unit_edits={"contact_mobile": "13912345678"})
+    async with db.transaction() as s:
+        u = await s.get(Union, t.uid("U"))
+        u.contact_mobile = "13800001111"
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    reply = await router.handle(click("a_dist", "detail", res.step_id))
+    body = texts(reply)
+    assert "联系人手机" in body and "139****5678" in body and "138****1111" in body
+    assert "13912345678" not in body and "13800001111" not in body
+    # the long form: the .xlsx
+    d = await details.load_details(db, res.step_id)
+    wb = openpyxl.load_workbook(io.BytesIO(details.build_xlsx(d)))
+    cells = [str(c.value) for ws in wb for row in ws.iter_rows() for c in row if c.value]
+    assert "139****5678" in cells and "138****1111" in cells
+    assert not any("13912345678" in c or "13800001111" in c for c in cells)
+    assert not any(isinstance(m, File) for m in reply.messages)
