@@ -31,6 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import cards
+from services.applied import applied
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
 from services.validators import parse_date
@@ -871,9 +872,10 @@ async def _complete(
     now: datetime,
 ) -> Outcome:
     """M5/M6: apply everything in the caller's transaction."""
-    removed = await apply_removals(s, review, _local_date(now))
+    await apply_removals(s, review, _local_date(now))
     remarks = await apply_remarks(s, review)
     fields = await apply_unit_edits(s, review, now)
+    done = await applied(s, review)  # the notice reports what was applied, not what was marked
     review.status = ReviewStatus.completed
     review.completed_at = now
     review.current_level = None
@@ -885,7 +887,8 @@ async def _complete(
         union_id=review.union_id,
         review_id=review.id,
         round=review.round,
-        removed=removed,
+        removed=done.removed,
+        skipped=done.skipped_detail(),
         remarks=remarks,
         unit_fields=fields,
     )
@@ -893,7 +896,7 @@ async def _complete(
     _notify(
         s,
         contacts,
-        cards.completed_notice(bundle.facts, approver.name, now),
+        cards.completed_notice(bundle.facts, approver.name, now, done),
         f"completed:{review.id}",
     )
     return Outcome.completed

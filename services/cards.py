@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from services.applied import Applied
 from services.messages import Button, Card, CardUpdate, Text
 from storage.models import Decision, RemovalReason
 from storage.settings import Settings
@@ -155,11 +156,23 @@ def progress_notice(
     )
 
 
-def completed_notice(facts: ReviewFacts, who: str, at: datetime | None) -> Text:
-    return Text(
+def completed_notice(facts: ReviewFacts, who: str, at: datetime | None, done: Applied) -> Text:
+    """What the apply did (``done``), not what was marked: marked members who left the unit
+    before the last approval are named by count and reason."""
+    text = (
         f"{facts.year} 年度年审已于 {local_time(at)} 审核通过（{who}），年审完成。"
-        f"已移除 {facts.removed} 名会员，现有会员 {facts.members_after} 人；单位信息修改已生效。"
+        f"已移除 {done.removed} 名会员，现有会员 {done.members_after} 人；单位信息修改已生效。"
     )
+    why = []
+    if done.transferred:
+        why.append(f"{done.transferred} 人在审核期间已调往其他单位")
+    if done.gone:
+        why.append(f"{done.gone} 人在审核期间已不是本单位的在册会员")
+    if why:
+        text += (
+            f"\n另有 {done.skipped} 人未移除：已不在本单位（" + "；".join(why) + "），无需再处理。"
+        )
+    return Text(text)
 
 
 def returned_notice(facts: ReviewFacts, who: str, union_name: str, reason: str) -> Text:

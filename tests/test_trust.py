@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from approval_seed import seed_tree
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dialogs.events import Event, EventKind
 from dialogs.router import DialogRouter
@@ -12,7 +12,7 @@ from dialogs.texts import approval as AT
 from dialogs.texts import common as CT
 from services import approvals
 from services.messages import Text, from_payload
-from storage.models import ApprovalStep, Outbox
+from storage.models import ApprovalStep, Decision, Outbox
 
 W = "wecom"
 
@@ -94,3 +94,54 @@ async def test_details_mask_the_contacts_mobile_in_text_and_xlsx(db, settings, r
     assert "139****5678" in cells and "138****1111" in cells
     assert not any("13912345678" in c or "13800001111" in c for c in cells)
     assert not any(isinstance(m, File) for m in reply.messages)
+
+
+# --- point 15: the completion notice says what was applied -----------------------------------
+
+
+async def _approve_all(db, settings, review_id: int) -> None:
+    from storage.models import Operator, Review
+
+    for _ in range(5):
+        async with db.session() as s:
+            review = await s.get(Review, review_id)
+            if review.status != "submitted":
+                return
+            step = await approvals.current_step(s, review)
+            op = await s.scalar(
+                select(Operator).where(
+                    Operator.union_id == step.union_id, Operator.role == "approver"
+                )
+            )
+        res = await approvals.decide(db, settings, step.id, (W, op.user_id), Decision.approved)
+        assert res.outcome in ("advanced", "completed"), res
+
+
+async def test_completion_notice_counts_what_was_applied(db, settings) -> None:
+    from storage.models import AuditLog, Member, MemberStatus, Removal, Union
+
+    t = await seed_tree(db, members=10)  # two marked 退休
+    await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    async with db.transaction() as s:  # one marked member moves to another unit meanwhile
+        first = await s.scalar(select(Removal).order_by(Removal.id))
+        m = await s.get(Member, first.member_id)
+        m.union_id = t.uid("OTHER")
+        moved_id = m.id
+    await _approve_all(db, settings, t.review.id)
+    notices = [m.text for m in await sent(db, "c_unit", "text") if "年审完成" in m.text]
+    assert len(notices) == 1
+    notice = notices[0]
+    assert "已移除 1 名会员" in notice and "已移除 2 名" not in notice
+    assert "1 人未移除" in notice and "已不在本单位" in notice
+    async with db.session() as s:
+        u_active = await s.scalar(
+            select(func.count())
+            .select_from(Member)
+            .where(Member.union_id == t.uid("U"), Member.status == MemberStatus.active)
+        )
+        assert f"现有会员 {u_active} 人" in notice
+        moved = await s.get(Member, moved_id)
+        assert moved.status == MemberStatus.active and moved.union_id == t.uid("OTHER")
+        audit = await s.scalar(select(AuditLog).where(AuditLog.action == "review.completed"))
+        assert audit.detail["removed"] == 1 and audit.detail["skipped"] == {"transferred": 1}
+        assert (await s.get(Union, t.uid("U"))) is not None
