@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import cards
+from services import acting, cards
 from services.applied import applied
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
@@ -119,7 +119,7 @@ class DecideResult:
     decided_at: datetime | None = None
     level: int = 0
     levels: int = 0
-    refusal: str | None = None  # stranger | not_approver | submitter
+    refusal: str | None = None  # stranger | inactive | not_approver | submitter | own_unit
     card_update: CardUpdate | None = None  # passive answer for the clicked card
 
 
@@ -310,10 +310,11 @@ async def _send_cards(
         ).all()
     )
     submitter = _identity(bundle.submitter)
+    own = await acting.unit_operators(s, review.union_id)  # no self-approval
     sent = 0
     for op in await _approvers(s, step.union_id):
         ident = (op.platform, op.user_id)
-        if ident == submitter or ident in have:
+        if ident == submitter or ident in have or ident in own:
             continue
         have.add(ident)
         task_id = cards.task_id_for(review.id, review.round, step.level, op.id, review.submitted_at)
@@ -340,15 +341,22 @@ async def _no_approver(
     assert union is not None
     contacts = await _contacts(s, review, bundle.submitter)
     key = f"noappr:{review.id}:{review.round}:{step.level}"
+    # approvers there, but every one acts for the reviewed unit: the level waits all the same
+    conflicted = bool(await _approvers(s, step.union_id))
     _notify(
         s,
         contacts,
-        cards.no_approver_notice(bundle.facts, union.name, step.level, step.levels),
+        cards.no_approver_notice(bundle.facts, union.name, step.level, step.levels, conflicted),
         key,
     )
     if union.parent_id is not None:
         upper = [(o.platform, o.user_id) for o in await _approvers(s, union.parent_id)]
-        _notify(s, upper, cards.no_approver_upper_notice(bundle.facts, union.name), key + ":up")
+        _notify(
+            s,
+            upper,
+            cards.no_approver_upper_notice(bundle.facts, union.name, conflicted),
+            key + ":up",
+        )
     _audit(
         s,
         "system",
@@ -359,6 +367,7 @@ async def _no_approver(
         step_id=step.id,
         level=step.level,
         approver_union_id=union.id,
+        own_unit_only=conflicted,
     )
 
 
@@ -573,6 +582,8 @@ async def check_approver(
     submitter = await s.get(Operator, review.submitted_by) if review.submitted_by else None
     if submitter and (submitter.platform, submitter.user_id) == identity:
         return None, "submitter"
+    if await acting.is_unit_operator(s, identity, review.union_id):
+        return None, "own_unit"  # an operator of the reviewed unit decides at no level
     ops = list(
         await s.scalars(
             select(Operator).where(

@@ -186,14 +186,27 @@ def withdrawn_notice(facts: ReviewFacts) -> Text:
     return Text(f"{facts.year} 年度年审已撤回，您已填写的内容都还在；发送“年审”继续修改后再提交。")
 
 
-def no_approver_notice(facts: ReviewFacts, union_name: str, level: int, levels: int) -> Text:
+def no_approver_notice(
+    facts: ReviewFacts, union_name: str, level: int, levels: int, conflicted: bool = False
+) -> Text:
+    if conflicted:  # its approvers all act for the reviewed unit (no self-approval)
+        return Text(
+            f"{facts.year} 年度年审已提交，但 {union_name}（{level_text(level, levels)}）"
+            "的审核人同时是本单位的联系人，不能审核本单位的年审，审核暂时无法进行。"
+            "已通知上一级工会；设置其他审核人后审核卡片会立即发出。"
+        )
     return Text(
         f"{facts.year} 年度年审已提交，但 {union_name}（{level_text(level, levels)}）"
         "尚未设置审核人，审核暂时无法进行。已通知上一级工会；设置审核人后审核卡片会立即发出。"
     )
 
 
-def no_approver_upper_notice(facts: ReviewFacts, union_name: str) -> Text:
+def no_approver_upper_notice(facts: ReviewFacts, union_name: str, conflicted: bool = False) -> Text:
+    if conflicted:
+        return Text(
+            f"提醒：{facts.union_name} 的 {facts.year} 年度年审正等待 {union_name} 审核，"
+            f"但 {union_name} 的审核人同时是该单位的联系人，不能审核。请为其设置其他审核人。"
+        )
     return Text(
         f"提醒：{facts.union_name} 的 {facts.year} 年度年审正等待 {union_name} 审核，"
         f"但 {union_name} 尚未设置审核人。请为其设置审核人。"

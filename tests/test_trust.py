@@ -145,3 +145,61 @@ async def test_completion_notice_counts_what_was_applied(db, settings) -> None:
         audit = await s.scalar(select(AuditLog).where(AuditLog.action == "review.completed"))
         assert audit.detail["removed"] == 1 and audit.detail["skipped"] == {"transferred": 1}
         assert (await s.get(Union, t.uid("U"))) is not None
+
+
+# --- point 11: no self-approval ------------------------------------------------------------
+
+
+async def _add_op(db, t, code: str, user: str, role: str, name: str = "") -> None:
+    from storage.models import Operator
+
+    async with db.transaction() as s:
+        s.add(
+            Operator(union_id=t.uid(code), platform=W, user_id=user, name=name or user, role=role)
+        )
+
+
+async def test_an_operator_of_the_unit_gets_no_card_and_may_not_decide(
+    db, settings, router
+) -> None:
+    from storage.models import AuditLog
+
+    t = await seed_tree(db)
+    await _add_op(db, t, "U", "dual", "contact")  # the unit's second contact ...
+    await _add_op(db, t, "DIST", "dual", "approver")  # ... is an approver of its parent
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    assert res.cards_sent == 2  # a_dist, a_dist2; not dual
+    assert await sent(db, "dual", "card") == []
+    for action in ("approve", "return"):
+        reply = await router.handle(click("dual", action, res.step_id))
+        assert AT.REFUSED["own_unit"] in texts(reply)
+    async with db.session() as s:
+        assert (await s.get(ApprovalStep, res.step_id)).decision is None
+        refused = list(
+            await s.scalars(select(AuditLog).where(AuditLog.action == "approval.refused"))
+        )
+    assert [a.detail["why"] for a in refused] == ["own_unit", "own_unit"]
+    # nor at a higher level
+    await _add_op(db, t, "CITY", "dual", "approver")
+    await approvals.decide(db, settings, res.step_id, (W, "a_dist"), Decision.approved)
+    assert await sent(db, "dual", "card") == []
+    async with db.session() as s:
+        step2 = await s.scalar(select(ApprovalStep).where(ApprovalStep.level == 2))
+    r2 = await approvals.decide(db, settings, step2.id, (W, "dual"), Decision.approved)
+    assert r2.outcome == "refused" and r2.refusal == "own_unit"
+
+
+async def test_a_level_whose_only_approver_is_the_units_operator_waits(db, settings) -> None:
+    from storage.models import AuditLog
+
+    t = await seed_tree(db, approvers={"CITY": ["a_city"], "DIST": []})
+    await _add_op(db, t, "U", "dual", "contact")
+    await _add_op(db, t, "DIST", "dual", "approver")
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    assert res.cards_sent == 0
+    assert await sent(db, "dual", "card") == []
+    told = [m.text for m in await sent(db, "c_unit", "text")]
+    assert any("不能审核本单位" in x for x in told)
+    assert any("天宁区总工会" in m.text for m in await sent(db, "a_city", "text"))
+    async with db.session() as s:
+        assert await s.scalar(select(AuditLog).where(AuditLog.action == "approval.no_approver"))
