@@ -47,7 +47,7 @@ from dialogs.engine import (
 )
 from dialogs.events import Event, EventKind, Reply
 from dialogs.texts import common as T
-from services import reviews
+from services import acting, reviews
 from services.messages import CardUpdate, Message, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -95,6 +95,10 @@ def _menu_command(key: str) -> str:
         return "help"
     return "start"  # the review menu item (and any other key: start or resume is the safe answer)
 
+
+# The steps of a contact's own review (cursor data ``rid``): checked on every turn
+CONTACT_FLOWS = ("unit", "members", "core")
+CONTACT_STEPS = ("appr.submitted",)
 
 _COMMAND_WORD = {
     "help": "帮助",
@@ -192,6 +196,13 @@ class DialogRouter:
         cursor = ctx.cursor
         current = self.registry.get(cursor.step) if cursor.exists else None
 
+        if ev.kind == EventKind.card_action and self._card_prefix(ev.key) in self.registry.cards:
+            await self._card(ctx, current)  # approval cards: the service checks the clicker
+            return
+
+        if not await self._still_contact(ctx):
+            return
+
         if ev.kind == EventKind.card_action:
             await self._card(ctx, current)
             return
@@ -243,6 +254,24 @@ class DialogRouter:
         await current.handle(ctx)
         if cursor.invalid <= before and cursor.step == current.name:
             cursor.invalid = 0  # a valid answer ends an invalid streak
+
+    @staticmethod
+    def _card_prefix(key: str) -> str:
+        return key.partition(":")[0]
+
+    async def _still_contact(self, ctx: Context) -> bool:
+        """Every turn of a contact's conversation: still an active contact of the review's unit?
+        If not (switched off, 停用, or the role taken away), say so and end the conversation."""
+        cursor = ctx.cursor
+        flow = cursor.step.split(".", 1)[0]
+        if not cursor.exists or not (flow in CONTACT_FLOWS or cursor.step in CONTACT_STEPS):
+            return True
+        rid = cursor.data.get("rid")
+        if not isinstance(rid, int) or await acting.may_act_for_review(ctx.db, ctx.user, rid):
+            return True
+        ctx.finish()
+        ctx.say(T.DEACTIVATED)
+        return False
 
     async def _card(self, ctx: Context, current: Step | None) -> None:
         ev = ctx.event

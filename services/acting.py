@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
-from storage.models import Operator, Review, Role
+from storage.models import AuditLog, Operator, Review, Role
 
 Identity = tuple[str, str]  # (platform, user_id)
 
@@ -63,9 +63,39 @@ async def review_contact(s: AsyncSession, identity: Identity, review_id: int) ->
 
 
 async def may_act_for_review(db: Database, identity: Identity, review_id: int) -> bool:
-    """Whether ``identity`` is still an active contact of the review's union (every turn)."""
+    """Whether ``identity`` is still an active contact of the review's union: checked on every
+    turn of a contact's conversation. A refusal is written to the audit log."""
     async with db.session() as s:
-        return await review_contact(s, identity, review_id) is not None
+        if await review_contact(s, identity, review_id) is not None:
+            return True
+        union_id = await s.scalar(select(Review.union_id).where(Review.id == review_id))
+        s.add(
+            AuditLog(
+                actor=f"{identity[0]}:{identity[1]}",
+                action="contact.refused",
+                union_id=union_id,
+                review_id=review_id,
+                detail={"why": "inactive" if await has_inactive_rows(s, identity) else "stranger"},
+            )
+        )
+        await s.commit()
+        return False
+
+
+async def is_active_contact(s: AsyncSession, operator_id: int, review_id: int) -> bool:
+    """Whether operator row ``operator_id`` is an active contact of the review's union."""
+    return (
+        await s.scalar(
+            select(Operator.id)
+            .join(Review, Review.union_id == Operator.union_id)
+            .where(
+                Review.id == review_id,
+                Operator.id == operator_id,
+                Operator.role == Role.contact,
+                Operator.active.is_(True),
+            )
+        )
+    ) is not None
 
 
 async def has_inactive_rows(s: AsyncSession, identity: Identity) -> bool:

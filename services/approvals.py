@@ -73,7 +73,8 @@ class ApprovalError(Exception):
 
     Codes: ``review.not_found``, ``review.completed``, ``review.not_submitted``,
     ``review.no_parent`` (a unit without a superior union), ``review.changed`` (the draft was
-    written after the submitter's checks), ``withdraw.decided`` (a level has
+    written after the submitter's checks), ``submit.not_contact`` (the submitter is not, or no
+    longer, an active contact of the unit), ``withdraw.decided`` (a level has
     decided already), ``withdraw.not_contact``, ``apply.failed``.
     """
 
@@ -417,6 +418,9 @@ async def submit(
     happens only if the draft has not been written since: else ``review.changed``.
     """
     now = now or utcnow()
+    async with db.session() as s:  # only an active contact of the unit submits (switched off: no)
+        if not await acting.is_active_contact(s, operator_id, review_id):
+            raise ApprovalError("submit.not_contact")
     async with db.transaction() as s:
         # The guard: only one caller moves draft/returned -> submitted.
         same = [] if revision is None else [Review.revision == revision]
@@ -594,7 +598,7 @@ async def check_approver(
         )
     )
     if not ops:
-        return None, "stranger"
+        return None, "inactive" if await acting.has_inactive_rows(s, identity) else "stranger"
     for op in ops:
         if op.role == Role.approver and op.union_id == step.union_id:
             return op, None

@@ -25,7 +25,6 @@ from services.messages import File, Text
 from services.validators import mask_id_number
 from storage.db import Database
 from storage.models import (
-    ApprovalCard,
     ApprovalStep,
     AuditLog,
     Member,
@@ -186,20 +185,12 @@ async def render(d: ReviewDetails) -> list[Text | File]:
 
 
 async def may_view(db: Database, step_id: int, identity: Identity) -> bool:
-    """An approver of the step's union, or anyone the step's card was sent to."""
+    """An active approver of the step's union who does not act for the reviewed unit
+    (``approvals.check_approver``): holding a card is not enough once switched off (停用)."""
     async with db.session() as s:
         step = await s.get(ApprovalStep, step_id)
         if step is None:
             return False
-        card = await s.scalar(
-            select(ApprovalCard.id).where(
-                ApprovalCard.step_id == step_id,
-                ApprovalCard.platform == identity[0],
-                ApprovalCard.user_id == identity[1],
-            )
-        )
-        if card is not None:
-            return True
         review = await s.get(Review, step.review_id)
         assert review is not None
         op, _why = await check_approver(s, step, review, identity)

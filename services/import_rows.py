@@ -58,6 +58,11 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "members": ("单位编码", "身份证号码", "姓名", "工会卡号", "办卡日期", "备注"),
 }
 
+# Columns a file may have but need not (absent: the default of each row).
+OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {"operators": ("状态",)}
+# operators 状态: 在用 (the default, also when the column or cell is empty) or 停用 (switched off)
+OPERATOR_STATES = {"在用": True, "启用": True, "active": True, "停用": False, "inactive": False}
+
 KIND_LABELS: dict[str, UnionKind] = {
     "市总工会": UnionKind.city_federation,
     "区县总工会": UnionKind.district_federation,
@@ -273,6 +278,7 @@ def normalise_header(cell: str) -> str:
 def check_header(kind: str, header: list[str]) -> dict[str, int] | str:
     """Column positions by name, or a Chinese message saying what is wrong with the header."""
     wanted = HEADERS[kind]
+    allowed = wanted + OPTIONAL_HEADERS.get(kind, ())
     pos: dict[str, int] = {}
     unknown: list[str] = []
     dup: list[str] = []
@@ -280,7 +286,7 @@ def check_header(kind: str, header: list[str]) -> dict[str, int] | str:
         name = normalise_header(raw)
         if not name:
             continue
-        if name in wanted:
+        if name in allowed:
             if name in pos:
                 dup.append(name)
             pos[name] = i

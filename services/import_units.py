@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, insert, text, update
 from services.import_rows import (
     CODE_RE,
     KIND_LABELS,
+    OPERATOR_STATES,
     PLATFORMS,
     REASONS,
     ROLES,
@@ -285,7 +286,12 @@ def _check_operator(
     role = ROLES.get(role_raw.lower())
     if role is None:
         raise CellError("角色", role_raw, "角色应为：联系人 或 审核人")
+    state_raw = cell_text(g("状态")) if "状态" in pos else ""
+    active = OPERATOR_STATES.get(state_raw.lower(), None) if state_raw else True
+    if active is None:
+        raise CellError("状态", state_raw, "状态应为：在用 或 停用（空白即在用）")
     return {
+        "active": active,
         "union_id": units[code],
         "code": code,
         "platform": platform,
@@ -335,11 +341,11 @@ async def import_operators(
         old = existing.get((op["platform"], op["user_id"], op["union_id"], op["role"]))
         values = {k: op[k] for k in ("union_id", "platform", "user_id", "name", "role")}
         if old is None:
-            new_rows.append({**values, "active": True, "created_at": now})
-        elif old == (op["name"], True):
+            new_rows.append({**values, "active": op["active"], "created_at": now})
+        elif old == (op["name"], op["active"]):
             report.unchanged += 1
-        else:
-            changed.append({f"b_{k}": v for k, v in values.items()})
+        else:  # the upsert switches people on and off (状态 停用): they stop acting at once
+            changed.append({**{f"b_{k}": v for k, v in values.items()}, "b_active": op["active"]})
     async with db.engine.begin() as conn:
         if new_rows:
             await conn.execute(insert(t), new_rows)
@@ -352,7 +358,7 @@ async def import_operators(
                     t.c.union_id == bindparam("b_union_id"),
                     t.c.role == bindparam("b_role"),
                 )
-                .values(name=bindparam("b_name"), active=True),
+                .values(name=bindparam("b_name"), active=bindparam("b_active")),
                 changed,
             )
     report.inserted, report.updated = len(new_rows), len(changed)

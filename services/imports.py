@@ -2,7 +2,9 @@
 
 Rules (issue 2):
 - The first row is the header, in Chinese, exactly the names in :data:`HEADERS` (any order;
-  a hint in brackets such as ``平台（wecom/dingtalk）`` is allowed; unknown columns are refused).
+  a hint in brackets such as ``平台（wecom/dingtalk）`` is allowed; unknown columns are refused),
+  plus the optional columns of :data:`OPTIONAL_HEADERS` (operators: 状态 在用/停用; absent or
+  empty = 在用; 停用 switches the operator off, 在用 on again).
 - Every row is checked; each error names the row number, the column, the value and the reason
   in Chinese. Nothing is written if any row is wrong, unless ``skip_errors`` (then the good rows
   are written and the wrong ones listed). ``dry_run`` checks only.
@@ -27,6 +29,7 @@ from services.import_rows import (
     KIND_LABELS,
     KIND_NAMES,
     KINDS,
+    OPTIONAL_HEADERS,
     PLATFORMS,
     REASONS,
     ROLE_NAMES,
@@ -48,6 +51,7 @@ __all__ = [
     "KINDS",
     "KIND_LABELS",
     "KIND_NAMES",
+    "OPTIONAL_HEADERS",
     "PLATFORMS",
     "REASONS",
     "ROLES",

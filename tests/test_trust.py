@@ -203,3 +203,142 @@ async def test_a_level_whose_only_approver_is_the_units_operator_waits(db, setti
     assert any("天宁区总工会" in m.text for m in await sent(db, "a_city", "text"))
     async with db.session() as s:
         assert await s.scalar(select(AuditLog).where(AuditLog.action == "approval.no_approver"))
+
+
+# --- point 4: a person switched off (停用) stops acting at once -------------------------------
+
+
+async def _deactivate(db, user: str) -> None:
+    from sqlalchemy import update
+
+    from storage.models import Operator
+
+    async with db.transaction() as s:
+        await s.execute(update(Operator).where(Operator.user_id == user).values(active=False))
+
+
+async def _removals(db, review_id: int) -> int:
+    from storage.models import Removal
+
+    async with db.session() as s:
+        return await s.scalar(
+            select(func.count()).select_from(Removal).where(Removal.review_id == review_id)
+        )
+
+
+async def test_a_deactivated_contact_cannot_go_on_marking(db, settings, router) -> None:
+    from dialogs.texts import common as CT2
+
+    t = await seed_tree(db)
+    await router.handle(say("c_unit", "年审"))
+    out = texts(await router.handle(say("c_unit", "1")))
+    assert router.engine and (await router.engine.peek(W, "c_unit")).step == "members.list", out
+    before = await _removals(db, t.review.id)
+    await _deactivate(db, "c_unit")
+    reply = await router.handle(say("c_unit", "8 退休"))
+    assert CT2.DEACTIVATED in texts(reply)
+    assert await _removals(db, t.review.id) == before
+    assert not (await router.engine.peek(W, "c_unit")).exists  # the conversation ended
+    # and every later message is refused too, 提交 included; the review stays a draft
+    reply = await router.handle(say("c_unit", "提交"))
+    assert "年审已提交" not in texts(reply)
+    from storage.models import Review
+
+    async with db.session() as s:
+        assert (await s.get(Review, t.review.id)).status == "draft"
+
+
+async def test_a_deactivated_contact_cannot_submit_at_the_summary(db, settings, router) -> None:
+    from dialogs.texts import common as CT2
+    from storage.models import Review
+
+    t = await seed_tree(db)
+    await router.handle(say("c_unit", "年审"))
+    await router.handle(say("c_unit", "1"))
+    await router.handle(say("c_unit", "完成"))
+    await _deactivate(db, "c_unit")
+    reply = await router.handle(say("c_unit", "提交"))
+    assert CT2.DEACTIVATED in texts(reply)
+    async with db.session() as s:
+        assert (await s.get(Review, t.review.id)).status == "draft"
+    assert await sent(db, "a_dist", "card") == []
+
+
+async def test_the_service_refuses_a_submission_by_a_deactivated_contact(db, settings) -> None:
+    t = await seed_tree(db)
+    await _deactivate(db, "c_unit")
+    with pytest.raises(approvals.ApprovalError) as e:
+        await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    assert e.value.code == "submit.not_contact"
+
+
+async def test_a_deactivated_approver_can_neither_see_details_nor_decide(
+    db, settings, router
+) -> None:
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    card = (await sent(db, "a_dist", "card"))[0]
+    await _deactivate(db, "a_dist")
+    reply = await router.handle(click("a_dist", "detail", res.step_id, card.task_id, "RC"))
+    assert AT.DETAIL_REFUSED in texts(reply) and "审核详情" not in texts(reply)
+    for action in ("approve", "return"):
+        reply = await router.handle(click("a_dist", action, res.step_id, card.task_id, "RC"))
+        assert AT.REFUSED["inactive"] in texts(reply)
+    async with db.session() as s:
+        assert (await s.get(ApprovalStep, res.step_id)).decision is None
+
+
+async def test_an_approver_deactivated_while_typing_the_return_reason(db, settings, router):
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    await router.handle(click("a_dist", "return", res.step_id))
+    await _deactivate(db, "a_dist")
+    reply = await router.handle(say("a_dist", "会员人数与名单不符"))
+    assert AT.REFUSED["inactive"] in texts(reply)
+    assert not (await router.engine.peek(W, "a_dist")).exists
+    async with db.session() as s:
+        assert (await s.get(ApprovalStep, res.step_id)).decision is None
+
+
+async def test_import_operators_status_column_switches_people_off_and_on(db, tmp_path) -> None:
+    import csv
+
+    from services.imports import HEADERS, run_import
+    from storage.models import Operator
+
+    t = await seed_tree(db)
+    code = t.unions["U"].code
+
+    def write(rows, header=(*HEADERS["operators"], "状态")):
+        p = tmp_path / f"ops{len(list(tmp_path.iterdir()))}.csv"
+        with p.open("w", encoding="utf-8-sig", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        return p
+
+    async def active() -> bool:
+        async with db.session() as s:
+            op = await s.scalar(select(Operator).where(Operator.user_id == "c_unit"))
+            return op.active
+
+    r = await run_import(
+        db, "operators", write([[code, "wecom", "c_unit", "李联系", "联系人", "停用"]])
+    )
+    assert r.ok and r.updated == 1, r.render()
+    assert not await active()
+    # without the column (or empty) the row is 在用: re-activates
+    r = await run_import(
+        db,
+        "operators",
+        write([[code, "wecom", "c_unit", "李联系", "联系人"]], HEADERS["operators"]),
+    )
+    assert r.ok and r.updated == 1 and await active()
+    r = await run_import(
+        db, "operators", write([[code, "wecom", "c_unit", "李联系", "联系人", "在用"]])
+    )
+    assert r.ok and r.unchanged == 1 and await active()
+    bad = await run_import(
+        db, "operators", write([[code, "wecom", "c_unit", "李联系", "联系人", "休假"]])
+    )
+    assert not bad.ok and any("在用" in e.reason for e in bad.errors) and await active()

@@ -96,3 +96,9 @@ PROGRESS_APPROVER = (
     "您是「{unions}」的审核人。待审核的年审会以卡片消息发给您，直接在卡片上处理即可。"
 )
 PROGRESS_NOBODY = "您不是任何单位的年审联系人或审核人。如需开通，请联系上级工会。"
+
+# The user's operator row was switched off (停用) or their role changed mid-conversation
+DEACTIVATED = (
+    "您已不是本单位的年审联系人（账号已停用或角色已变更），本次会话已结束，刚才的操作没有生效。"
+    "如有疑问，请联系上级工会。"
+)

@@ -230,6 +230,7 @@ SUBMIT_FAILED = "提交没有成功：{why}。您的草稿已保存，请联系�
 SUBMIT_WHY = {
     "review.no_parent": "系统中没有找到本单位的上级工会",
     "review.completed": "本年度年审已经完成",
+    "submit.not_contact": "您已不是本单位的年审联系人（账号已停用或角色已变更）",
     "review.changed": "草稿正在被同时修改（可能有其他联系人在操作），请稍后回复「完成」查看汇总再提交",
 }
 REOPENED = "您单位的年审已被退回，可以继续修改会员标记。"
