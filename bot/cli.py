@@ -169,6 +169,16 @@ def cmd_import(args: argparse.Namespace) -> int:
                 skip_errors=args.skip_errors,
                 progress=None if args.quiet else imports.StderrProgress(),
             )
+            if args.kind == "units" and report.written:
+                # a unit moved under another parent: its pending review goes to the new chain
+                from services import reroute
+
+                moved = await reroute.reroute_moved(db, settings)
+                if moved:
+                    print(
+                        f"{len(moved)} 份待审核的年审因单位隶属调整已改由新的上级工会审核",
+                        file=sys.stderr,
+                    )
             if args.kind == "operators" and report.ok and not args.dry_run:
                 # a level that waited for an approver gets its cards now (M3)
                 from services import approvals

@@ -15,6 +15,7 @@ from dialogs.engine import Context, Step, card_handler, command, step
 from dialogs.texts import approval as T
 from services import approvals, cards, details
 from services.approvals import ApprovalError, DecideResult, Outcome
+from services.messages import CardUpdate
 from services.validators import BadText, check_text, parse_row_id
 from storage.models import Decision
 
@@ -32,7 +33,15 @@ def _stamp(res: DecideResult) -> str:
 def _answer_not_allowed(ctx: Context, res: DecideResult) -> None:
     """Refused, already decided, or not found: say so; a decided card is made true in place."""
     ev = ctx.event
-    if res.outcome == Outcome.already:
+    if res.outcome == Outcome.already and res.rerouted:  # the unit moved: a new chain decides
+        ctx.say(T.REROUTED)
+        if ev.task_id:
+            ctx.reply.card_update = CardUpdate(
+                task_id=ev.task_id,
+                replace_text=cards.rerouted_label(""),
+                response_code=ev.response_code or None,
+            )
+    elif res.outcome == Outcome.already:
         ctx.say(T.ALREADY.format(stamp=_stamp(res)))
         if ev.task_id and res.decision is not None:
             ctx.reply.card_update = cards.card_update(

@@ -122,6 +122,7 @@ class DecideResult:
     levels: int = 0
     refusal: str | None = None  # stranger | inactive | not_approver | submitter | own_unit
     card_update: CardUpdate | None = None  # passive answer for the clicked card
+    rerouted: bool = False  # ``already``: closed because the unit moved (services.reroute)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -576,6 +577,7 @@ async def _already(s: AsyncSession, step_id: int) -> DecideResult:
         decided_at=step.decided_at,
         level=step.level,
         levels=step.levels,
+        rerouted=step.comment == cards.REROUTED_COMMENT and step.decision == Decision.withdrawn,
     )
 
 

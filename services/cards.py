@@ -211,3 +211,28 @@ def no_approver_upper_notice(facts: ReviewFacts, union_name: str, conflicted: bo
         f"提醒：{facts.union_name} 的 {facts.year} 年度年审正等待 {union_name} 审核，"
         f"但 {union_name} 尚未设置审核人。请为其设置审核人。"
     )
+
+
+# --- re-routing (the unit moved under another superior union while its review waited) ------
+
+REROUTED_COMMENT = "rerouted"  # ApprovalStep.comment of a step closed because the unit moved
+REROUTED_NO_PARENT = (
+    "本单位已调整为没有上级工会，年审无法送审。请联系上级工会确认隶属关系后重新提交。"
+)
+
+
+def rerouted_label(new_union: str) -> str:
+    """What an old card says once its review went to the unit's new superior union."""
+    return f"单位已调整隶属，改由 {new_union[:12]} 审核" if new_union else "单位已调整隶属，已失效"
+
+
+def rerouted_notice(facts: ReviewFacts, old_union: str, new_union: str, levels: int) -> Text:
+    return Text(
+        f"您单位的隶属关系已调整：{facts.year} 年度年审不再由 {old_union} 审核，"
+        f"改由 {new_union} 审核（{level_text(1, levels)}），需从第 1 级重新审核。"
+        "您无需重新提交，审核结果会通知您。"
+    )
+
+
+def rerouted_no_parent_notice(facts: ReviewFacts) -> Text:
+    return Text(f"{facts.year} 年度年审已退回：{REROUTED_NO_PARENT}")

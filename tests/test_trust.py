@@ -342,3 +342,84 @@ async def test_import_operators_status_column_switches_people_off_and_on(db, tmp
         db, "operators", write([[code, "wecom", "c_unit", "李联系", "联系人", "休假"]])
     )
     assert not bad.ok and any("在用" in e.reason for e in bad.errors) and await active()
+
+
+# --- point 14: a moved unit's pending review goes to its new chain ---------------------------
+
+
+async def _move_unit(db, t, tmp_path, new_parent: str) -> None:
+    import csv
+
+    from services.imports import HEADERS, run_import
+
+    u = t.unions["U"]
+    row = {h: "" for h in HEADERS["units"]}
+    row.update(
+        {
+            "单位编码": u.code,
+            "单位名称": u.name,
+            "上级单位编码": new_parent,
+            "单位类型": "基层工会",
+            "职工总数": str(u.employees_total),
+            "会员数": str(u.members_count),
+        }
+    )
+    p = tmp_path / "move.csv"
+    with p.open("w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADERS["units"])
+        w.writerow([row[h] for h in HEADERS["units"]])
+    r = await run_import(db, "units", p)
+    assert r.ok and r.updated == 1, r.render()
+
+
+async def test_a_moved_units_pending_review_is_rerouted(db, settings, router, tmp_path) -> None:
+    from services import reroute
+    from storage.models import Review
+
+    t = await seed_tree(db)
+    res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    old_card = (await sent(db, "a_dist", "card"))[0]
+    await _move_unit(db, t, tmp_path, "OTHER")
+    moved = await reroute.reroute_moved(db, settings)
+    assert moved == [t.review.id]
+    assert await reroute.reroute_moved(db, settings) == []  # once
+    async with db.session() as s:
+        review = await s.get(Review, t.review.id)
+        old = await s.get(ApprovalStep, res.step_id)
+        new = await approvals.current_step(s, review)
+    assert review.status == "submitted" and review.chain == [t.uid("OTHER"), t.uid("CITY")]
+    assert old.decision is not None and new.union_id == t.uid("OTHER") and new.level == 1
+    # the old cards say so; the new approver has a card; the contact is told
+    for user in ("a_dist", "a_dist2"):
+        (upd,) = await sent(db, user, "card_update")
+        assert "改由" in upd.replace_text
+    (card,) = await sent(db, "a_other", "card")
+    assert any("钟楼区总工会" in m.text for m in await sent(db, "c_unit", "text"))
+    # the old parent can no longer decide; the new one can
+    late = await router.handle(click("a_dist", "approve", res.step_id, old_card.task_id, "RC"))
+    assert "钟楼区总工会" in texts(late) or "改由" in texts(late)
+    async with db.session() as s:
+        assert (await s.get(Review, t.review.id)).current_level == 1
+    ok = await router.handle(click("a_other", "approve", new.id, card.task_id, "RC2"))
+    assert "已通过" in texts(ok)
+    async with db.session() as s:
+        review = await s.get(Review, t.review.id)
+        step2 = await approvals.current_step(s, review)
+    assert step2.union_id == t.uid("CITY")
+
+
+async def test_a_unit_moved_to_the_top_gets_its_review_back(db, settings, tmp_path) -> None:
+    from services import reroute
+    from storage.models import Review, Union
+
+    t = await seed_tree(db)
+    await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+    async with db.transaction() as s:  # the import refuses this; a hand-edited tree may not
+        (await s.get(Union, t.uid("U"))).parent_id = None
+    assert await reroute.reroute_moved(db, settings) == [t.review.id]
+    async with db.session() as s:
+        review = await s.get(Review, t.review.id)
+    assert review.status == "returned" and "没有上级工会" in review.return_reason
+    assert any("没有上级工会" in m.text for m in await sent(db, "c_unit", "text"))
+    assert len(await sent(db, "a_dist", "card_update")) == 1

@@ -12,6 +12,7 @@ APPROVED_DONE = "已通过（{level}）。这是最后一级，年审已完成�
 # A click on a card that was decided or withdrawn before
 ALREADY = "该年审{stamp}，无需再处理。"
 ALREADY_LABEL = "{label}"
+REROUTED = "该单位的隶属关系已调整，这份年审已改由新的上级工会审核，您无需再处理。"
 
 # Refusals (each written to the audit log)
 REFUSED = {
