@@ -6,7 +6,6 @@ import asyncio
 import gc
 import logging
 import signal
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -35,7 +34,6 @@ def create_app(
     db: Database,
     redis: Any,
     handler: Handler,
-    upload_dir: Path | None = None,
     reply_timeout: float = 4.0,
 ) -> web.Application:
     """The aiohttp application. The caller owns ``db`` and ``redis`` (and closes them)."""
@@ -48,7 +46,7 @@ def create_app(
     )
     callback.add_routes(app)
     app[CALLBACK_KEY] = callback
-    UploadPage(settings, redis=redis, upload_dir=upload_dir).add_routes(app)
+    UploadPage(settings, db=db, redis=redis).add_routes(app)
     return app
 
 

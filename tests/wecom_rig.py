@@ -93,7 +93,6 @@ async def rig(
         db=db,
         redis=redis,
         handler=handler,
-        upload_dir=upload_dir,
         reply_timeout=reply_timeout,
     )
     runner, url = await _serve(app)

@@ -147,7 +147,6 @@ class LocalStack:
             db=self.db,
             redis=self.redis,
             handler=handler,
-            upload_dir=self.upload_dir,
             reply_timeout=self.reply_timeout,
         )
         self._runner = web.AppRunner(self.app, access_log=None)
