@@ -21,8 +21,9 @@ from aiohttp import web
 from bot.jobs import enqueue_job
 from bot.logs import log
 from bot.wecom import texts
+from services import upload_store
 from services.upload_links import UploadTokenError, peek_upload_token, redeem_upload_token
-from services.upload_store import store_blob
+from services.upload_store import PendingFull, delete_blob, store_blob
 from storage.db import Database
 
 logger = logging.getLogger("unioncard.h5")
@@ -130,7 +131,7 @@ class UploadPage:
     async def post(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         try:
-            await peek_upload_token(self.redis, self.secret, token)
+            grant = await peek_upload_token(self.redis, self.secret, token)
         except UploadTokenError as exc:
             log(logger, "h5.token_refused", level=logging.WARNING, code=exc.code)
             return _token_error(exc)
@@ -159,12 +160,20 @@ class UploadPage:
             return _form(texts.H5_EMPTY, 400)
 
         try:
+            blob_id = await store_blob(
+                self.db, grant.platform, grant.user_id, grant.review_id, name, data
+            )
+        except PendingFull as exc:  # the link stays usable
+            log(logger, "h5.pending_full", level=logging.WARNING, pending=exc.pending)
+            text = texts.H5_PENDING_FULL.format(
+                mb=round(exc.pending / 2**20), limit=upload_store.PENDING_BYTES_PER_USER // 2**20
+            )
+            return _form(text, 429)
+        try:
             grant = await redeem_upload_token(self.redis, self.secret, token)
         except UploadTokenError as exc:
+            await delete_blob(self.db, blob_id)
             return _token_error(exc)
-        blob_id = await store_blob(
-            self.db, grant.platform, grant.user_id, grant.review_id, name, data
-        )
         await enqueue_job(
             self.redis,
             UPLOAD_JOB,

@@ -32,6 +32,7 @@ from storage.redis import connect
 logger = logging.getLogger("unioncard.worker")
 
 REMINDER_PERIOD_SECONDS = 60.0
+SWEEP_PERIOD_SECONDS = 300.0  # uploads older than an hour are deleted (services.upload_store)
 
 
 class Worker:
@@ -133,9 +134,22 @@ class Worker:
             except TimeoutError:
                 pass
 
+    async def _sweep_loop(self, stop: asyncio.Event) -> None:
+        """Delete uploads (database blobs, scratch files) older than an hour, now and then."""
+        while not stop.is_set():
+            try:
+                await upload_store.sweep(self.db, self.upload_dir)
+            except Exception:
+                logger.exception("uploads.sweep_error")
+            try:
+                await asyncio.wait_for(stop.wait(), SWEEP_PERIOD_SECONDS)
+            except TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
         loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
+        loops.append(self._sweep_loop(stop))
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)
