@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.h5 import UploadPage
+from bot.http_limits import body_timeout, make_runner, max_body
 from bot.logs import log, setup_logging
 from bot.wecom.callback import WecomCallback
 from dialogs.events import Handler
@@ -37,7 +38,7 @@ def create_app(
     reply_timeout: float = 4.0,
 ) -> web.Application:
     """The aiohttp application. The caller owns ``db`` and ``redis`` (and closes them)."""
-    app = web.Application(client_max_size=settings.limits.upload_bytes + 1024 * 1024)
+    app = web.Application(client_max_size=max_body(settings), middlewares=[body_timeout(settings)])
     app[DB_KEY] = db
     app[REDIS_KEY] = redis
     app.router.add_get("/healthz", _health)
@@ -63,7 +64,7 @@ async def run_serve(settings: Any) -> None:
     db = Database(settings.database.url, echo=settings.database.echo)
     redis = connect(settings.redis.url)
     app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings, access_log=None)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.server.host, settings.server.port, backlog=settings.server.backlog

@@ -14,14 +14,16 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.http_limits import max_body
 from bot.jobs import enqueue_job
 from bot.logs import log
 from bot.wecom import texts
 from services import upload_store
+from services.file_names import clean_file_name
 from services.upload_links import UploadTokenError, peek_upload_token, redeem_upload_token
 from services.upload_store import PendingFull, delete_blob, store_blob
 from storage.db import Database
@@ -139,21 +141,29 @@ class UploadPage:
         mb = self.max_bytes // (1024 * 1024)
         data: bytes | None = None
         name = ""
+        left = max_body(self.settings)  # the whole body, whatever its parts
         try:
             reader = await request.multipart()
             async for part in reader:
                 if getattr(part, "name", None) != "file" or not getattr(part, "filename", None):
+                    # another field: read (it must be, to reach the next part) and dropped
+                    while chunk := await part.read_chunk(64 * 1024):
+                        left -= len(chunk)
+                        if left < 0:
+                            return _form(texts.H5_TOO_LARGE.format(mb=mb), 413)
                     continue
                 # browsers send the UTF-8 name raw; some clients percent-encode it (RFC 5987)
-                name = Path(unquote(part.filename).replace("\\", "/")).name[:200]
+                name = clean_file_name(part.filename, percent_encoded=True)
                 if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
                     return _form(texts.H5_BAD_TYPE, 400)
                 data = await self._read(part)
-                if len(data) > self.max_bytes:
+                if len(data) > min(self.max_bytes, left):
                     return _form(texts.H5_TOO_LARGE.format(mb=mb), 413)
                 if not data:
                     return _form(texts.H5_EMPTY, 400)
                 break
+        except HttpProcessingError:  # a malformed part header: a NUL or CR in the file name
+            return _form(texts.H5_BAD_NAME, 400)
         except ValueError:
             return _form(texts.H5_EMPTY, 400)
         if data is None:

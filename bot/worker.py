@@ -25,6 +25,7 @@ from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store
+from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
 from storage.redis import connect
@@ -100,7 +101,7 @@ class Worker:
             log(logger, "job.media_get_failed", level=logging.WARNING, error=str(exc))
             await self._reply("wecom", user, [Text(texts.FILE_DOWNLOAD_FAILED)])
             return
-        name = name or served_name
+        name = clean_file_name(name or served_name) if (name or served_name) else ""
         if not name:
             await self._reply("wecom", user, [Text(texts.FILE_NO_NAME)])
             return

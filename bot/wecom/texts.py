@@ -17,6 +17,9 @@ H5_DONE_TITLE = "上传成功"
 H5_DONE = "已收到文件“{name}”，正在处理。请回到聊天窗口查看结果。"
 H5_BAD_TYPE = "只能上传 .xlsx、.xls 或 .csv 文件，请重新选择。"
 H5_EMPTY = "没有收到文件，请重新选择。"
+H5_BAD_NAME = (
+    "文件名中有无法识别的字符。请把文件改成普通的名字（例如「会员名单.xlsx」）后重新上传。"
+)
 H5_TOO_LARGE = "文件过大（超过 {mb} MB），请精简后重新上传。"
 H5_PENDING_FULL = (
     "您已有约 {mb} MB 的文件在等待处理（每人最多 {limit} MB）。"
