@@ -6,12 +6,12 @@ import asyncio
 import gc
 import logging
 import signal
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot.h5 import UploadPage
+from bot.http_limits import body_timeout, make_runner, max_body
 from bot.logs import log, setup_logging
 from bot.wecom.callback import WecomCallback
 from dialogs.events import Handler
@@ -35,11 +35,10 @@ def create_app(
     db: Database,
     redis: Any,
     handler: Handler,
-    upload_dir: Path | None = None,
     reply_timeout: float = 4.0,
 ) -> web.Application:
     """The aiohttp application. The caller owns ``db`` and ``redis`` (and closes them)."""
-    app = web.Application(client_max_size=settings.limits.upload_bytes + 1024 * 1024)
+    app = web.Application(client_max_size=max_body(settings), middlewares=[body_timeout(settings)])
     app[DB_KEY] = db
     app[REDIS_KEY] = redis
     app.router.add_get("/healthz", _health)
@@ -48,7 +47,7 @@ def create_app(
     )
     callback.add_routes(app)
     app[CALLBACK_KEY] = callback
-    UploadPage(settings, redis=redis, upload_dir=upload_dir).add_routes(app)
+    UploadPage(settings, db=db, redis=redis).add_routes(app)
     return app
 
 
@@ -65,7 +64,7 @@ async def run_serve(settings: Any) -> None:
     db = Database(settings.database.url, echo=settings.database.echo)
     redis = connect(settings.redis.url)
     app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings, access_log=None)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.server.host, settings.server.port, backlog=settings.server.backlog

@@ -1,27 +1,32 @@
 """The H5 upload page: ``GET/POST /h5/upload/<token>`` (opened in the WeCom in-app browser).
 
 The token (``services.upload_links``) is signed, bound to a user and a review, expires after 30
-minutes and works once. An upload is stored under the upload folder and queued as the same
-``upload`` job a file message becomes, so the result arrives in the chat.
+minutes and works once. An upload is kept in the database (``services.upload_store``: a worker
+on another host must reach it) and queued as an ``upload`` job; the worker processes it like a
+file message, so the result arrives in the chat, and deletes it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import os
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from bot.http_limits import max_body
 from bot.jobs import enqueue_job
 from bot.logs import log
 from bot.wecom import texts
+from services import upload_store
+from services.file_names import clean_file_name
 from services.upload_links import UploadTokenError, peek_upload_token, redeem_upload_token
+from services.upload_store import PendingFull, delete_blob, store_blob
+from storage.db import Database
 
 logger = logging.getLogger("unioncard.h5")
 
@@ -31,7 +36,8 @@ UPLOAD_DIR_ENV = "UNIONCARD_UPLOAD_DIR"
 
 
 def default_upload_dir() -> Path:
-    """Where uploaded files are kept: ``$UNIONCARD_UPLOAD_DIR`` or ``./var/uploads``."""
+    """A worker's scratch folder for the file it is parsing (deleted right after; the sweep
+    removes leftovers after an hour): ``$UNIONCARD_UPLOAD_DIR`` or ``./var/uploads``."""
     return Path(os.environ.get(UPLOAD_DIR_ENV) or "var/uploads")
 
 
@@ -94,30 +100,27 @@ def _form(error: str = "", status: int = 200) -> web.Response:
 
 
 class UploadPage:
-    def __init__(self, settings: Any, *, redis: Any, upload_dir: Path | None = None) -> None:
+    def __init__(self, settings: Any, *, db: Database, redis: Any) -> None:
         self.settings = settings
+        self.db = db
         self.redis = redis
         self.secret = settings.server.secret_key
         self.max_bytes = settings.limits.upload_bytes
-        self.upload_dir = upload_dir or default_upload_dir()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/h5/upload/{token}", self.get)
         app.router.add_post("/h5/upload/{token}", self.post)
 
-    async def _store(self, part: Any, path: Path) -> int:
-        """Stream the part to ``path`` (file I/O in a thread); stops past the size limit."""
-        fh = await asyncio.to_thread(path.open, "wb")
+    async def _read(self, part: Any) -> bytes:
+        """The part's bytes, up to one byte past the size limit (then the caller refuses)."""
+        chunks: list[bytes] = []
         size = 0
-        try:
-            while chunk := await part.read_chunk(256 * 1024):
-                size += len(chunk)
-                if size > self.max_bytes:
-                    break
-                await asyncio.to_thread(fh.write, chunk)
-        finally:
-            await asyncio.to_thread(fh.close)
-        return size
+        while chunk := await part.read_chunk(256 * 1024):
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > self.max_bytes:
+                break
+        return b"".join(chunks)
 
     async def get(self, request: web.Request) -> web.Response:
         try:
@@ -130,42 +133,56 @@ class UploadPage:
     async def post(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         try:
-            await peek_upload_token(self.redis, self.secret, token)
+            grant = await peek_upload_token(self.redis, self.secret, token)
         except UploadTokenError as exc:
             log(logger, "h5.token_refused", level=logging.WARNING, code=exc.code)
             return _token_error(exc)
 
         mb = self.max_bytes // (1024 * 1024)
-        path: Path | None = None
+        data: bytes | None = None
         name = ""
-        size = 0
+        left = max_body(self.settings)  # the whole body, whatever its parts
         try:
             reader = await request.multipart()
             async for part in reader:
                 if getattr(part, "name", None) != "file" or not getattr(part, "filename", None):
+                    # another field: read (it must be, to reach the next part) and dropped
+                    while chunk := await part.read_chunk(64 * 1024):
+                        left -= len(chunk)
+                        if left < 0:
+                            return _form(texts.H5_TOO_LARGE.format(mb=mb), 413)
                     continue
                 # browsers send the UTF-8 name raw; some clients percent-encode it (RFC 5987)
-                name = Path(unquote(part.filename).replace("\\", "/")).name[:200]
+                name = clean_file_name(part.filename, percent_encoded=True)
                 if Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
                     return _form(texts.H5_BAD_TYPE, 400)
-                path = new_upload_path(self.upload_dir, name)
-                size = await self._store(part, path)
-                if size > self.max_bytes:
-                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                data = await self._read(part)
+                if len(data) > min(self.max_bytes, left):
                     return _form(texts.H5_TOO_LARGE.format(mb=mb), 413)
-                if size == 0:
-                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                if not data:
                     return _form(texts.H5_EMPTY, 400)
                 break
+        except HttpProcessingError:  # a malformed part header: a NUL or CR in the file name
+            return _form(texts.H5_BAD_NAME, 400)
         except ValueError:
             return _form(texts.H5_EMPTY, 400)
-        if path is None:
+        if data is None:
             return _form(texts.H5_EMPTY, 400)
 
         try:
+            blob_id = await store_blob(
+                self.db, grant.platform, grant.user_id, grant.review_id, name, data
+            )
+        except PendingFull as exc:  # the link stays usable
+            log(logger, "h5.pending_full", level=logging.WARNING, pending=exc.pending)
+            text = texts.H5_PENDING_FULL.format(
+                mb=round(exc.pending / 2**20), limit=upload_store.PENDING_BYTES_PER_USER // 2**20
+            )
+            return _form(text, 429)
+        try:
             grant = await redeem_upload_token(self.redis, self.secret, token)
         except UploadTokenError as exc:
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+            await delete_blob(self.db, blob_id)
             return _token_error(exc)
         await enqueue_job(
             self.redis,
@@ -174,10 +191,11 @@ class UploadPage:
                 "platform": grant.platform,
                 "user": grant.user_id,
                 "review_id": grant.review_id,
-                "path": str(path),
+                "blob_id": blob_id,
                 "file_name": name,
             },
         )
+        size = len(data)
         log(
             logger,
             "h5.uploaded",

@@ -1,8 +1,9 @@
 """``unioncard worker``: the outbox sender, background jobs and the reminder schedule.
 
 Jobs (``bot.jobs``, a Redis stream): ``wecom.file`` downloads a file a user sent (``media/get``)
-to the upload folder and hands the dialogs an ``upload`` event; ``upload`` (from the H5 page)
-does the same with a file already stored. The Reply of a job goes out through the outbox. Any
+and hands the dialogs an ``upload`` event; ``upload`` (from the H5 page) does the same with a
+file kept in the database (``services.upload_store``). Either is written to a scratch file of
+this worker only while it is parsed. The Reply of a job goes out through the outbox. Any
 number of workers may run; ``demo`` runs one in-process (:class:`Worker`).
 """
 
@@ -23,6 +24,8 @@ from bot.wecom import texts
 from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
 from dialogs.events import Event, EventKind, Handler
+from services import upload_store
+from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
 from storage.redis import connect
@@ -30,6 +33,7 @@ from storage.redis import connect
 logger = logging.getLogger("unioncard.worker")
 
 REMINDER_PERIOD_SECONDS = 60.0
+SWEEP_PERIOD_SECONDS = 300.0  # uploads older than an hour are deleted (services.upload_store)
 
 
 class Worker:
@@ -61,15 +65,22 @@ class Worker:
     async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
         await send_actively(self.db, platform, user, messages)
 
-    async def _handle_upload(self, platform: str, user: str, path: str, file_name: str) -> None:
-        event = Event(
-            platform=platform,
-            user_id=user,
-            kind=EventKind.upload,
-            upload_path=path,
-            file_name=file_name,
-        )
-        reply = await self.handler.handle(event)
+    async def _handle_upload(self, platform: str, user: str, data: bytes, file_name: str) -> None:
+        """Parse ``data`` from a scratch file of this worker's own (deleted when done: the
+        result the summary and the error report need is then in the database)."""
+        path = new_upload_path(self.upload_dir, file_name)
+        await asyncio.to_thread(path.write_bytes, data)
+        try:
+            event = Event(
+                platform=platform,
+                user_id=user,
+                kind=EventKind.upload,
+                upload_path=str(path),
+                file_name=file_name,
+            )
+            reply = await self.handler.handle(event)
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
         messages = list(reply.messages)
         if reply.card_update is not None:
             messages.insert(0, reply.card_update)
@@ -90,20 +101,22 @@ class Worker:
             log(logger, "job.media_get_failed", level=logging.WARNING, error=str(exc))
             await self._reply("wecom", user, [Text(texts.FILE_DOWNLOAD_FAILED)])
             return
-        name = name or served_name
+        name = clean_file_name(name or served_name) if (name or served_name) else ""
         if not name:
             await self._reply("wecom", user, [Text(texts.FILE_NO_NAME)])
             return
-        path = new_upload_path(self.upload_dir, name)
-        await asyncio.to_thread(path.write_bytes, data)
         log(logger, "job.file_downloaded", size=len(data))
-        await self._handle_upload("wecom", user, str(path), name)
+        await self._handle_upload("wecom", user, data, name)
 
     async def upload_job(self, payload: dict[str, Any]) -> None:
-        await self._handle_upload(
-            payload.get("platform", "wecom"), payload["user"], payload["path"],
-            payload.get("file_name", ""),
-        )  # fmt: skip
+        """An H5 upload: its bytes wait in the database (any worker, on any host, reads them);
+        deleted once the result is recorded. Gone already: a job run twice, or swept."""
+        blob = await upload_store.load_blob(self.db, int(payload.get("blob_id") or 0))
+        if blob is None:
+            log(logger, "job.upload_gone", level=logging.WARNING)
+            return
+        await self._handle_upload(blob.platform, blob.user_id, blob.data, blob.file_name)
+        await upload_store.delete_blob(self.db, blob.id)
 
     # -- loops -----------------------------------------------------------------------------------
 
@@ -122,9 +135,22 @@ class Worker:
             except TimeoutError:
                 pass
 
+    async def _sweep_loop(self, stop: asyncio.Event) -> None:
+        """Delete uploads (database blobs, scratch files) older than an hour, now and then."""
+        while not stop.is_set():
+            try:
+                await upload_store.sweep(self.db, self.upload_dir)
+            except Exception:
+                logger.exception("uploads.sweep_error")
+            try:
+                await asyncio.wait_for(stop.wait(), SWEEP_PERIOD_SECONDS)
+            except TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
         loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
+        loops.append(self._sweep_loop(stop))
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)

@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dialogs.engine import Context, Step, step
@@ -25,7 +26,12 @@ from services import member_review as mr
 from services import templates, uploads
 from services.member_review import BadIndices, Entry, MembersLeft, NotReady, ReviewNotEditable
 from services.messages import File
-from services.upload_links import make_upload_token, upload_url
+from services.upload_links import (
+    LINKS_PER_HOUR,
+    make_upload_token,
+    take_link_slot,
+    upload_url,
+)
 from services.validators import BadText
 from storage.models import RemovalReason
 
@@ -166,8 +172,13 @@ async def show_page(ctx: Context, page: int | None = None) -> None:
     ctx.say("\n".join(lines))
 
 
-def upload_link(ctx: Context) -> str:
+async def upload_link(ctx: Context) -> str:
+    """A fresh upload link, or (past :data:`LINKS_PER_HOUR` an hour) why there is none now."""
     ev = ctx.event
+    wait = await take_link_slot(ctx.redis, ev.platform, ev.user_id)
+    if wait:
+        at = mr.local_time(datetime.now(UTC) + timedelta(seconds=wait))
+        return T.LINK_LIMIT.format(n=LINKS_PER_HOUR, at=at)
     token = make_upload_token(ctx.settings.server.secret_key, ev.platform, ev.user_id, _rid(ctx))
     return upload_url(ctx.settings, token)
 
@@ -179,7 +190,7 @@ async def send_template(ctx: Context) -> None:
     ctx.say(File(name, data))
     limits = ctx.settings.limits
     text = T.FILE_INTRO.format(
-        url=upload_link(ctx), mb=limits.upload_bytes // (1024 * 1024), rows=limits.upload_rows
+        url=await upload_link(ctx), mb=limits.upload_bytes // (1024 * 1024), rows=limits.upload_rows
     )
     if joint:
         text += "\n" + T.FILE_INTRO_JOINT
@@ -234,7 +245,7 @@ async def handle_upload(ctx: Context) -> None:
     """A file arrived (at any member step): check, parse, match, report, apply or ask."""
     ev = ctx.event
     if not ev.upload_path:
-        ctx.say(T.FILE_PLATFORM.format(url=upload_link(ctx)))
+        ctx.say(T.FILE_PLATFORM.format(url=await upload_link(ctx)))
         return
     rid = _rid(ctx)
     if not await mr.is_editable(ctx.db, rid):

@@ -19,6 +19,8 @@ from typing import Any
 from storage.redis import keys
 
 TTL_SECONDS = 30 * 60
+LINKS_PER_HOUR = 10  # per user: links are free to ask for, uploads are not
+LINK_WINDOW_SECONDS = 3600
 
 
 class UploadTokenError(Exception):
@@ -116,3 +118,22 @@ async def redeem_upload_token(
     if not await redis.set(_used_key(grant), "1", nx=True, ex=ttl):
         raise UploadTokenError("used")
     return grant
+
+
+_COUNT_LINK = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+async def take_link_slot(redis: Any, platform: str, user_id: str) -> int:
+    """Count one upload link for ``user_id``: 0 if it may have it, else the seconds until it
+    may ask again (at most :data:`LINKS_PER_HOUR` links in a window of an hour)."""
+    key = keys.rate(platform, user_id, "upload_link")
+    n, ttl = await redis.eval(_COUNT_LINK, 1, key, LINK_WINDOW_SECONDS)
+    if int(n) <= LINKS_PER_HOUR:
+        return 0
+    return max(1, int(ttl))

@@ -26,6 +26,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    # deleted rows are overwritten, not left in free pages (uploaded files hold ID numbers)
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 

@@ -256,6 +256,24 @@ class Upload(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class UploadBlob(SQLModel, table=True):
+    """A file uploaded through the H5 page, waiting for a worker on any host (``serve`` and
+    ``worker`` share only the database and Redis). Deleted as soon as its result is recorded;
+    the worker's sweep deletes any left after an hour (``services.upload_store``)."""
+
+    __tablename__ = "upload_blobs"
+    __table_args__ = (Index("ix_upload_blob_user", "platform", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=128)
+    review_id: int
+    file_name: str = Field(max_length=255)
+    size: int = 0
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
 class ApprovalStep(SQLModel, table=True):
     """One level of one submission round. Decided exactly once (M3, 或签)."""
 

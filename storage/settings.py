@@ -35,6 +35,10 @@ class ServerSettings(_Section):
     public_url: str = "http://127.0.0.1:8080"
     secret_key: str = Field("change-me-please-change-me-please", min_length=16)
     backlog: int = Field(2048, ge=16)
+    # a client must send its request line and headers within this (from connecting, or from
+    # the previous answer on a kept-alive connection), and its body within the other
+    header_timeout_seconds: float = Field(10, gt=0, le=300)
+    body_timeout_seconds: float = Field(120, gt=0, le=3600)
 
     @field_validator("public_url")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import create_app
+from bot.http_limits import make_runner
 from bot.simulator import WecomSimulator
 from bot.wecom.client import WecomClient
 from bot.worker import Worker
@@ -66,8 +67,8 @@ class Rig:
         return total
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
+async def _serve(app: web.Application, settings: Any) -> tuple[web.AppRunner, str]:
+    runner = make_runner(app, settings, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -93,10 +94,9 @@ async def rig(
         db=db,
         redis=redis,
         handler=handler,
-        upload_dir=upload_dir,
         reply_timeout=reply_timeout,
     )
-    runner, url = await _serve(app)
+    runner, url = await _serve(app, settings)
     sim.callback_url = f"{url}/wecom/callback"
     client = WecomClient(settings, redis, retry_wait=0.01)
     worker = Worker(

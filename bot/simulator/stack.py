@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.http_limits import make_runner
 from bot.simulator.directory import provider
 from bot.simulator.server import WecomSimulator
 from storage.db import Database
@@ -147,10 +148,9 @@ class LocalStack:
             db=self.db,
             redis=self.redis,
             handler=handler,
-            upload_dir=self.upload_dir,
             reply_timeout=self.reply_timeout,
         )
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = make_runner(self.app, self.settings, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
         self.sim.callback_url = f"{self.bot_url}/wecom/callback"

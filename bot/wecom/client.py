@@ -32,6 +32,7 @@ from tenacity import (
 
 from bot.logs import log
 from bot.wecom import render
+from services.file_names import clean_file_name
 from services.messages import Card, CardUpdate
 from storage.redis import keys
 
@@ -306,7 +307,11 @@ class WecomClient:
         await self.call("POST", "message/update_template_card", json=body)
 
     async def upload_media(self, name: str, content: bytes, kind: str = "file") -> str:
-        """``media/upload`` (multipart field ``media``); returns the media_id (lives 3 days)."""
+        """``media/upload`` (multipart field ``media``); returns the media_id (lives 3 days).
+
+        The name is cleaned first: a CR/LF or NUL in it would make every attempt fail (the
+        HTTP client refuses it in the part's header) and hold up the recipient's outbox."""
+        name = clean_file_name(name)
 
         def form() -> aiohttp.FormData:
             fd = aiohttp.FormData()

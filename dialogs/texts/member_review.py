@@ -124,6 +124,11 @@ FILE_ASK_ACCEPT = "请修改后重新发送文件，或回复「接受」只导�
 FILE_NOTHING_VALID = "文件中没有可以导入的正确记录，请按错误明细修改后重新发送。"
 NOTHING_TO_ACCEPT = "目前没有待确认的文件。请先发送填好的文件。"
 FILE_PLATFORM = "没能取到这个文件。请打开上传链接上传：\n{url}"
+LINK_LIMIT = (
+    "（这一小时内已获取 {n} 个上传链接，达到上限，暂不再发新链接。"
+    "请用最近收到、还没用过的链接（30 分钟内有效），或直接把文件发送到这里；"
+    "也可以在 {at} 之后回复「链接」获取新链接。）"
+)
 
 FILE_SUMMARY = "【文件「{name}」】共 {rows} 行，匹配本单位会员 {matched} 人，有问题 {errors} 行。"
 FILE_BY_REASON = "其中：{parts}"

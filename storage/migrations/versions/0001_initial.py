@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-12-02 06:19:25.897446
+Create Date: 2026-12-02 13:08:15.623323
 """
 
 from collections.abc import Sequence
@@ -96,6 +96,21 @@ def upgrade() -> None:
     with op.batch_alter_table('unions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_unions_code'), ['code'], unique=True)
         batch_op.create_index(batch_op.f('ix_unions_parent_id'), ['parent_id'], unique=False)
+
+    op.create_table('upload_blobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('platform', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('review_id', sa.Integer(), nullable=False),
+    sa.Column('file_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('upload_blobs', schema=None) as batch_op:
+        batch_op.create_index('ix_upload_blob_user', ['platform', 'user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_upload_blobs_created_at'), ['created_at'], unique=False)
 
     op.create_table('operators',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -305,6 +320,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_operator_user')
 
     op.drop_table('operators')
+    with op.batch_alter_table('upload_blobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_upload_blobs_created_at'))
+        batch_op.drop_index('ix_upload_blob_user')
+
+    op.drop_table('upload_blobs')
     with op.batch_alter_table('unions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_unions_parent_id'))
         batch_op.drop_index(batch_op.f('ix_unions_code'))
