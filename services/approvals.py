@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import cards
+from services import cards, hints
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
 from services.validators import parse_date
@@ -233,6 +233,7 @@ async def _facts(s: AsyncSession, review: Review) -> ReviewFactsBundle:
         changed_fields=_changed_fields(union, review.unit_edits or {}),
         submitter_name=submitter.name if submitter else "",
         submitted_at=review.submitted_at,
+        hint_line=hints.line(review.hints),
     )
     return ReviewFactsBundle(facts, union, submitter)
 
@@ -447,6 +448,7 @@ async def submit(
             .select_from(Member)
             .where(Member.union_id == union.id, Member.status == MemberStatus.active)
         )
+        await hints.store(s, review, now)  # issue 16: for the card and 待审核 filter
         await s.flush()
         bundle = await _facts(s, review)
         step, sent = await _open_level(s, settings, review, bundle, 1, now)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-12-02 06:19:25.897446
+Create Date: 2026-12-02 13:11:01.496671
 """
 
 from collections.abc import Sequence
@@ -134,6 +134,8 @@ def upgrade() -> None:
     sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('completed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('return_reason', sa.Text(), nullable=True),
+    sa.Column('hints', sa.JSON(), nullable=True),
+    sa.Column('hint_count', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['started_by'], ['operators.id'], ),
