@@ -858,6 +858,9 @@ def _collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+collection_paused = _collection_paused  # for services.suggestions
+
+
 async def _members_by_id_number(
     session: AsyncSession, union_id: int
 ) -> tuple[dict[str, tuple[str, int, str]], set[str]]:

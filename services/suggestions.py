@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -37,15 +38,27 @@ def local_today() -> date:
     return datetime.now(SHANGHAI).date()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Suggested:
-    index: int  # list number
+    index: int  # list number (0 if none)
     member_id: int
+    id_number: str
     name: str
-    masked_id: str
-    age: int  # 周岁 on the day
-    female: bool
     band: Band
+    today: date
+
+    @property
+    def age(self) -> int:
+        """周岁 on the day (computed when shown: a unit may have thousands of suggestions)."""
+        return R.age_of(self.id_number, self.today)
+
+    @property
+    def female(self) -> bool:
+        return not R.is_male(self.id_number)
+
+    @property
+    def masked_id(self) -> str:
+        return mask_id_number(self.id_number)
 
 
 @dataclass
@@ -61,61 +74,83 @@ class Suggestions:
         return len(self.sure) + len(self.maybe)
 
 
+_SQL = (
+    "SELECT id, id_number, name FROM members WHERE union_id = {p1} AND status = 'active'"
+    " AND substr(id_number, 7, 8) <= {p2}"
+    " AND id NOT IN (SELECT member_id FROM removals WHERE review_id = {p3})"
+)
+
+
 async def candidates(db: Database, review_id: int, today: date) -> R.Classified:
-    """The unmarked active members at or past a retirement age on ``today``, banded."""
+    """The unmarked active members at or past a retirement age on ``today``, banded.
+
+    Read through the driver itself (as ``services.member_review`` does for 100,000 rows): the
+    database drops the members too young (one pass), the rest arrive as plain tuples.
+    """
     cut = R.cutoffs(today)
+    with mr.collection_paused():  # thousands of row tuples, no cycles
+        return R.classify(await _rows(db, review_id, cut.widest), today)
+
+
+async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
     async with db.session() as s:
         review = await mr.load_review(s, review_id)
-        marked = select(Removal.member_id).where(Removal.review_id == review_id)
-        rows = await s.execute(
-            select(Member.id, Member.id_number, Member.name).where(
-                Member.union_id == review.union_id,
-                Member.status == MemberStatus.active,
-                func.substr(Member.id_number, 7, 8) <= cut.widest,
-                Member.id.not_in(marked),
+        conn = await s.connection()
+        driver = (await conn.get_raw_connection()).driver_connection
+        dialect = conn.dialect.name
+        args = (review.union_id, widest, review_id)
+        if dialect == "sqlite" and hasattr(driver, "execute"):
+            cursor = await driver.execute(_SQL.format(p1="?", p2="?", p3="?"), args)
+            try:
+                rows = await cursor.fetchall()
+            finally:
+                await cursor.close()
+        elif dialect == "postgresql" and hasattr(driver, "fetch"):
+            rows = await driver.fetch(_SQL.format(p1="$1", p2="$2", p3="$3"), *args)
+        else:
+            marked = select(Removal.member_id).where(Removal.review_id == review_id)
+            res = await s.execute(
+                select(Member.id, Member.id_number, Member.name).where(
+                    Member.union_id == review.union_id,
+                    Member.status == MemberStatus.active,
+                    func.substr(Member.id_number, 7, 8) <= widest,
+                    Member.id.not_in(marked),
+                )
             )
-        )
-        return R.classify(rows.tuples().all(), today)
+            rows = list(res.tuples().all())
+    return list(rows)
+
+
+def _bands(got: R.Classified, today: date, numbers: dict[int, int] | None) -> Suggestions:
+    out = Suggestions(today)
+    pos = numbers or {}
+    for band, rows, dest in (
+        (Band.sure, got.sure, out.sure),
+        (Band.maybe, got.maybe, out.maybe),
+        (Band.old, got.old, out.old),
+    ):
+        items = [Suggested(pos.get(r[0], 0), r[0], r[1], r[2], band, today) for r in rows]
+        if numbers is not None:
+            items.sort(key=lambda x: (x.index or 1 << 62, x.member_id))
+        dest.extend(items)
+    return out
 
 
 async def suggest(db: Database, review_id: int, today: date | None = None) -> Suggestions:
     """The suggested leavers of the review on ``today`` (default: today), in list order."""
     today = today or local_today()
     got = await candidates(db, review_id, today)
-    out = Suggestions(today)
-    everyone = got.sure + got.maybe + got.old
-    if not everyone:
-        return out
-    numbers = (await mr.list_numbers(db, review_id)).of(c.member_id for c in everyone)
-    for band, dest in ((got.sure, out.sure), (got.maybe, out.maybe), (got.old, out.old)):
-        dest.extend(
-            sorted(
-                (
-                    Suggested(
-                        index=numbers.get(c.member_id, 0),
-                        member_id=c.member_id,
-                        name=c.name,
-                        masked_id=mask_id_number(c.id_number),
-                        age=c.age(today),
-                        female=c.female,
-                        band=c.band,
-                    )
-                    for c in band
-                ),
-                key=lambda x: (x.index or 1 << 62, x.member_id),
-            )
-        )
-    return out
+    if not (got.sure or got.maybe or got.old):
+        return Suggestions(today)
+    numbers = await mr.list_numbers(db, review_id)
+    pos = numbers.of(r[0] for rows in (got.sure, got.maybe, got.old) for r in rows)
+    return _bands(got, today, pos)
 
 
 async def count(db: Database, review_id: int, today: date | None = None) -> Suggestions:
-    """Like :func:`suggest` without list numbers (the prompts only need the counts)."""
+    """Like :func:`suggest` without list numbers or order (the prompts need the counts)."""
     today = today or local_today()
-    got = await candidates(db, review_id, today)
-    out = Suggestions(today)
-    for band, dest in ((got.sure, out.sure), (got.maybe, out.maybe), (got.old, out.old)):
-        dest.extend(Suggested(0, c.member_id, c.name, "", 0, c.female, c.band) for c in band)
-    return out
+    return _bands(await candidates(db, review_id, today), today, None)
 
 
 @dataclass(frozen=True)

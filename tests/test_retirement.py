@@ -107,8 +107,8 @@ def test_x_check_digit() -> None:
     cut = R.cutoffs(date(2025, 1, 20))
     assert R.band_of(x, cut) == Band.sure
     got = R.classify([(1, x, "甲")], date(2025, 1, 20))
-    assert [c.member_id for c in got.sure] == [1]
-    assert got.sure[0].age(date(2025, 1, 20)) == 64
+    assert [c[0] for c in got.sure] == [1]
+    assert R.age_of(got.sure[0][1], date(2025, 1, 20)) == 64
     xf = idn_x("19900101", True)
     assert R.classify([(2, xf, "乙")], date(2025, 1, 20)).sure == []
 
@@ -124,9 +124,9 @@ def test_classify_sorts_rows_into_bands() -> None:
         (6, "32040219660101123", "短号"),  # malformed: ignored
     ]
     got = R.classify(rows, today)
-    assert [c.member_id for c in got.sure] == [1, 2]
-    assert [c.member_id for c in got.maybe] == [3]
-    assert [c.member_id for c in got.old] == [4]
+    assert [c[0] for c in got.sure] == [1, 2]
+    assert [c[0] for c in got.maybe] == [3]
+    assert [c[0] for c in got.old] == [4]
 
 
 @pytest.mark.parametrize(
