@@ -252,3 +252,22 @@ async def test_dialog_mark_all_cancel_and_file_step(db, redis, settings):
     out = await chat.send("返回")
     assert await _marks(db, rid) == {}
     assert "全部标记退休" not in out
+
+
+async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):
+    from services.demo_data import generate, load_demo
+
+    await load_demo(db, members=2000)
+    code = generate(2000).featured()["contact"]["unit"]
+    async with db.transaction() as s:
+        unit = (await s.scalars(select(Union).where(Union.code == code))).one()
+        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
+        s.add(review)
+        await s.flush()
+        rid = review.id
+    got = await sg.suggest(db, rid, date(2026, 11, 27))
+    assert [x.age for x in got.old] == [105] and got.old[0].index > 0
+    assert len(got.sure) >= 3 and all(x.index > 0 for x in got.sure)
+    assert all(x.age >= 60 for x in got.sure if not x.female)
+    codes = [h["code"] for h in await hints.for_review(db, rid, date(2026, 11, 27))]
+    assert "members.declared_differs" in codes
