@@ -20,6 +20,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dialogs import suggestions as sg
 from dialogs.engine import Context, Step, step
 from dialogs.texts import member_review as T
 from services import member_review as mr
@@ -403,6 +404,8 @@ class ListStep(MemberStep):
 
     async def prompt(self, ctx: Context) -> None:
         await show_page(ctx)
+        if line := await sg.count_line(ctx):
+            ctx.say(line)
 
     async def answer(self, ctx: Context) -> None:
         text = unicodedata.normalize("NFKC", ctx.event.text).strip()
@@ -433,6 +436,8 @@ class ListStep(MemberStep):
                 ctx.say(T.UNMARKED_ALL.format(n=n))
             elif word in ("缺备注", "未备注", "没有备注", "待备注"):
                 await show_missing(ctx)
+            elif await sg.answer(ctx):  # 建议, 全部标记退休 (issue 16)
+                pass
             elif m := _SEARCH_RE.match(text):
                 await show_search(ctx, m[1].strip())
             elif m := _REMARK_RE.match(text):
@@ -577,6 +582,8 @@ class FileStep(MemberStep):
         if ctx.data.pop("quiet", False):
             return
         await send_template(ctx)
+        if line := await sg.count_line(ctx):
+            ctx.say(line)
 
     async def answer(self, ctx: Context) -> None:
         word = ctx.word
@@ -596,6 +603,8 @@ class FileStep(MemberStep):
             await ctx.goto("members.summary")
         elif word in ("已选", "已标记"):
             await show_selected(ctx)
+        elif await sg.answer(ctx):  # 建议, 全部标记退休 (issue 16)
+            pass
         else:
             ctx.invalid(T.FILE_WAITING)
 
@@ -629,6 +638,7 @@ class SummaryStep(MemberStep):
 
     async def prompt(self, ctx: Context) -> None:
         s, lines = await summary_lines(ctx)
+        lines += await sg.warning_lines(ctx)  # issue 16: warn, never block
         if s.missing_remarks:
             count, entries = await mr.missing_remarks(ctx.db, _rid(ctx), limit=10)
             lines.append(T.SUMMARY_MISSING.format(n=count))

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import acting, cards
+from services import acting, cards, hints
 from services.applied import applied
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
@@ -236,6 +236,7 @@ async def _facts(s: AsyncSession, review: Review) -> ReviewFactsBundle:
         changed_fields=_changed_fields(union, review.unit_edits or {}),
         submitter_name=submitter.name if submitter else "",
         submitted_at=review.submitted_at,
+        hint_line=hints.line(review.hints),
     )
     return ReviewFactsBundle(facts, union, submitter)
 
@@ -462,6 +463,7 @@ async def submit(
             .select_from(Member)
             .where(Member.union_id == union.id, Member.status == MemberStatus.active)
         )
+        await hints.store(s, review, now)  # issue 16: for the card and 待审核 filter
         await s.flush()
         bundle = await _facts(s, review)
         step, sent = await _open_level(s, settings, review, bundle, 1, now)

@@ -63,6 +63,7 @@ class ReviewFacts:
     changed_fields: int = 0
     submitter_name: str = ""
     submitted_at: datetime | None = None
+    hint_line: str = ""  # services.hints.line: what the approver should check (issue 16)
 
     @property
     def removed(self) -> int:
@@ -116,6 +117,8 @@ def approval_card(
     if is_high_removal(facts.removed, facts.members_before, settings):
         share = facts.removed / facts.members_before if facts.members_before else 1
         quote = f"⚠ 删除会员较多：{facts.removed} 人，占 {share:.0%}，请核实（S6）"
+    if facts.hint_line:
+        quote = f"{quote}\n{facts.hint_line}" if quote else facts.hint_line
     return Card(
         task_id=task_id,
         title=TITLE,

@@ -108,6 +108,11 @@ BIRTH_DAYS = (LATEST_BIRTH - EARLIEST_BIRTH).days + 1
 CARD_FROM = date(2010, 3, 1)
 CARD_DAYS = (date(2026, 10, 31) - CARD_FROM).days + 1
 ADULT = timedelta(days=18 * 365 + 5)
+# Issue 16 in the demo: the featured grassroots unit (the first) has older members (its first
+# ones, born before EARLIEST_BIRTH so their ID numbers stay unique: past 60, past 55, and one
+# over 100, a probable data error) and declares more members than its roster (the hint line).
+FEATURED_OLD_BIRTHS = (date(1958, 3, 14), date(1961, 7, 2), date(1960, 11, 8), date(1921, 1, 1))
+FEATURED_DECLARED_EXTRA = 22
 
 
 @dataclass
@@ -282,12 +287,16 @@ class DemoData:
     def units(self) -> Iterator[list[Any]]:
         """Rows for ``import units`` (HEADERS["units"] order)."""
         rng = random.Random(self.seed + 1)
+        featured = self._featured_unit()
         for u in self.units_list:
             region = DISTRICTS[u.district][2][:4] + "00"
             registered = date(2012, 1, 1) + timedelta(days=rng.randrange(4 * 365))
             members = u.members if u.kind.reviews else None
             if members is not None:
                 total = members + rng.randrange(0, max(members // 5, 1) + 3)
+                if u is featured:  # counts that do not add up (issue 16)
+                    members += FEATURED_DECLARED_EXTRA
+                    total = max(total, members)
                 female = int(total * rng.uniform(0.25, 0.6))
                 dispatched = int(total * rng.uniform(0, 0.1))
                 migrant = int(total * rng.uniform(0, 0.4))
@@ -339,10 +348,11 @@ class DemoData:
         card_space = 10**12
         card_step = _coprime(card_space, rng)
         k = 0
+        featured = self._featured_unit()
         for u in self.units_list:
             if not u.members:
                 continue
-            for _ in range(u.members):
+            for i in range(u.members):
                 code = (offset + k * step) % space
                 k += 1
                 region_i, rest = divmod(code, per_region)
@@ -351,6 +361,8 @@ class DemoData:
                 name, _py, female = names.person()
                 seq = seq_off + seq2 * 2 + (0 if female else 1)
                 born = EARLIEST_BIRTH + timedelta(days=day)
+                if u is featured and i < len(FEATURED_OLD_BIRTHS):
+                    born = FEATURED_OLD_BIRTHS[i]
                 first17 = f"{region}{born:%Y%m%d}{seq:03d}"
                 id_number = first17 + _check_char(first17)
                 card = f"6217{(k * card_step) % card_space:012d}{k % 1000:03d}"
@@ -359,6 +371,9 @@ class DemoData:
                     issued = born + ADULT + timedelta(days=k % 200)
                 remark = rng.choice(u.employers) if u.employers else ""
                 yield [u.code, id_number, name, card, issued.isoformat(), remark]
+
+    def _featured_unit(self) -> Any:
+        return next(u for u in self.units_list if u.kind == UnionKind.grassroots)
 
     def featured(self) -> dict[str, Any]:
         """Handy people for a demo: a grassroots contact, a joint union contact, approvers."""

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import select
 
-from services import sheet_cells, unit_fields
+from services import hints, sheet_cells, unit_fields
 from services.approvals import Identity, check_approver
 from services.cards import REASON_NAMES, level_text, local_time
 from services.messages import File, Text
@@ -65,6 +65,7 @@ class ReviewDetails:
     changes: list[FieldChange] = field(default_factory=list)
     removed: list[RemovedRow] = field(default_factory=list)
     remarks: int = 0
+    hint_line: str = ""  # issue 16: services.hints.line of the submitted review
 
 
 def _show(value: Any) -> str:
@@ -92,6 +93,7 @@ async def load_details(db: Database, step_id: int) -> ReviewDetails | None:
             level=step.level,
             levels=step.levels,
             submitted_at=review.submitted_at,
+            hint_line=hints.line(review.hints),
         )
         for key, new in (review.unit_edits or {}).items():
             old = getattr(union, key, None)
@@ -124,6 +126,8 @@ def render_text(d: ReviewDetails) -> str:
         f"【审核详情】{d.union_name} {d.year} 年度（{level_text(d.level, d.levels)}）",
         f"提交时间：{local_time(d.submitted_at)}",
     ]
+    if d.hint_line:
+        lines.append(d.hint_line)
     if d.changes:
         lines.append(f"单位信息修改 {len(d.changes)} 项：")
         lines += [f"· {c.label}：{c.old} → {c.new}" for c in d.changes]
@@ -181,6 +185,8 @@ async def render(d: ReviewDetails) -> list[Text | File]:
         f"【审核详情】{d.union_name} {d.year} 年度：单位信息修改 {len(d.changes)} 项，"
         f"删除会员 {len(d.removed)} 人。明细较多，见附件 {file_name(d)}。"
     )
+    if d.hint_line:
+        summary += "\n" + d.hint_line
     return [Text(summary), File(file_name(d), data)]
 
 

@@ -390,6 +390,11 @@ async def _numbering(db: Database, review_id: int) -> tuple[Review, int, Numbers
     return review, count, await _renumber(db, review, roster)
 
 
+async def list_numbers(db: Database, review_id: int) -> Numbers:
+    """The review's list numbers, every active member numbered (for services.suggestions)."""
+    return (await _numbering(db, review_id))[2]
+
+
 async def last_number(db: Database, review_id: int) -> int:
     """The highest list number of the review (numbers are 1..this)."""
     return (await _numbering(db, review_id))[2].last
@@ -851,6 +856,9 @@ def _collection_paused() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
+collection_paused = _collection_paused  # for services.suggestions
 
 
 async def _members_by_id_number(

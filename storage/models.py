@@ -190,6 +190,10 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = None
     completed_at: datetime | None = None
     return_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # hints for the approvers (services.hints), set at each submission; hint_count > 0 is the
+    # workbench's "has hints" filter
+    hints: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    hint_count: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

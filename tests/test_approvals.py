@@ -287,7 +287,9 @@ async def test_submitter_who_is_also_an_approver_cannot_approve(db, settings) ->
 async def test_high_removal_flag(db, settings) -> None:
     t = await seed_tree(db, members=100, removals={RemovalReason.resigned: 10})
     await submit(db, settings, t)
-    assert (await outbox(db, kind="card"))[0].quote == ""  # 10 %, under 50
+    quote = (await outbox(db, kind="card"))[0].quote
+    assert "⚠" not in quote  # 10 %, under 50 (the quote carries issue 16's hint line only)
+    assert quote == "提示：申报会员数 100，名单在册 90 人"
     t2 = await seed_tree_other(db, settings)
     assert "⚠" in t2.quote and "60 人" in t2.quote
 

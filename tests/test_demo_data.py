@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from services.demo_data import GIVEN_F, MAX_MEMBERS, generate, load_demo, write_demo_files
+from services.demo_data import (
+    FEATURED_DECLARED_EXTRA,
+    GIVEN_F,
+    MAX_MEMBERS,
+    generate,
+    load_demo,
+    write_demo_files,
+)
 from services.imports import HEADERS, KIND_LABELS
 from services.tabular import open_table
 from services.validators import check_id_number, check_mobile, check_union_uscc
@@ -78,11 +85,17 @@ def test_members_valid_unique_and_sum_up():
     assert {m[0] for m in members} <= leaf_codes
     joint = {u.code for u in data.units_list if u.kind == UnionKind.joint}
     assert all(m[5] for m in members if m[0] in joint)  # E4: employer in the remark
-    # the declared member counts of grassroots units match the members file
+    # the declared member counts of grassroots units match the members file, but for the
+    # featured unit's, which does not add up on purpose (issue 16: the approver's hint line)
     per_unit = Counter(m[0] for m in members)
+    featured = data.featured()["contact"]["unit"]
     for u in data.units():
         if u[3] in ("基层工会", "联合工会"):
-            assert int(u[6]) == per_unit[u[0]]
+            extra = FEATURED_DECLARED_EXTRA if u[0] == featured else 0
+            assert int(u[6]) == per_unit[u[0]] + extra
+    # and it has older members: past a retirement age, and one over 100
+    births = sorted(m[1][6:10] for m in members if m[0] == featured)
+    assert births[0] == "1921" and births[1] < "1962"
     f = data.featured()
     assert f["contact"]["user_id"] and f["approver"]["unit"] != f["contact"]["unit"]
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-12-02 13:08:15.623323
+Create Date: 2026-12-02 13:31:34.090772
 """
 
 from collections.abc import Sequence
@@ -149,6 +149,8 @@ def upgrade() -> None:
     sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('completed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('return_reason', sa.Text(), nullable=True),
+    sa.Column('hints', sa.JSON(), nullable=True),
+    sa.Column('hint_count', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['started_by'], ['operators.id'], ),

@@ -1,0 +1,273 @@
+"""Suggested leavers and hints (issue 16): the services on both databases with fixed dates, the
+dialog through the router (建议, 全部标记退休, warnings at the summary), the stored hints on the
+approval card and in 审核详情."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import select
+
+from dialogs.router import DialogRouter
+from services import details, hints
+from services import member_review as mr
+from services import suggestions as sg
+from services.validators import id_check_digit
+from storage.models import (
+    ApprovalStep,
+    Member,
+    Operator,
+    Outbox,
+    Removal,
+    RemovalReason,
+    Review,
+    Role,
+    Union,
+    UnionKind,
+)
+from tests.test_member_review import Chat, P
+
+CONTACT = "c_unit"
+TODAY = date(2025, 1, 20)
+
+
+def idn(birth: str, female: bool, seq: int = 0) -> str:
+    for third in range(10):
+        if (third % 2 == 0) == female:
+            first17 = f"320402{birth}{seq % 100:02d}{third}"
+            return first17 + id_check_digit(first17)
+    raise AssertionError
+
+
+# (name, birth, female): list order = this order
+PEOPLE = [
+    ("王老汉", "19601003", False),  # 64: sure
+    ("李建国", "19641215", False),  # 60 on 2024-12-15: sure on TODAY
+    ("赵新生", "19650115", False),  # 60 岁 1 个月 → 2025-02-15: not yet on TODAY
+    ("孙大姐", "19690301", True),  # 55-based reached: sure
+    ("钱阿姨", "19741210", True),  # 50-based reached, 55-based not: 可能
+    ("周小妹", "19750110", True),  # 50 岁 1 个月 → 2025-02-10: not yet
+    ("吴百岁", "19200101", False),  # over 100
+    ("郑青年", "19950505", False),  # young
+    ("冯小姐", "19900606", True),  # young
+    ("陈年轻", "19880808", False),  # young
+]
+
+
+async def seed(db, *, members_count=None, female_count=None, employees_total=None, extra=0):
+    async with db.transaction() as s:
+        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
+        s.add(city)
+        await s.flush()
+        dist = Union(
+            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
+        )
+        s.add(dist)
+        await s.flush()
+        unit = Union(
+            code="U",
+            parent_id=dist.id,
+            kind=UnionKind.grassroots,
+            name="常州市测试机械有限公司工会委员会",
+            registered_on=date(2015, 1, 1),
+            members_count=members_count,
+            female_count=female_count,
+            employees_total=employees_total,
+        )
+        s.add(unit)
+        await s.flush()
+        s.add_all(
+            [
+                Operator(
+                    union_id=unit.id, platform=P, user_id=CONTACT, name="李", role=Role.contact
+                ),
+                Operator(
+                    union_id=dist.id, platform=P, user_id="a_dist", name="区", role=Role.approver
+                ),
+            ]
+        )
+        for i, (name, birth, female) in enumerate(PEOPLE):
+            s.add(Member(union_id=unit.id, id_number=idn(birth, female, i), name=name))
+        for i in range(extra):  # young members
+            s.add(Member(union_id=unit.id, id_number=idn("19920202", i % 2 == 0, i), name=f"青{i}"))
+        await s.flush()
+        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
+        s.add(review)
+        await s.flush()
+        return review.id
+
+
+async def _marks(db, rid) -> dict[str, str]:
+    async with db.session() as s:
+        rows = await s.execute(
+            select(Member.name, Removal.reason)
+            .join(Member, Member.id == Removal.member_id)
+            .where(Removal.review_id == rid)
+        )
+        return {n: str(r.value if hasattr(r, "value") else r) for n, r in rows}
+
+
+# -- suggestions (point 1) --------------------------------------------------------------------
+
+
+async def test_suggestions_on_a_fixed_day(any_db):
+    rid = await seed(any_db)
+    s = await sg.suggest(any_db, rid, TODAY)
+    assert [(x.index, x.name, x.age) for x in s.sure] == [
+        (1, "王老汉", 64),
+        (2, "李建国", 60),
+        (4, "孙大姐", 55),
+    ]
+    assert [(x.index, x.name, x.age, x.female) for x in s.maybe] == [(5, "钱阿姨", 50, True)]
+    assert [(x.index, x.name, x.age) for x in s.old] == [(7, "吴百岁", 105)]
+    assert s.count == 4
+    # a month later the 1965-01 man and the 1975-01 woman have reached theirs
+    later = await sg.suggest(any_db, rid, date(2025, 2, 15))
+    assert "赵新生" in [x.name for x in later.sure]
+    assert "周小妹" in [x.name for x in later.maybe]
+
+
+async def test_mark_sure_needs_the_count_and_skips_maybe_and_old(any_db):
+    rid = await seed(any_db)
+    await mr.mark(any_db, rid, [1], RemovalReason.resigned)  # already marked: not suggested
+    res = await sg.mark_sure(any_db, rid, 3, TODAY)
+    assert (res.marked, res.current) == (0, 2)  # the count changed: nothing marked
+    assert await _marks(any_db, rid) == {"王老汉": "resigned"}
+    res = await sg.mark_sure(any_db, rid, 2, TODAY)
+    assert res.marked == 2
+    assert await _marks(any_db, rid) == {
+        "王老汉": "resigned",
+        "李建国": "retired",
+        "孙大姐": "retired",
+    }
+    assert (await sg.suggest(any_db, rid, TODAY)).sure == []
+
+
+# -- hints (points 2, 3) ----------------------------------------------------------------------
+
+
+async def test_no_hints_when_everything_adds_up(any_db):
+    rid = await seed(any_db, members_count=10, female_count=5, employees_total=12)
+    assert await hints.for_review(any_db, rid, TODAY) == []
+
+
+async def test_each_hint(any_db):
+    rid = await seed(any_db, members_count=40, female_count=2, employees_total=30, extra=20)
+    # roster 30 (10 + 20 young); women: 4 of PEOPLE + 10 of the young
+    await mr.mark(any_db, rid, [8, 9], RemovalReason.retired)  # 29 and 34: far too young
+    await mr.mark(any_db, rid, [11, 12, 13, 14, 15], RemovalReason.deceased)
+    got = {h["code"]: (h["a"], h["b"]) for h in await hints.for_review(any_db, rid, TODAY)}
+    assert got == {
+        "members.declared_differs": (40, 23),  # 30 - 7 removed; 17 > 10 % of 23
+        "female.declared_low": (2, 10),  # 14 women - 冯小姐 - 3 young women marked dead
+        "members.above_employees": (40, 30),
+        "retired.too_young": (2, 29),
+        "deceased.many": (5, 30),
+    }
+    line = hints.line(await hints.for_review(any_db, rid, TODAY))
+    assert line.startswith("提示：申报会员数 40，名单在册 23 人；")
+    assert "2 名标记退休者未到退休年龄" in line
+
+
+async def test_declared_members_threshold():
+    assert not hints.declared_differs(320, 300)  # 20 people, 6.7 %
+    assert hints.declared_differs(320, 298)  # 22 people
+    assert hints.declared_differs(34, 30)  # 4 people but 13 %
+    assert not hints.declared_differs(33, 30)  # 10 % exactly
+
+
+async def test_a_few_deaths_and_old_retirees_are_not_hints(any_db):
+    rid = await seed(any_db)
+    await mr.mark(any_db, rid, [1, 2], RemovalReason.retired)
+    await mr.mark(any_db, rid, [7, 8, 9, 10], RemovalReason.deceased)  # 4 < 5
+    assert await hints.for_review(any_db, rid, TODAY) == []
+
+
+async def test_hints_stored_at_submission_on_card_and_details(any_db, settings):
+    rid = await seed(any_db, members_count=320)
+    await mr.mark(any_db, rid, [10], RemovalReason.retired)  # 36 years old
+    async with any_db.session() as s:
+        op = await s.scalar(select(Operator.id).where(Operator.user_id == CONTACT))
+    out = await mr.submit(any_db, settings, rid, op)
+    assert out.result is not None
+    async with any_db.session() as s:
+        r = await s.get(Review, rid)
+        assert r.hint_count == 2
+        assert [h["code"] for h in r.hints] == ["members.declared_differs", "retired.too_young"]
+        card = (await s.scalars(select(Outbox).where(Outbox.kind == "card"))).one()
+        step_id = await s.scalar(select(ApprovalStep.id).where(ApprovalStep.review_id == rid))
+    body = json.dumps(card.payload, ensure_ascii=False)
+    assert "提示：申报会员数 320，名单在册 9 人；1 名标记退休者未到退休年龄" in body
+    msgs = await details.details_for_step(any_db, step_id, (P, "a_dist"))
+    assert msgs and "提示：申报会员数 320，名单在册 9 人" in msgs[0].text
+
+
+# -- the dialog -------------------------------------------------------------------------------
+
+
+async def test_dialog_suggest_and_mark_all(db, redis, settings):
+    rid = await seed(db)
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("1")
+    # by the real date (2026 or later) the 1965-01 man and the 1975-01 woman have reached too
+    assert "已到法定退休年龄的在册会员 4 人，另有 2 名女职工可能已到" in out
+    assert "1 人超过 100 岁" in out
+    out = await chat.send("建议")
+    assert "【建议退休名单】" in out
+    assert "1. 王老汉" in out and "男" in out and "岁" in out
+    assert "5. 钱阿姨" in out and "可能已到 2 人" in out
+    assert "超过 100 岁 1 人" in out and "7. 吴百岁" in out
+    assert "郑青年" not in out
+    out = await chat.send("全部标记退休")
+    assert "将把已到法定退休年龄的 4 人标记为【退休】" in out and "确认标记 4 人" in out
+    assert "请回复「确认标记 4 人」" in await chat.send("确认标记 3 人")
+    out = await chat.send("确认标记4人")
+    assert "已把 4 人标记为【退休】" in out and "【会员列表】" in out
+    assert await _marks(db, rid) == dict.fromkeys(
+        ["王老汉", "李建国", "赵新生", "孙大姐"], "retired"
+    )
+    out = await chat.send("5 退休")  # the usual command for a 可能
+    assert "已标记 1 人为【退休】：5.钱阿姨" in out
+    out = await chat.send("完成")
+    assert "⚠ 提交前请核对" not in out  # nothing off: no warning
+    await chat.send("列表")
+    await chat.send("8 退休")  # 郑青年, about 30
+    out = await chat.send("完成")
+    assert "⚠ 提交前请核对（不影响提交）" in out and "1 名标记退休者未到退休年龄" in out
+    assert "确认删除 6 人" in await chat.send("提交")  # S6 as usual; the warning never blocks
+    assert "年审已提交" in await chat.send("确认删除 6 人")
+
+
+async def test_dialog_mark_all_cancel_and_file_step(db, redis, settings):
+    rid = await seed(db)
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("2")
+    assert "已到法定退休年龄的在册会员 4 人" in out
+    out = await chat.send("建议")
+    assert "2. 李建国" in out
+    await chat.send("全部标记退休")
+    out = await chat.send("返回")
+    assert await _marks(db, rid) == {}
+    assert "全部标记退休" not in out
+
+
+async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):
+    from services.demo_data import generate, load_demo
+
+    await load_demo(db, members=2000)
+    code = generate(2000).featured()["contact"]["unit"]
+    async with db.transaction() as s:
+        unit = (await s.scalars(select(Union).where(Union.code == code))).one()
+        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
+        s.add(review)
+        await s.flush()
+        rid = review.id
+    got = await sg.suggest(db, rid, date(2026, 11, 27))
+    assert [x.age for x in got.old] == [105] and got.old[0].index > 0
+    assert len(got.sure) >= 3 and all(x.index > 0 for x in got.sure)
+    assert all(x.age >= 60 for x in got.sure if not x.female)
+    codes = [h["code"] for h in await hints.for_review(db, rid, date(2026, 11, 27))]
+    assert "members.declared_differs" in codes
