@@ -210,9 +210,7 @@ class GatewayMixin:
         await self._deliver(mid)
         return mid
 
-    async def ping(
-        self: DingtalkSimulator, conn: Connection, wait: float = 2.0
-    ) -> dict[str, Any]:
+    async def ping(self: DingtalkSimulator, conn: Connection, wait: float = 2.0) -> dict[str, Any]:
         """A SYSTEM ping; returns the client's answer."""
         frame = payloads.frame("SYSTEM", "ping", {"opaque": str(secrets.token_hex(8))})
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -233,6 +231,13 @@ class GatewayMixin:
                 await conn.ws.close()
 
         asyncio.get_running_loop().create_task(close_later())
+
+    async def resend(self: DingtalkSimulator, message_id: str) -> None:
+        """Send a frame again with the same messageId (as after an ack lost on the way)."""
+        frame = next(f for _, f in self.frames_sent if f["headers"].get("messageId") == message_id)
+        conn = self._target(frame["type"], frame["headers"]["topic"])
+        if conn is not None:
+            await self._send(conn, frame)
 
     def go_silent(self: DingtalkSimulator, conn: Connection) -> None:
         """The link dies without a word: no pong, no ack, no frame gets through."""
