@@ -101,10 +101,20 @@ class WecomSettings(_Section):
 
 
 class DingtalkSettings(_Section):
+    mode: Literal["http", "stream"] = "stream"
     app_key: str = ""
     app_secret: str = ""
     robot_code: str = ""
+    card_template_id: str = ""
     api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"
+
+    @field_validator("api_base", "oapi_base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
 
     @property
     def enabled(self) -> bool:
