@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from storage.settings import ConfigError, Settings, load_settings
+from storage.settings import ConfigError, Settings, load_settings, require_secret_key
 
 # Modules exposing ``register(subparsers)``; others add theirs here (small additive edit).
 COMMAND_MODULES: tuple[str, ...] = ("bot.commands_reminders", "bot.commands_approvals")
@@ -106,11 +106,13 @@ def _demo_members(value: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    require_secret_key(settings)
     return run_async(_with_schema(settings, "bot.app", "run_serve", "serve"))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    require_secret_key(settings)
     return run_async(_with_schema(settings, "bot.worker", "run_worker", "worker"))
 
 

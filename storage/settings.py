@@ -9,6 +9,7 @@ with one line naming the key and the problem; the CLI prints it and exits with c
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,39 @@ class ConfigError(Exception):
     """A missing or invalid configuration value; ``str()`` is one line for the operator."""
 
 
+# The value config.example.toml ships with: published, so it signs nothing in production.
+EXAMPLE_SECRET_KEY = "change-me-please-change-me-please"
+SECRET_KEY_MIN_CHARS = 32
+SECRET_KEY_HOWTO = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` may not sign H5 links in production, or ``None`` if it may."""
+    if not key:
+        return "is empty"
+    if key == EXAMPLE_SECRET_KEY:
+        return "is the published example value"
+    if len(key) < SECRET_KEY_MIN_CHARS:
+        return f"is shorter than {SECRET_KEY_MIN_CHARS} characters"
+    return None
+
+
+def require_secret_key(settings: Settings) -> None:
+    """``serve`` and ``worker`` refuse a weak ``server.secret_key`` (one line, exit code 2):
+    anyone who knows the key can mint H5 upload links for any user."""
+    problem = secret_key_problem(settings.server.secret_key)
+    if problem:
+        raise ConfigError(
+            f"config error: server.secret_key: {problem}; set a random secret of at least "
+            f"{SECRET_KEY_MIN_CHARS} characters, e.g. from: {SECRET_KEY_HOWTO}"
+        )
+
+
+def random_secret_key() -> str:
+    """A fresh key for ``demo`` and the tests (one process: nothing else must verify it)."""
+    return secrets.token_urlsafe(48)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +67,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8080"
-    secret_key: str = Field("change-me-please-change-me-please", min_length=16)
+    # Signs H5 upload links; ``serve``/``worker`` refuse a weak one (require_secret_key).
+    secret_key: str = ""
     backlog: int = Field(2048, ge=16)
 
     @field_validator("public_url")
