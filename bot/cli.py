@@ -43,7 +43,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
     """The settings for this invocation (``--config`` or ``$UNIONCARD_CONFIG``, then env)."""
     cached = getattr(args, "_settings", None)
     if cached is None:
+        from services.redact import remember_settings
+
         cached = load_settings(args.config)
+        remember_settings(cached)  # never logged, stored or printed from now on
         args._settings = cached
     return cached
 
@@ -376,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.validators import mask_sensitive
 
         text = "".join(traceback.format_exception(exc))
-        print(mask_sensitive(text).rstrip(), file=sys.stderr)  # no full ID number or mobile
+        # services.redact.scrub (no secret, full ID number or mobile) + control characters shown
+        print(mask_sensitive(text).rstrip(), file=sys.stderr)
         return EXIT_FAILED
 
 

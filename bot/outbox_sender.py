@@ -42,6 +42,7 @@ from bot.wecom.client import (
     WecomError,
 )
 from services.messages import Card, CardUpdate, File, Text, from_payload
+from services.redact import scrub
 from storage.db import Database
 from storage.models import ApprovalCard, Outbox, OutboxStatus
 from storage.redis import keys
@@ -190,6 +191,8 @@ class OutboxSender:
 
     async def _finish(self, row: Outbox, **values: Any) -> None:
         values.setdefault("claimed_until", None)
+        if values.get("last_error"):  # stored: no secret, full ID number or mobile
+            values["last_error"] = scrub(values["last_error"])
         async with self.db.transaction() as s:
             await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
             if row.kind == "card" and values.get("response_code"):

@@ -191,6 +191,8 @@ class LimitSettings(_Section):
 
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Third-party loggers stay at INFO; these (e.g. ["aiosqlite"]) log at DEBUG too.
+    debug_loggers: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.simulator.directory import provider
 from bot.simulator.server import WecomSimulator
+from services.redact import remember_secrets
 from storage.db import Database
 from storage.redis import connect
 from storage.settings import Settings, random_secret_key, secret_key_problem
@@ -65,6 +66,7 @@ def stack_settings(
     key = base.server.secret_key
     if secret_key_problem(key):
         key = random_secret_key()
+    remember_secrets(key)
     return base.model_copy(
         update={
             "wecom": base.wecom.model_copy(update={**SIM_WECOM, "api_base": api_base}),
