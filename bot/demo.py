@@ -205,6 +205,10 @@ async def run_demo(settings: Settings, args: argparse.Namespace | Any) -> int:
         "DEBUG" if settings.log.level == "DEBUG" else "WARNING",
         debug_loggers=settings.log.debug_loggers,
     )
+    # The demo is tried at any hour: no quiet hours, so reminders and 催办 arrive at once.
+    settings = settings.model_copy(
+        update={"reminders": settings.reminders.model_copy(update={"quiet_hours": ""})}
+    )
     host = getattr(args, "host", None) or settings.server.host
     port = getattr(args, "port", None) or settings.server.port
     members = getattr(args, "members", None) or DEFAULT_MEMBERS

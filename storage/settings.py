@@ -9,9 +9,10 @@ with one line naming the key and the problem; the CLI prints it and exits with c
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,12 +165,59 @@ class ReviewSettings(_Section):
         return self
 
 
+_QUIET_RE = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time] | None:
+    """``"21:00-08:00"`` → (21:00, 08:00): local times between which nothing is sent (the span
+    may cross midnight; the end is when sending resumes). ``""`` → ``None``: no quiet hours."""
+    value = value.strip()
+    if not value:
+        return None
+    m = _QUIET_RE.fullmatch(value)
+    if not m:
+        raise ValueError('must look like "21:00-08:00" (or "" for none)')
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError("not a time of day")
+    start, end = time(h1, m1), time(h2, m2)
+    if start == end:
+        raise ValueError('start and end are equal (use "" for no quiet hours)')
+    return start, end
+
+
+def in_quiet_hours(quiet: tuple[time, time] | None, t: time) -> bool:
+    if quiet is None:
+        return False
+    start, end = quiet
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
 class ReminderSettings(_Section):
     enabled: bool = True
     days_before: list[int] = Field(default_factory=lambda: [7, 3, 1])
-    hour: int = Field(9, ge=8, le=20)
+    hour: int = Field(9, ge=0, le=23)
     timezone: str = "Asia/Shanghai"
     urge_once_per_days: int = Field(1, ge=1)
+    # Local times when nothing goes out ("21:00-08:00"; "" = none): reminders, 催办 and
+    # `remind --now` queued then wait for the end.
+    quiet_hours: str = "21:00-08:00"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        quiet = parse_quiet_hours(v)
+        return "" if quiet is None else f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}"
+
+    @model_validator(mode="after")
+    def _hour_not_quiet(self) -> ReminderSettings:
+        if in_quiet_hours(self.quiet, time(self.hour)):
+            raise ValueError(f"hour {self.hour} falls in quiet_hours {self.quiet_hours}")
+        return self
+
+    @property
+    def quiet(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours)
 
     @field_validator("days_before")
     @classmethod
