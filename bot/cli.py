@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from storage.settings import ConfigError, Settings, load_settings
+from storage.settings import ConfigError, Settings, load_settings, require_secret_key
 
 # Modules exposing ``register(subparsers)``; others add theirs here (small additive edit).
 COMMAND_MODULES: tuple[str, ...] = ("bot.commands_reminders", "bot.commands_approvals")
@@ -43,7 +43,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
     """The settings for this invocation (``--config`` or ``$UNIONCARD_CONFIG``, then env)."""
     cached = getattr(args, "_settings", None)
     if cached is None:
+        from services.redact import remember_settings
+
         cached = load_settings(args.config)
+        remember_settings(cached)  # never logged, stored or printed from now on
         args._settings = cached
     return cached
 
@@ -106,11 +109,13 @@ def _demo_members(value: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    require_secret_key(settings)
     return run_async(_with_schema(settings, "bot.app", "run_serve", "serve"))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    require_secret_key(settings)
     return run_async(_with_schema(settings, "bot.worker", "run_worker", "worker"))
 
 
@@ -384,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.validators import mask_sensitive
 
         text = "".join(traceback.format_exception(exc))
-        print(mask_sensitive(text).rstrip(), file=sys.stderr)  # no full ID number or mobile
+        # services.redact.scrub (no secret, full ID number or mobile) + control characters shown
+        print(mask_sensitive(text).rstrip(), file=sys.stderr)
         return EXIT_FAILED
 
 

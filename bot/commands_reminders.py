@@ -105,6 +105,13 @@ def cmd_remind(args: argparse.Namespace) -> int:
                 f"queued {res.queued} messages ({contacts} contacts, {digests} approver "
                 f"digests planned; {len(res.planned) - res.queued} had it already)"
             )
+            if res.queued and res.sends_at is not None:
+                tz = settings.reminders.timezone
+                out = res.sends_at.astimezone(ZoneInfo(tz))
+                print(
+                    f"it is within the quiet hours {settings.reminders.quiet_hours}: they go out "
+                    f"at {out:%H:%M} ({out:%Y-%m-%d} {tz}), not before"
+                )
         return 0
 
     return run_async(go())

@@ -201,7 +201,14 @@ def _sim_port(host: str, port: int) -> int:
 
 async def run_demo(settings: Settings, args: argparse.Namespace | Any) -> int:
     """Run until Ctrl-C; returns the exit code."""
-    setup_logging("DEBUG" if settings.log.level == "DEBUG" else "WARNING")
+    setup_logging(
+        "DEBUG" if settings.log.level == "DEBUG" else "WARNING",
+        debug_loggers=settings.log.debug_loggers,
+    )
+    # The demo is tried at any hour: no quiet hours, so reminders and 催办 arrive at once.
+    settings = settings.model_copy(
+        update={"reminders": settings.reminders.model_copy(update={"quiet_hours": ""})}
+    )
     host = getattr(args, "host", None) or settings.server.host
     port = getattr(args, "port", None) or settings.server.port
     members = getattr(args, "members", None) or DEFAULT_MEMBERS

@@ -2,7 +2,13 @@
 
 ``log(logger, "event.name", key=value, ...)`` writes ``{"ts":..., "level":..., "logger":...,
 "event": "event.name", "key": value, ...}``. Never log a full ID number or mobile: mask first
-(``services.validators``).
+(``services.validators``). As a last line of defence every formatted line, third-party ones
+included, goes through ``services.redact.scrub`` (secrets removed, ID numbers and mobiles masked).
+
+Levels: ``log.level`` applies to our own loggers (:data:`OWN_LOGGERS`). Third-party loggers
+(aiosqlite, sqlalchemy, asyncpg, aiohttp, asyncio, redis, …) stay at INFO even at DEBUG, because
+at DEBUG they write every SQL statement's parameters or every request; name them in
+``log.debug_loggers`` (``UNIONCARD__LOG__DEBUG_LOGGERS='["aiosqlite"]'``) to see their DEBUG lines.
 """
 
 from __future__ import annotations
@@ -11,7 +17,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
+
+from services.redact import scrub
+
+OWN_LOGGERS = ("unioncard", "bot", "dialogs", "services", "storage")
+_named_debug: set[str] = set()
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -29,11 +41,12 @@ class JsonLineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             data["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
             data["trace"] = self.formatException(record.exc_info).replace("\n", "\\n")
-        return json.dumps(data, ensure_ascii=False, default=str)
+        return scrub(json.dumps(data, ensure_ascii=False, default=str))
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Route every logger to stderr as JSON lines (idempotent)."""
+def setup_logging(level: str = "INFO", *, debug_loggers: Iterable[str] = ()) -> None:
+    """Route every logger to stderr as JSON lines (idempotent). ``level`` is for our own
+    loggers; third-party ones get at most INFO's detail unless named in ``debug_loggers``."""
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_unioncard", False):
@@ -42,7 +55,17 @@ def setup_logging(level: str = "INFO") -> None:
     handler.setFormatter(JsonLineFormatter())
     handler._unioncard = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
+    numeric = logging.getLevelName(level) if isinstance(level, str) else int(level)
+    root.setLevel(max(numeric, logging.INFO))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(numeric)
+    for name in _named_debug - set(debug_loggers):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _named_debug.clear()
+    for name in debug_loggers:
+        if name.strip():
+            logging.getLogger(name.strip()).setLevel(logging.DEBUG)
+            _named_debug.add(name.strip())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

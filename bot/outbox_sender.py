@@ -12,6 +12,8 @@
   after the lease: text and files carry ``enable_duplicate_check`` with the same body (a file's
   media_id is kept in Redis for the row), and a card's unique ``task_id`` is refused the second
   time (42014), which counts as sent.
+- **Unique occasions.** The same check drops a *different* row with the same words within 30
+  minutes; ``bot.outbox_unique`` marks such a row (stored before its send) so it arrives.
 - **Outcomes.** ``sent`` with the platform msgid and response_code; ``unreachable`` on 81013;
   back-off on -1/network errors, 45009/45033 and configuration errors (60020); ``failed`` after
   ``max_attempts`` or on a permanent error.
@@ -30,8 +32,8 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from bot import outbox_unique
 from bot.logs import log
-from bot.wecom import render
 from bot.wecom.client import (
     ConfigurationError,
     RateLimited,
@@ -42,6 +44,7 @@ from bot.wecom.client import (
     WecomError,
 )
 from services.messages import Card, CardUpdate, File, Text, from_payload
+from services.redact import scrub
 from storage.db import Database
 from storage.models import ApprovalCard, Outbox, OutboxStatus
 from storage.redis import keys
@@ -190,6 +193,8 @@ class OutboxSender:
 
     async def _finish(self, row: Outbox, **values: Any) -> None:
         values.setdefault("claimed_until", None)
+        if values.get("last_error"):  # stored: no secret, full ID number or mobile
+            values["last_error"] = scrub(values["last_error"])
         async with self.db.transaction() as s:
             await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
             if row.kind == "card" and values.get("response_code"):
@@ -249,7 +254,7 @@ class OutboxSender:
 
     def _slots(self, row: Outbox) -> int:
         if row.kind == "text":
-            return len(render.split_text(row.payload.get("text", "")))
+            return len(outbox_unique.row_parts(row.payload))
         return 0 if row.kind == "card_update" else 1
 
     async def _wait_needed(self, row: Outbox, now: float) -> tuple[float, str, int]:
@@ -281,6 +286,8 @@ class OutboxSender:
         re-stamped when it returns, so the window never runs ahead of what the platform saw.
         """
         async with self._sem:
+            if row.kind == "text":  # a mark may add a part: decide it before counting slots
+                await outbox_unique.ensure_unique(self.db, row, self.clock())
             wait, slot, n = await self._wait_needed(row, self.clock())
             if wait > 0:
                 return wait, None
@@ -318,7 +325,7 @@ class OutboxSender:
         user = row.recipient
         if isinstance(msg, Text):
             result = SendResult()
-            for part in render.split_text(msg.text):
+            for part in await outbox_unique.ensure_unique(self.db, row, self.clock()):
                 result = await self.client.send_text(user, part)
             return result
         if isinstance(msg, File):

@@ -163,7 +163,7 @@ async def run_worker(settings: Any) -> None:
     """``unioncard worker`` until SIGINT/SIGTERM."""
     from bot.app import default_handler
 
-    setup_logging(settings.log.level)
+    setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
     db = Database(settings.database.url, echo=settings.database.echo)
     redis = connect(settings.redis.url)
     worker = Worker(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))

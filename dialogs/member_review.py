@@ -235,11 +235,12 @@ async def apply_and_say(ctx: Context, upload_id: int) -> None:
     ctx.say(T.FILE_NEXT)
 
 
-def rejection_text(ctx: Context, code: str) -> str:
+def rejection_text(ctx: Context, code: str, name: str = "") -> str:
     limits = ctx.settings.limits
-    return T.REJECTED.get(code, T.REJECTED_DEFAULT).format(
+    text = T.REJECTED.get(code, T.REJECTED_DEFAULT).format(
         mb=limits.upload_bytes // (1024 * 1024), rows=limits.upload_rows
     )
+    return T.REJECTED_HEAD.format(name=name) + text if name else text
 
 
 async def handle_upload(ctx: Context) -> None:
@@ -285,7 +286,7 @@ async def handle_upload(ctx: Context) -> None:
     sheet, data = results
     if isinstance(sheet, uploads.UploadRejected):
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected=sheet.code)
-        ctx.say(rejection_text(ctx, sheet.code))
+        ctx.say(rejection_text(ctx, sheet.code, name))
         return
     for r in results:
         if isinstance(r, BaseException):
@@ -293,7 +294,7 @@ async def handle_upload(ctx: Context) -> None:
     check = await asyncio.to_thread(mr.match_rows, sheet, data)
     if check.rows == 0:
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected="rows.none")
-        ctx.say(rejection_text(ctx, "rows.none"))
+        ctx.say(rejection_text(ctx, "rows.none", name))
         return
     upload = await mr.record_upload(ctx.db, rid, sha, name, size, check=check)
     ctx.say("\n".join(file_summary_lines(name, upload.summary)))

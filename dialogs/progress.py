@@ -148,6 +148,9 @@ async def do_urge(ctx: Context, unions: list[Union]) -> None:
             continue
         if res.urged:
             lines.append(T.URGED.format(union=u.name, n=len(res.urged), names=_names(res.urged)))
+            if res.sends_at is not None and res.cycle is not None:
+                at = res.sends_at.astimezone(res.cycle.tz)
+                lines.append(T.URGED_AT.format(time=f"{at:%H:%M}"))
         if res.recent:
             lines.append(
                 T.URGED_RECENT.format(n=len(res.recent), days=days, names=_names(res.recent))

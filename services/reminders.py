@@ -43,11 +43,8 @@ from storage.models import (
     UnionKind,
     utcnow,
 )
-from storage.settings import Settings
+from storage.settings import Settings, in_quiet_hours
 
-# Quiet hours (local time): nothing is queued to go out between QUIET_FROM and QUIET_UNTIL.
-QUIET_FROM = 21
-QUIET_UNTIL = 8
 DIGEST_MAX_LINES = 20
 CHUNK = 5000  # outbox rows per insert (and per transaction when planning an occasion)
 TEXT_MAX_BYTES = 2000  # WeCom refuses a text over 2048 bytes (45002)
@@ -109,24 +106,25 @@ def occasions(cycle: Cycle, settings: Settings) -> list[Occasion]:
     return sorted(out, key=lambda o: o.at)
 
 
-def is_quiet(cycle: Cycle, now: datetime) -> bool:
-    """Night time (local): nothing should go out now."""
-    h = now.astimezone(cycle.tz).hour
-    return h >= QUIET_FROM or h < QUIET_UNTIL
+def is_quiet(cycle: Cycle, now: datetime, quiet: tuple[time, time] | None) -> bool:
+    """Within the quiet hours (``settings.reminders.quiet``, local time): nothing goes out."""
+    return in_quiet_hours(quiet, now.astimezone(cycle.tz).time())
 
 
-def next_daytime(cycle: Cycle, now: datetime) -> datetime:
-    """``now`` if it is daytime, else the next QUIET_UNTIL o'clock local time (aware UTC)."""
-    if not is_quiet(cycle, now):
+def next_daytime(cycle: Cycle, now: datetime, quiet: tuple[time, time] | None) -> datetime:
+    """``now`` outside the quiet hours, else when they end (aware UTC)."""
+    if quiet is None or not is_quiet(cycle, now, quiet):
         return now
     local = now.astimezone(cycle.tz)
-    day = local.date() if local.hour < QUIET_UNTIL else local.date() + timedelta(days=1)
-    return datetime.combine(day, time(QUIET_UNTIL), cycle.tz).astimezone(UTC)
+    end = datetime.combine(local.date(), quiet[1], cycle.tz)
+    if end <= local:
+        end = datetime.combine(local.date() + timedelta(days=1), quiet[1], cycle.tz)
+    return end.astimezone(UTC)
 
 
 def due_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasion | None:
-    """The occasion to send at ``now``: reached today (local) and not yet night."""
-    if not settings.reminders.enabled or is_quiet(cycle, now):
+    """The occasion to send at ``now``: reached today (local) and not in the quiet hours."""
+    if not settings.reminders.enabled or is_quiet(cycle, now, settings.reminders.quiet):
         return None
     today = cycle.local_date(now)
     for occ in occasions(cycle, settings):
@@ -196,6 +194,7 @@ class PlanResult:
     planned: list[Planned] = field(default_factory=list)
     queued: int = 0  # rows actually inserted (the rest already existed)
     skipped: str = ""  # why nothing was planned
+    sends_at: datetime | None = None  # quiet hours: when the queued rows go out (aware UTC)
 
 
 def dedup_key(occ: Occasion, kind: str, platform: str, user_id: str) -> str:
@@ -459,7 +458,7 @@ async def send_occasion(
     a second worker, or SQLite's single writer, is never blocked for long). That is safe
     because every row's ``dedup_key`` is unique: a crash half-way and a re-run, or two workers
     at once, still give one row per person. The run is recorded in the audit log last.
-    Rows queued at night wait for the morning (``next_attempt_at``).
+    Rows queued in the quiet hours wait for their end (``next_attempt_at``; ``sends_at``).
     """
     now = now or utcnow()
     async with db.session() as session:
@@ -474,7 +473,9 @@ async def send_occasion(
     # Rows already there are skipped up front (a re-run costs one read); the unique key still
     # settles races with another worker.
     rows = [(p.platform, p.user_id, p.text, p.dedup_key) for p in planned if not p.already_queued]
-    not_before = next_daytime(cycle, now)
+    not_before = next_daytime(cycle, now, settings.reminders.quiet)
+    if not_before > now:
+        result.sends_at = not_before
     for i in range(0, len(rows), CHUNK):
         async with db.transaction() as session:
             result.queued += await queue_texts(

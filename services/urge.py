@@ -42,6 +42,7 @@ class UrgeResult:
     queued: int = 0
     closed: bool = False  # past the deadline (and grace): starting is refused anyway
     cycle: Cycle | None = None
+    sends_at: datetime | None = None  # quiet hours: when the queued texts go out (aware UTC)
 
 
 def urge_text(cycle: Cycle, now: datetime, by: str, unit: str) -> str:
@@ -131,7 +132,8 @@ async def urge(
             )
         if audit:
             await session.execute(insert(AuditLog), audit)
-        result.queued = await queue_texts(
-            session, rows, not_before=next_daytime(cycle, now), now=now
-        )
+        not_before = next_daytime(cycle, now, settings.reminders.quiet)
+        result.queued = await queue_texts(session, rows, not_before=not_before, now=now)
+        if result.queued and not_before > now:
+            result.sends_at = not_before
     return result

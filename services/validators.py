@@ -13,6 +13,10 @@ from datetime import date
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import uscc
 
+from services.redact import mask_id_number as mask_id_number  # re-exported: one home
+from services.redact import mask_mobile as mask_mobile
+from services.redact import scrub
+
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 _ID_RE = re.compile(r"[0-9]{17}[0-9X]")
@@ -78,13 +82,6 @@ def check_id_number(raw: object) -> str:
     return value
 
 
-def mask_id_number(value: str) -> str:
-    """``3204**********123X``: the first four and the last four characters."""
-    if len(value) < 8:
-        return "*" * len(value)
-    return value[:4] + "*" * (len(value) - 8) + value[-4:]
-
-
 def check_mobile(raw: str) -> str:
     """A mainland mobile number: spaces, dashes and +86 removed, then ``1[3-9]`` and 9 digits."""
     value = unicodedata.normalize("NFKC", str(raw)).translate(_STRIP)
@@ -98,10 +95,6 @@ def check_mobile(raw: str) -> str:
     if not _MOBILE_RE.fullmatch(value):
         raise Invalid("mobile.format", value)
     return value
-
-
-def mask_mobile(value: str) -> str:
-    return value[:3] + "****" + value[-4:] if len(value) == 11 else "*" * len(value)
 
 
 def check_union_uscc(raw: str) -> str:
@@ -219,13 +212,8 @@ def visible(value: str) -> str:
     )
 
 
-_ID_IN_TEXT_RE = re.compile(r"(?<![0-9])([1-9][0-9]{5})([0-9]{8})([0-9]{3}[0-9Xx])(?![0-9])")
-_MOBILE_IN_TEXT_RE = re.compile(r"(?<![0-9])(1[3-9][0-9])([0-9]{4})([0-9]{4})(?![0-9])")
-
-
 def mask_sensitive(text: str) -> str:
-    """``text`` with anything shaped like an ID number or a mobile masked, and control
-    characters shown as ``[U+XXXX]``: for error texts that may quote data (a crash message)."""
-    text = _ID_IN_TEXT_RE.sub(lambda m: mask_id_number(m[0]), text)
-    text = _MOBILE_IN_TEXT_RE.sub(lambda m: mask_mobile(m[0]), text)
-    return visible(text).replace("[U+000A]", "\n")
+    """``text`` scrubbed (``services.redact.scrub``: secrets removed, anything shaped like an ID
+    number or a mobile masked) and control characters shown as ``[U+XXXX]``: for error texts
+    that may quote data (a crash message) and free text shown to others."""
+    return visible(scrub(text)).replace("[U+000A]", "\n")

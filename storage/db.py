@@ -34,7 +34,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL mode and foreign keys, its folder is made."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters: no statement's parameters (ID numbers, mobiles) in echo lines or in the
+    # text of a database error, which may be logged or stored
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

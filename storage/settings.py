@@ -9,8 +9,10 @@ with one line naming the key and the problem; the CLI prints it and exits with c
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import tomllib
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +27,39 @@ class ConfigError(Exception):
     """A missing or invalid configuration value; ``str()`` is one line for the operator."""
 
 
+# The value config.example.toml ships with: published, so it signs nothing in production.
+EXAMPLE_SECRET_KEY = "change-me-please-change-me-please"
+SECRET_KEY_MIN_CHARS = 32
+SECRET_KEY_HOWTO = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` may not sign H5 links in production, or ``None`` if it may."""
+    if not key:
+        return "is empty"
+    if key == EXAMPLE_SECRET_KEY:
+        return "is the published example value"
+    if len(key) < SECRET_KEY_MIN_CHARS:
+        return f"is shorter than {SECRET_KEY_MIN_CHARS} characters"
+    return None
+
+
+def require_secret_key(settings: Settings) -> None:
+    """``serve`` and ``worker`` refuse a weak ``server.secret_key`` (one line, exit code 2):
+    anyone who knows the key can mint H5 upload links for any user."""
+    problem = secret_key_problem(settings.server.secret_key)
+    if problem:
+        raise ConfigError(
+            f"config error: server.secret_key: {problem}; set a random secret of at least "
+            f"{SECRET_KEY_MIN_CHARS} characters, e.g. from: {SECRET_KEY_HOWTO}"
+        )
+
+
+def random_secret_key() -> str:
+    """A fresh key for ``demo`` and the tests (one process: nothing else must verify it)."""
+    return secrets.token_urlsafe(48)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +68,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = "http://127.0.0.1:8080"
-    secret_key: str = Field("change-me-please-change-me-please", min_length=16)
+    # Signs H5 upload links; ``serve``/``worker`` refuse a weak one (require_secret_key).
+    secret_key: str = ""
     backlog: int = Field(2048, ge=16)
     # a client must send its request line and headers within this (from connecting, or from
     # the previous answer on a kept-alive connection), and its body within the other
@@ -143,12 +179,59 @@ class ReviewSettings(_Section):
         return self
 
 
+_QUIET_RE = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time] | None:
+    """``"21:00-08:00"`` → (21:00, 08:00): local times between which nothing is sent (the span
+    may cross midnight; the end is when sending resumes). ``""`` → ``None``: no quiet hours."""
+    value = value.strip()
+    if not value:
+        return None
+    m = _QUIET_RE.fullmatch(value)
+    if not m:
+        raise ValueError('must look like "21:00-08:00" (or "" for none)')
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError("not a time of day")
+    start, end = time(h1, m1), time(h2, m2)
+    if start == end:
+        raise ValueError('start and end are equal (use "" for no quiet hours)')
+    return start, end
+
+
+def in_quiet_hours(quiet: tuple[time, time] | None, t: time) -> bool:
+    if quiet is None:
+        return False
+    start, end = quiet
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
 class ReminderSettings(_Section):
     enabled: bool = True
     days_before: list[int] = Field(default_factory=lambda: [7, 3, 1])
-    hour: int = Field(9, ge=8, le=20)
+    hour: int = Field(9, ge=0, le=23)
     timezone: str = "Asia/Shanghai"
     urge_once_per_days: int = Field(1, ge=1)
+    # Local times when nothing goes out ("21:00-08:00"; "" = none): reminders, 催办 and
+    # `remind --now` queued then wait for the end.
+    quiet_hours: str = "21:00-08:00"
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        quiet = parse_quiet_hours(v)
+        return "" if quiet is None else f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}"
+
+    @model_validator(mode="after")
+    def _hour_not_quiet(self) -> ReminderSettings:
+        if in_quiet_hours(self.quiet, time(self.hour)):
+            raise ValueError(f"hour {self.hour} falls in quiet_hours {self.quiet_hours}")
+        return self
+
+    @property
+    def quiet(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours)
 
     @field_validator("days_before")
     @classmethod
@@ -170,6 +253,8 @@ class LimitSettings(_Section):
 
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Third-party loggers stay at INFO; these (e.g. ["aiosqlite"]) log at DEBUG too.
+    debug_loggers: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

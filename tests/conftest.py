@@ -27,7 +27,7 @@ from sqlmodel import SQLModel
 
 from storage.db import Database
 from storage.redis import connect
-from storage.settings import Settings, load_settings
+from storage.settings import Settings, load_settings, random_secret_key
 
 
 def _run_async(coro) -> None:
@@ -185,6 +185,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         None,
         database={"url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"},
         redis={"url": redis_url},
+        server={"secret_key": random_secret_key()},
         wecom={
             "corp_id": "ww1436e0e65a779aee",
             "agent_id": 1000002,

@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 
 from bot.cli import main
 from services.imports import HEADERS
+from storage.settings import random_secret_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +57,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     db = tmp_path / "cli.db"
     monkeypatch.setenv("UNIONCARD__DATABASE__URL", f"sqlite:///{db}")
+    monkeypatch.setenv("UNIONCARD__SERVER__SECRET_KEY", random_secret_key())
     return db
 
 

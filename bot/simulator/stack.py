@@ -20,9 +20,10 @@ from aiohttp import web
 from bot.http_limits import make_runner
 from bot.simulator.directory import provider
 from bot.simulator.server import WecomSimulator
+from services.redact import remember_secrets
 from storage.db import Database
 from storage.redis import connect
-from storage.settings import Settings
+from storage.settings import Settings, random_secret_key, secret_key_problem
 
 log = logging.getLogger("unioncard.stack")
 
@@ -60,14 +61,25 @@ def stack_settings(
     host: str,
     port: int,
 ) -> Settings:
-    """``base`` with the simulator's WeCom keys, this stack's database, Redis and address."""
+    """``base`` with the simulator's WeCom keys, this stack's database, Redis and address, and
+    a random ``server.secret_key`` unless ``base`` has a strong one (the demo and the tests run
+    in one process, so nothing else needs to know it)."""
+    key = base.server.secret_key
+    if secret_key_problem(key):
+        key = random_secret_key()
+    remember_secrets(key)
     return base.model_copy(
         update={
             "wecom": base.wecom.model_copy(update={**SIM_WECOM, "api_base": api_base}),
             "database": base.database.model_copy(update={"url": db_url}),
             "redis": base.redis.model_copy(update={"url": redis_url}),
             "server": base.server.model_copy(
-                update={"host": host, "port": port, "public_url": f"http://{host}:{port}"}
+                update={
+                    "host": host,
+                    "port": port,
+                    "public_url": f"http://{host}:{port}",
+                    "secret_key": key,
+                }
             ),
         }
     )

@@ -34,6 +34,7 @@ from bot.logs import log
 from bot.wecom import render
 from services.file_names import clean_file_name
 from services.messages import Card, CardUpdate
+from services.redact import remember_secrets, scrub
 from storage.redis import keys
 
 logger = logging.getLogger("unioncard.wecom.client")
@@ -56,7 +57,11 @@ _DROP_TOKEN = (
 
 
 class WecomError(Exception):
+    """``str()`` is scrubbed (``services.redact``): it is logged and stored as ``last_error``,
+    and a network error's text quotes the URL (``corpsecret=``, ``access_token=``)."""
+
     def __init__(self, errcode: int, errmsg: str = "", path: str = "") -> None:
+        errmsg = scrub(errmsg)
         super().__init__(f"{path}: errcode {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
@@ -134,6 +139,7 @@ class WecomClient:
         self.base = w.api_base
         self.corp_id = w.corp_id
         self.secret = w.secret
+        remember_secrets(w.secret)  # scrubbed from every error text and log line
         self.agent_id = int(w.agent_id)
         self.redis = redis
         self._session = session

@@ -200,6 +200,8 @@ REJECTED = {
     "parse.timeout": "文件读取超时。请把内容复制到模板中再发送。",
 }
 REJECTED_DEFAULT = "无法读取这个文件，请把内容复制到模板中再发送。"
+# Each rejection names its file: two files refused for the same reason are two messages.
+REJECTED_HEAD = "【文件「{name}」】"
 
 # -- The summary and submission (S6, M3) --------------------------------------------------------
 SUMMARY_HEAD = "【会员年审汇总】"

@@ -43,6 +43,7 @@ UNKNOWN = "请回复「催办」「报表」或「统计」。发送「帮助」
 NOT_APPROVER = "您不是上级工会的审核人，不能查看下级单位的年审进度或催办。"
 
 URGED = "「{union}」已向 {n} 个尚未开始年审的单位发出催办：{names}。"
+URGED_AT = "现在是夜间免打扰时段，催办消息将于 {time} 发出。"
 URGED_RECENT = "{n} 个单位在 {days} 天内已催办过，暂不重复：{names}。"
 URGED_NO_CONTACT = "{n} 个单位没有登记联系人，无法催办：{names}。请先补充操作管理员。"
 URGE_NONE = "「{union}」下没有尚未开始年审的单位，无需催办。"
