@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from services.redact import scrub
 
-_TOKEN_RE = re.compile(r"(access_token=|accessToken\"?:\s*\"?|ticket=)[^&\"\s,}]+", re.I)
-
-
-def scrub(text: str, *secrets: str) -> str:
-    """``text`` without any of ``secrets`` nor anything that looks like a token or ticket."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return _TOKEN_RE.sub(r"\1***", text)
+__all__ = ["scrub"]
 
 
 class DingtalkError(Exception):
