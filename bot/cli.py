@@ -43,10 +43,12 @@ def settings_of(args: argparse.Namespace) -> Settings:
     """The settings for this invocation (``--config`` or ``$UNIONCARD_CONFIG``, then env)."""
     cached = getattr(args, "_settings", None)
     if cached is None:
+        from services import clock
         from services.redact import remember_settings
 
         cached = load_settings(args.config)
         remember_settings(cached)  # never logged, stored or printed from now on
+        clock.configure(cached.reminders.timezone)
         args._settings = cached
     return cached
 

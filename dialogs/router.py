@@ -27,8 +27,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from redis.asyncio import Redis
 
@@ -47,7 +46,7 @@ from dialogs.engine import (
 )
 from dialogs.events import Event, EventKind, Reply
 from dialogs.texts import common as T
-from services import acting, reviews
+from services import acting, clock, reviews
 from services.messages import CardUpdate, Message, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -56,7 +55,6 @@ log = logging.getLogger(__name__)
 
 _NOT_FLOWS = {"engine", "router", "events", "texts"}
 _loaded = False
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def load_flows() -> None:
@@ -71,7 +69,7 @@ def load_flows() -> None:
 
 
 def today_local() -> date:
-    return datetime.now(SHANGHAI).date()
+    return clock.today()
 
 
 def _command(word: str) -> str:

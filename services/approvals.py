@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import acting, cards, hints
+from services import acting, cards, clock, hints
 from services.applied import applied
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
@@ -825,7 +825,7 @@ async def _advance(
 
 
 def _local_date(now: datetime) -> date:
-    return now.astimezone(cards.SHANGHAI).date()
+    return clock.local_date(now)
 
 
 async def apply_removals(s: AsyncSession, review: Review, today: date) -> int:

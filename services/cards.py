@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from services import clock
 from services.applied import Applied
 from services.messages import Button, Card, CardUpdate, Text
 from storage.models import Decision, RemovalReason
 from storage.settings import Settings
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 TITLE = "年审待审核"
 REASON_NAMES = {
@@ -41,9 +39,7 @@ BUTTON_DETAIL = "查看明细"
 
 def local_time(at: datetime | None) -> str:
     """``2026-11-27 09:30`` in Asia/Shanghai (stored times are UTC)."""
-    if at is None:
-        return "—"
-    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return clock.minute(at)
 
 
 def level_text(level: int, levels: int) -> str:
@@ -142,7 +138,7 @@ def card_update(
     task_id: str, decision: Decision, who: str, at: datetime | None, response_code: str | None
 ) -> CardUpdate:
     """The buttons of a decided card turn into one disabled label naming who and when."""
-    when = at.astimezone(SHANGHAI).strftime("%m-%d %H:%M") if at else ""
+    when = clock.short_minute(at)
     label = f"{DECISION_LABELS[decision]} · {who[:8]} {when}".strip()
     return CardUpdate(task_id=task_id, replace_text=label, response_code=response_code or None)
 

@@ -27,18 +27,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import clock, unit_fields
 from services import retirement as R
-from services import unit_fields
 from storage.db import Database
 from storage.models import Member, MemberStatus, Removal, RemovalReason, Review, Union
 
 Hint = dict[str, Any]
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 DIFF_SHARE = 0.10  # declared 会员数 vs roster: more than 10 % ...
 DIFF_PEOPLE = 20  # ... or more than 20 people
@@ -154,7 +152,7 @@ async def store(session: AsyncSession, review: Review, now: datetime) -> list[Hi
     """Compute and keep the hints on the review (at submission, in its transaction)."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    found = await compute(session, review, now.astimezone(SHANGHAI).date())
+    found = await compute(session, review, clock.local_date(now))
     review.hints = found
     review.hint_count = len(found)
     return found

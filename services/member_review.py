@@ -41,16 +41,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from itertools import compress, repeat
 from operator import itemgetter, mod, ne
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import clock
 from services.uploads import Column, Sheet
 from services.validators import (
     BadText,
@@ -81,7 +81,6 @@ from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
 REMARK_MAX = 200
 
@@ -1387,8 +1386,4 @@ async def set_mode(db: Database, review_id: int, mode: str) -> None:
 
 def local_time(dt: datetime | None) -> str:
     """Asia/Shanghai time for the chat, e.g. ``11-27 09:05``."""
-    if dt is None:
-        return ""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(SHANGHAI).strftime("%m-%d %H:%M")
+    return clock.short_minute(dt)

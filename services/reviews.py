@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import cycle_rules
+from services import clock, cycle_rules
 from services.unit_fields import current_values
 from storage.db import Database
 from storage.models import (
@@ -399,6 +398,4 @@ def local_date(dt: datetime | None, settings: Settings) -> str:
     """An aware datetime as the local date ``YYYY-MM-DD`` (Asia/Shanghai by default)."""
     if dt is None:
         return ""
-    if dt.tzinfo is None:  # SQLite hands back naive UTC
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(ZoneInfo(settings.reminders.timezone)).date().isoformat()
+    return clock.local_date(dt).isoformat()

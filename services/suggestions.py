@@ -16,12 +16,12 @@ banded in Python.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from services import clock
 from services import member_review as mr
 from services import retirement as R
 from services.retirement import Band
@@ -29,13 +29,12 @@ from services.validators import mask_id_number
 from storage.db import Database
 from storage.models import Member, MemberStatus, Removal, RemovalReason
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MARK_CHUNK = 500  # list numbers per marking transaction
 
 
 def local_today() -> date:
     """The day of the review: today in Asia/Shanghai."""
-    return datetime.now(SHANGHAI).date()
+    return clock.today()
 
 
 @dataclass(slots=True)
