@@ -188,15 +188,16 @@ class TreeBuilder(Tree):
         code: str,
         count: int,
         *,
-        ids: Iterable[str] | None = None,
+        ids: Iterable[str] | Callable[[int], str] | None = None,
         name: str | Callable[[int, int], str] = "会员{n}",
         **kw,
     ) -> list[Member]:
-        """``count`` active members of ``code``. ID numbers from ``ids``, else ``id_number(n)``
+        """``count`` active members of ``code``. ID numbers from ``ids`` (a list, or a function of ``n``), else ``id_number(n)``
         with ``n`` (1, 2, ...) running on over every call; ``name`` is formatted with that ``n``
         or called with ``(n, i)`` (``i`` 0-based within this call); ``kw`` values may be
         callables of ``n``."""
-        id_iter = iter(ids) if ids is not None else None
+        make = ids if callable(ids) else id_number
+        id_iter = iter(ids) if ids is not None and not callable(ids) else None
         out = []
         for i in range(count):
             self._member_n += 1
@@ -204,7 +205,7 @@ class TreeBuilder(Tree):
             fields = {k: (v(n) if callable(v) else v) for k, v in kw.items()}
             m = Member(
                 union_id=self.union_id(code),
-                id_number=next(id_iter) if id_iter is not None else id_number(n),
+                id_number=next(id_iter) if id_iter is not None else make(n),
                 name=name(n, i) if callable(name) else name.format(n=n),
                 **fields,
             )
