@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
+from factories import id_number
 from sqlalchemy import select
 
 from dialogs.router import DialogRouter
 from services import details, hints
 from services import member_review as mr
 from services import suggestions as sg
-from services.validators import id_check_digit
 from storage.models import (
     ApprovalStep,
     Member,
@@ -33,11 +33,7 @@ TODAY = date(2025, 1, 20)
 
 
 def idn(birth: str, female: bool, seq: int = 0) -> str:
-    for third in range(10):
-        if (third % 2 == 0) == female:
-            first17 = f"320402{birth}{seq % 100:02d}{third}"
-            return first17 + id_check_digit(first17)
-    raise AssertionError
+    return id_number(seq, born=birth, female=female)
 
 
 # (name, birth, female): list order = this order
