@@ -22,11 +22,11 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from factories import build_tree, distinct_ids, id_number
 from sqlalchemy import delete, func, insert, select, text, update
 
 from bench.common import machine_info, print_table, timed
 from services import approvals
-from services.validators import id_check_digit
 from storage.db import Database
 from storage.models import (
     ApprovalCard,
@@ -35,15 +35,11 @@ from storage.models import (
     Decision,
     Member,
     MemberStatus,
-    Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
-    Union,
-    UnionKind,
 )
 from storage.settings import load_settings
 
@@ -54,63 +50,25 @@ REASONS = list(RemovalReason)
 
 def _id(n: int) -> str:
     """A valid, unique ID number for each ``n``: birth date from ``n // 1000``, then a sequence."""
-    born = date(1960, 1, 1) + timedelta(days=n // 1000)
-    first = f"320402{born:%Y%m%d}{n % 1000:03d}"
-    return first + id_check_digit(first)
+    return id_number(n, born=date(1960, 1, 1) + timedelta(days=n // 1000))
 
 
 async def seed(db: Database, members: int, removals: int) -> dict[str, int]:
     await db.create_all()
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(code="DIST", kind=UnionKind.district_federation, name="天宁区总工会")
-        dist.parent_id = city.id
-        s.add(dist)
-        await s.flush()
-        unit = Union(
-            code="U",
-            kind=UnionKind.grassroots,
-            parent_id=dist.id,
-            name="常州市某大型企业工会委员会",
-        )
-        s.add(unit)
-        await s.flush()
-        ops = [
-            Operator(
-                union_id=unit.id, platform="wecom", user_id="c", name="联系人", role=Role.contact
-            ),
-            Operator(
-                union_id=dist.id, platform="wecom", user_id="a1", name="区审核", role=Role.approver
-            ),
-            Operator(
-                union_id=city.id, platform="wecom", user_id="a2", name="市审核", role=Role.approver
-            ),
-            Operator(
-                union_id=city.id, platform="wecom", user_id="a3", name="市审核2", role=Role.approver
-            ),
-        ]
-        s.add_all(ops)
-        await s.flush()
-        ids = {"unit": unit.id, "contact": ops[0].id}
-    # members and removals in chunks (executemany)
+    async with build_tree(db) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "天宁区总工会", parent="CITY")
+        unit = await t.unit("U", "常州市某大型企业工会委员会", parent="DIST")
+        contact = t.contact("c", "U", "联系人")
+        t.approver("a1", "DIST", "区审核")
+        t.approver("a2", "CITY", "市审核")
+        t.approver("a3", "CITY", "市审核2")
+        await t.s.flush()
+        ids = {"unit": unit.id, "contact": contact.id}
+        await t.bulk_members("U", distinct_ids(members, _id))
+    # removals in chunks (executemany)
     chunk = 5000
-    seen: set[str] = set()
-    rows = []
-    n = 0
-    while len(rows) < members:
-        idn = _id(n)
-        n += 1
-        if idn in seen:
-            continue
-        seen.add(idn)
-        rows.append(
-            {"union_id": ids["unit"], "id_number": idn, "name": f"会员{n}", "status": "active"}
-        )
     async with db.transaction() as s:
-        for i in range(0, members, chunk):
-            await s.execute(insert(Member), rows[i : i + chunk])
         review = Review(
             union_id=ids["unit"],
             year=2026,

@@ -24,14 +24,12 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from factories import build_tree, id_number
 
 from bench.common import machine_info, print_table, timed
 from services import hints, suggestions
 from services import retirement as R
-from services.validators import id_check_digit
 from storage.db import Database
-from storage.models import Member, Review, Union, UnionKind
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 TODAY = date(2026, 11, 27)
@@ -55,8 +53,7 @@ def members(n: int, stress: bool = False, seed: int = 16) -> list[tuple[int, str
             born = TODAY - timedelta(days=rnd.randint(18 * 365, 59 * 365))
         else:
             born = TODAY - timedelta(days=rnd.randint(60 * 365, 70 * 365))
-        first = f"320402{born:%Y%m%d}{rnd.randint(0, 999):03d}"
-        idn = first + id_check_digit(first)
+        idn = id_number(rnd.randint(0, 999), born=born)
         if idn in seen:
             continue
         seen.add(idn)
@@ -66,23 +63,10 @@ def members(n: int, stress: bool = False, seed: int = 16) -> list[tuple[int, str
 
 async def seed(db: Database, rows: list[tuple[int, str, str]]) -> int:
     await db.create_all()
-    async with db.transaction() as s:
-        unit = Union(code="U", kind=UnionKind.grassroots, name="常州市某大型企业工会委员会")
-        unit.members_count = len(rows) + 500
-        s.add(unit)
-        await s.flush()
-        uid = unit.id
-        for i in range(0, len(rows), 5000):
-            await s.execute(
-                insert(Member),
-                [
-                    {"union_id": uid, "id_number": idn, "name": name, "status": "active"}
-                    for _, idn, name in rows[i : i + 5000]
-                ],
-            )
-        review = Review(union_id=uid, year=2026, unit_confirmed=True)
-        s.add(review)
-        await s.flush()
+    async with build_tree(db) as t:
+        await t.unit("U", "常州市某大型企业工会委员会", members_count=len(rows) + 500)
+        await t.bulk_members("U", [idn for _, idn, _ in rows], [name for _, _, name in rows])
+        review = await t.review("U", 2026, unit_confirmed=True)
         return int(review.id)
 
 

@@ -68,22 +68,20 @@ def _settings(db_url: str, redis_url: str, port: int) -> Any:
 
 
 async def _seed(db_url: str, users: int) -> None:
+    from factories import build_tree
+
     from storage.db import Database
-    from storage.models import Operator, Union, UnionKind
 
     db = Database(db_url)
     await db.drop_all()
     await db.create_all()
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
+    async with build_tree(db) as t:
+        await t.federation("CITY", "常州市总工会")
         for i in range(users):
-            u = Union(
-                code=f"U{i}",
-                parent_id=city.id,
-                kind=UnionKind.grassroots,
-                name=f"常州市基准测试第{i}有限公司工会委员会",
+            await t.unit(
+                f"U{i}",
+                f"常州市基准测试第{i}有限公司工会委员会",
+                parent="CITY",
                 registered_on=date(2015, 1, 1),
                 employees_total=120,
                 members_count=100,
@@ -96,13 +94,7 @@ async def _seed(db_url: str, users: int) -> None:
                 contact_name="张三",
                 contact_mobile="13800000000",
             )
-            s.add(u)
-            await s.flush()
-            s.add(
-                Operator(
-                    union_id=u.id, platform="wecom", user_id=f"u{i}", name="张三", role="contact"
-                )
-            )
+            t.contact(f"u{i}", f"U{i}", "张三")
     await db.dispose()
 
 

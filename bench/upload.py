@@ -33,7 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
+
+from factories import distinct_ids, id_number
 
 from bench.common import machine_info, peak_rss_mb, print_table
 
@@ -41,23 +44,12 @@ REASONS = ("退休", "离职", "死亡")
 
 
 def _id(n: int) -> str:
-    from services.validators import id_check_digit
-
-    first = f"3204{n % 100:02d}{1950 + n % 50}{n % 12 + 1:02d}{n % 28 + 1:02d}{n // 100 % 1000:03d}"
-    return first + id_check_digit(first)
+    born = date(1950 + n % 50, n % 12 + 1, n % 28 + 1)
+    return id_number(n // 100, born=born, region=f"3204{n % 100:02d}")
 
 
 def _ids(rows: int) -> list[str]:
-    out: list[str] = []
-    seen: set[str] = set()
-    n = 0
-    while len(out) < rows:
-        x = _id(n)
-        n += 1
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
+    return distinct_ids(rows, _id)
 
 
 def setup(workdir: Path, rows: int) -> None:
@@ -74,34 +66,17 @@ def setup(workdir: Path, rows: int) -> None:
 
 
 async def _seed(path: Path, ids: list[str]) -> None:
+    from factories import build_tree
+
     from storage.db import Database
-    from storage.models import Member, Review, Union, UnionKind
 
     db = Database(f"sqlite+aiosqlite:///{path}")
     await db.create_all()
-    async with db.transaction() as s:
-        top = Union(code="CITY", kind=UnionKind.city_federation, name="市总工会")
-        s.add(top)
-        await s.flush()
-        unit = Union(code="U", parent_id=top.id, kind=UnionKind.grassroots, name="测试单位工会")
-        s.add(unit)
-        await s.flush()
-        s.add(Review(union_id=unit.id, year=2026, unit_confirmed=True))
-        uid = unit.id
-    async with db.engine.begin() as conn:
-        for start in range(0, len(ids), 20_000):
-            await conn.execute(
-                Member.__table__.insert(),
-                [
-                    {
-                        "union_id": uid,
-                        "id_number": x,
-                        "name": f"会员{start + i}",
-                        "status": "active",
-                    }
-                    for i, x in enumerate(ids[start : start + 20_000])
-                ],
-            )
+    async with build_tree(db) as t:
+        await t.federation("CITY", "市总工会")
+        await t.unit("U", "测试单位工会", parent="CITY")
+        await t.review("U", 2026, unit_confirmed=True)
+        await t.bulk_members("U", ids, chunk=20_000)
     await db.dispose()
 
 

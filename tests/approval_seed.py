@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
-from services.validators import id_check_digit
+import factories
+
 from storage.db import Database
 from storage.models import (
     Member,
@@ -13,7 +15,6 @@ from storage.models import (
     Removal,
     RemovalReason,
     Review,
-    Role,
     Union,
     UnionKind,
 )
@@ -22,8 +23,8 @@ YEAR = 2026
 
 
 def id_number(n: int) -> str:
-    first = f"320402198{n % 10}{(n // 10) % 12 + 1:02d}{(n // 120) % 28 + 1:02d}{n % 1000:03d}"
-    return first + id_check_digit(first)
+    """Born in the 1980s (nobody near retirement), distinct for each ``n`` below 1000."""
+    return factories.id_number(n, born=date(1980 + n % 10, (n // 10) % 12 + 1, (n // 120) % 28 + 1))
 
 
 @dataclass
@@ -63,68 +64,38 @@ async def seed_tree(
         }
     removals = removals if removals is not None else {RemovalReason.retired: 2}
     t = Tree()
-    async with db.transaction() as s:
-
-        async def union(code: str, kind: UnionKind, parent: str | None, name: str) -> Union:
-            u = Union(
-                code=code,
-                kind=kind,
-                parent_id=t.unions[parent].id if parent else None,
-                name=name,
-                members_count=members,
-                employees_total=members + 5,
-            )
-            s.add(u)
-            await s.flush()
-            t.unions[code] = u
-            return u
-
-        await union("CITY", UnionKind.city_federation, None, "常州市总工会")
-        await union("DIST", UnionKind.district_federation, "CITY", "常州市天宁区总工会")
-        await union("OTHER", UnionKind.district_federation, "CITY", "常州市钟楼区总工会")
+    async with factories.build_tree(db) as b:
+        size = {"members_count": members, "employees_total": members + 5}
+        await b.federation("CITY", "常州市总工会", **size)
+        await b.district("DIST", "常州市天宁区总工会", parent="CITY", **size)
+        await b.district("OTHER", "常州市钟楼区总工会", parent="CITY", **size)
         parent = "DIST"
         if levels == 3:
-            await union("STREET", UnionKind.industry_union, "DIST", "天宁区青龙街道总工会")
+            await b.union(
+                "STREET", UnionKind.industry_union, "天宁区青龙街道总工会", "DIST", **size
+            )
             parent = "STREET"
-        await union("U", UnionKind.grassroots, parent, "常州市测试机械有限公司工会委员会")
+        await b.unit("U", "常州市测试机械有限公司工会委员会", parent=parent, **size)
         for code, users in approvers.items():
-            if code not in t.unions:
+            if code not in b.unions:
                 continue
             for user in users:
-                op = Operator(
-                    union_id=t.uid(code),
-                    platform="wecom",
-                    user_id=user,
-                    name=f"审核{user}",
-                    role=Role.approver,
-                )
-                s.add(op)
-                t.ops[user] = op
-        contact = Operator(
-            union_id=t.uid("U"),
-            platform="wecom",
-            user_id="c_unit",
-            name="李联系",
-            role=Role.contact,
+                b.approver(user, code, f"审核{user}")
+        contact = b.contact("c_unit", "U", "李联系")
+        await b.s.flush()
+        await b.add_members(
+            "U", members, ids=[id_number(i) for i in range(members)], name=lambda n, i: f"会员{i}"
         )
-        s.add(contact)
-        t.ops["c_unit"] = contact
-        await s.flush()
-        for i in range(members):
-            m = Member(union_id=t.uid("U"), id_number=id_number(i), name=f"会员{i}")
-            s.add(m)
-            t.members.append(m)
-        await s.flush()
-        review = Review(
-            union_id=t.uid("U"),
-            year=YEAR,
+        t.unions, t.ops, t.members = b.unions, b.operators, b.members.get("U", [])
+        review = await b.review(
+            "U",
+            YEAR,
             unit_edits=unit_edits or {},
             unit_confirmed=True,
             member_mode="list",
             started_by=contact.id,
         )
-        s.add(review)
-        await s.flush()
+        s = b.s
         i = 0
         for reason, n in removals.items():
             for _ in range(n):

@@ -23,21 +23,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from factories import build_tree
 from sqlmodel import select
 
 from bot.simulator import WecomSimulator
 from bot.simulator.stack import LocalStack
-from services.validators import id_check_digit
 from storage.db import Database
-from storage.models import Member, Operator, Review, ReviewCycle, Role, Union, UnionKind
+from storage.models import Member, Operator, Review, ReviewCycle, Union
 from storage.settings import Settings, load_settings
-
-
-def id_number(n: int, region: str = "320402") -> str:
-    """A valid 18-character ID number, distinct for each ``n`` below 1000."""
-    birth = date(1960 + n % 40, n % 12 + 1, n % 28 + 1)
-    first = f"{region}{birth:%Y%m%d}{n % 1000:03d}"
-    return first + id_check_digit(first)
 
 
 @dataclass
@@ -170,64 +163,52 @@ class Stack:
         """City → district → grassroots union UNIT and joint union JOINT, with contacts,
         approvers (a_city, a_dist) and ``members`` members each; opens this year's cycle."""
         t = SeededTree()
-        registered = date(self.settings.review.year - 3, 3, 1)
-        async with self.db.transaction() as s:
-
-            async def union(code: str, kind: UnionKind, parent: str | None, name: str) -> Union:
-                u = Union(
-                    code=code,
-                    kind=kind,
-                    parent_id=t.unions[parent].id if parent else None,
-                    name=name,
-                    registered_on=registered,
-                    employees_total=members + 20 if kind.reviews else None,
-                    members_count=members if kind.reviews else None,
-                    female_count=members // 2 if kind.reviews else None,
-                    dispatched_count=0 if kind.reviews else None,
-                    migrant_count=1 if kind.reviews else None,
-                    union_status="已建立工会" if kind == UnionKind.grassroots else None,
-                    contact_name="王伟" if kind.reviews else None,
-                    contact_mobile="13912345678" if kind.reviews else None,
-                    term_expiry=date(self.settings.review.year + 2, 6, 30),
-                )
-                s.add(u)
-                await s.flush()
-                t.unions[code] = u
-                return u
-
-            def operator(user: str, code: str, role: Role, name: str) -> None:
-                op = Operator(
-                    union_id=t.unions[code].id, platform="wecom", user_id=user, name=name, role=role
-                )
-                s.add(op)
-                t.operators[user] = op
-
-            await union("CITY", UnionKind.city_federation, None, "常州市总工会")
-            await union("DIST", UnionKind.district_federation, "CITY", "常州市天宁区总工会")
-            await union(
-                "UNIT", UnionKind.grassroots, "DIST", "常州市天宁区示例科技有限公司工会委员会"
+        year = self.settings.review.year
+        reviewing = dict(
+            registered_on=date(year - 3, 3, 1),
+            employees_total=members + 20,
+            members_count=members,
+            female_count=members // 2,
+            dispatched_count=0,
+            migrant_count=1,
+            contact_name="王伟",
+            contact_mobile="13912345678",
+            term_expiry=date(year + 2, 6, 30),
+        )
+        async with build_tree(self.db) as b:
+            term = {
+                "registered_on": reviewing["registered_on"],
+                "term_expiry": date(year + 2, 6, 30),
+            }
+            await b.federation("CITY", "常州市总工会", **term)
+            await b.district("DIST", "常州市天宁区总工会", parent="CITY", **term)
+            await b.unit(
+                "UNIT",
+                "常州市天宁区示例科技有限公司工会委员会",
+                parent="DIST",
+                union_status="已建立工会",
+                **reviewing,
             )
-            await union("JOINT", UnionKind.joint, "DIST", "常州市天宁区雕庄街道示例村工会联合会")
-            operator(t.approver_city, "CITY", Role.approver, "市总审核员")
-            operator(t.approver_district, "DIST", Role.approver, "区总审核员")
-            operator(t.contact, "UNIT", Role.contact, "王伟")
-            operator(t.joint_contact, "JOINT", Role.contact, "李娜")
-            n = 0
-            for code in ("UNIT", "JOINT"):
-                t.members[code] = []
-                for i in range(members):
-                    n += 1
-                    m = Member(
-                        union_id=t.union_id(code),
-                        id_number=id_number(n),
-                        name=f"会员{code[0]}{i + 1:03d}",
-                        card_no=f"62155811{n:011d}",
-                        card_issued_on=date(self.settings.review.year - 2, 5, 1),
-                        remark="常州示例纺织有限公司" if code == "JOINT" else None,
-                    )
-                    s.add(m)
-                    t.members[code].append(m)
-            await s.flush()
+            await b.joint(
+                "JOINT", "常州市天宁区雕庄街道示例村工会联合会", parent="DIST", **reviewing
+            )
+            b.approver(t.approver_city, "CITY", "市总审核员")
+            b.approver(t.approver_district, "DIST", "区总审核员")
+            b.contact(t.contact, "UNIT", "王伟")
+            b.contact(t.joint_contact, "JOINT", "李娜")
+            card = {
+                "card_issued_on": date(year - 2, 5, 1),
+                "card_no": lambda n: f"62155811{n:011d}",
+            }
+            await b.add_members("UNIT", members, name=lambda n, i: f"会员U{i + 1:03d}", **card)
+            await b.add_members(
+                "JOINT",
+                members,
+                name=lambda n, i: f"会员J{i + 1:03d}",
+                remark="常州示例纺织有限公司",
+                **card,
+            )
+        t.unions, t.operators, t.members = b.unions, b.operators, b.members
         if cycle:
             await self.open_cycle()
         return t

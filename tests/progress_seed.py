@@ -15,20 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import factories
+
 from storage.db import Database
 from storage.models import (
-    ApprovalCard,
     ApprovalStep,
     Decision,
     Member,
     MemberStatus,
-    Operator,
     Removal,
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
-    Union,
     UnionKind,
 )
 
@@ -37,10 +35,7 @@ SUBMITTED_AT = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 def id_number(n: int) -> str:
-    from services.validators import id_check_digit
-
-    first = f"320402198001{(n % 28) + 1:02d}{n % 1000:03d}"
-    return first + id_check_digit(first)
+    return factories.id_number(n, born=date(1980, 1, n % 28 + 1))
 
 
 @dataclass
@@ -53,20 +48,12 @@ class Tree:
 async def seed_tree(db: Database, *, members_per_unit: int = 5) -> Tree:
     tree = Tree()
     reg = date(2026, 3, 1)
-    async with db.transaction() as s:
+    async with factories.build_tree(db) as b:
+        s = b.s
 
         async def union(code: str, kind: UnionKind, parent: str | None, **kw) -> int:
-            u = Union(
-                code=code,
-                kind=kind,
-                parent_id=tree.unions[parent] if parent else None,
-                name=f"{code}工会",
-                **kw,
-            )
-            s.add(u)
-            await s.flush()
-            tree.unions[code] = u.id
-            return u.id
+            tree.unions[code] = (await b.union(code, kind, f"{code}工会", parent, **kw)).id
+            return tree.unions[code]
 
         await union("CITY", UnionKind.city_federation, None, is_final_approver=True)
         await union("D1", UnionKind.district_federation, "CITY")
@@ -79,56 +66,20 @@ async def seed_tree(db: Database, *, members_per_unit: int = 5) -> Tree:
         await union("G9", UnionKind.grassroots, "D2", registered_on=reg)
         await union("G10", UnionKind.grassroots, "D2", registered_on=reg)
 
-        n = 0
         for code in tree.unions:
             if code in ("CITY", "D1", "D2"):
                 continue
-            for _ in range(members_per_unit):
-                n += 1
-                s.add(Member(union_id=tree.unions[code], id_number=id_number(n), name=f"会员{n}"))
+            await b.add_members(code, members_per_unit, ids=id_number)
             user = "c-shared" if code in ("G1", "J1") else f"c-{code}"
-            s.add(
-                Operator(
-                    union_id=tree.unions[code],
-                    platform="wecom",
-                    user_id=user,
-                    name=f"联系人{code}",
-                    role=Role.contact,
-                )
-            )
+            b.contact(user, code, f"联系人{code}")
         for code, user in (("D1", "a-D1"), ("D1", "a-D1b"), ("CITY", "a-CITY"), ("D2", "a-D2")):
-            s.add(
-                Operator(
-                    union_id=tree.unions[code],
-                    platform="wecom",
-                    user_id=user,
-                    name=f"审核人{user}",
-                    role=Role.approver,
-                )
-            )
+            b.approver(user, code, f"审核人{user}")
         # A deactivated contact gets nothing.
-        s.add(
-            Operator(
-                union_id=tree.unions["G1"],
-                platform="wecom",
-                user_id="c-gone",
-                name="离任联系人",
-                role=Role.contact,
-                active=False,
-            )
-        )
+        b.contact("c-gone", "G1", "离任联系人", active=False)
         await s.flush()
 
         async def review(code: str, status: ReviewStatus, **kw) -> Review:
-            r = Review(
-                union_id=tree.unions[code],
-                year=YEAR,
-                status=status,
-                members_before=members_per_unit,
-                **kw,
-            )
-            s.add(r)
-            await s.flush()
+            r = await b.review(code, YEAR, status=status, members_before=members_per_unit, **kw)
             tree.reviews[code] = r.id
             return r
 
@@ -179,33 +130,20 @@ async def seed_tree(db: Database, *, members_per_unit: int = 5) -> Tree:
             submitted_at=SUBMITTED_AT,
         )
 
-        async def step(key: str, r: Review, level: int, union_code: str, decision=None) -> int:
-            st = ApprovalStep(
-                review_id=r.id,
-                round=1,
-                level=level,
-                levels=2,
-                union_id=tree.unions[union_code],
-                decision=decision,
-            )
-            s.add(st)
-            await s.flush()
+        async def step(key: str, r: Review, level: int, union_code: str, decision=None):
+            st = await b.step(r, level, union_code, decision)
             tree.steps[key] = st.id
-            return st.id
+            return st
 
-        async def cards(step_id: int, *users: str) -> None:
+        def cards(st: ApprovalStep, *users: str) -> None:
             for u in users:
-                s.add(
-                    ApprovalCard(
-                        step_id=step_id, platform="wecom", user_id=u, task_id=f"t{step_id}{u}"
-                    )
-                )
+                b.card(st, u)
 
-        await cards(await step("G3.1", g3, 1, "D1"), "a-D1", "a-D1b")
-        await cards(await step("G4.1", g4, 1, "D1", Decision.approved), "a-D1", "a-D1b")
-        await cards(await step("G4.2", g4, 2, "CITY"), "a-CITY")
-        await cards(await step("G5.1", g5, 1, "D1", Decision.returned), "a-D1")
-        await cards(await step("G10.1", g10, 1, "D2"), "a-D2")
+        cards(await step("G3.1", g3, 1, "D1"), "a-D1", "a-D1b")
+        cards(await step("G4.1", g4, 1, "D1", Decision.approved), "a-D1", "a-D1b")
+        cards(await step("G4.2", g4, 2, "CITY"), "a-CITY")
+        cards(await step("G5.1", g5, 1, "D1", Decision.returned), "a-D1")
+        cards(await step("G10.1", g10, 1, "D2"), "a-D2")
         for r, chain in ((g6, "D1"), (g9, "D2")):
             await step(f"{r.id}.1", r, 1, chain, Decision.approved)
             await step(f"{r.id}.2", r, 2, "CITY", Decision.approved)

@@ -6,17 +6,17 @@ import csv
 from pathlib import Path
 
 import pytest
+from factories import valid_id
 from openpyxl import load_workbook
 from sqlalchemy import text
 
 from services.export import UnknownUnit, export_members
 from services.imports import HEADERS, run_import
 from services.tabular import open_table
-from services.validators import id_check_digit
 from storage.db import Database
 
-ID1 = "32040219800101001" + id_check_digit("32040219800101001")
-ID2 = "32041219751231002" + id_check_digit("32041219751231002")
+ID1 = valid_id("32040219800101001")
+ID2 = valid_id("32041219751231002")
 UNITS = [
     ["CZ", "常州市总工会", "", "市总工会"] + [""] * 11,
     ["CZ-TN", "常州市天宁区总工会", "CZ", "区县总工会"] + [""] * 11,

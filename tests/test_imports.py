@@ -10,18 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import valid_id
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import text
 
 from services.demo_data import generate, write_demo_files
 from services.imports import HEADERS, ImportReport, run_import, write_error_report
-from services.validators import id_check_digit
 from storage.db import Database
-
-
-def valid_id(first17: str) -> str:
-    return first17 + id_check_digit(first17)
-
 
 ID1 = valid_id("32040219800101001")
 ID2 = valid_id("32041219751231002")

@@ -7,10 +7,12 @@ import asyncio
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import openpyxl
 import pytest
+from factories import build_tree, id_number
 from sqlalchemy import func, select
 
 from dialogs.events import Event, EventKind
@@ -18,7 +20,6 @@ from dialogs.router import DialogRouter
 from services import member_review as mr
 from services.messages import File, Text
 from services.uploads import Sheet
-from services.validators import id_check_digit
 from storage.models import (
     ApprovalStep,
     Member,
@@ -29,8 +30,6 @@ from storage.models import (
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
-    Union,
     UnionKind,
     Upload,
 )
@@ -40,9 +39,7 @@ CONTACT = "c_unit"
 
 
 def make_id(n: int) -> str:
-    first = f"3204021980{(n // 28) % 12 + 1:02d}{n % 28 + 1:02d}{n % 1000:03d}"
-    first = first[:6] + f"{1950 + (n // 1000) % 50}" + first[10:]
-    return first + id_check_digit(first)
+    return id_number(n, born=date(1950 + (n // 1000) % 50, (n // 28) % 12 + 1, n % 28 + 1))
 
 
 @dataclass
@@ -57,64 +54,35 @@ class Seed:
 async def seed(
     db, members: int = 12, kind: UnionKind = UnionKind.grassroots, remarks: bool = False
 ) -> Seed:
-    from datetime import date
-
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(
-            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "新北区总工会", parent="CITY")
+        unit = await t.union(
+            "U", kind, "常州市测试机械有限公司工会委员会", "DIST", registered_on=date(2015, 1, 1)
         )
-        s.add(dist)
-        await s.flush()
-        unit = Union(
-            code="U",
-            parent_id=dist.id,
-            kind=kind,
-            name="常州市测试机械有限公司工会委员会",
-            registered_on=date(2015, 1, 1),
-        )
-        other = Union(code="O", parent_id=dist.id, kind=UnionKind.grassroots, name="别的单位工会")
-        s.add_all([unit, other])
-        await s.flush()
-        s.add_all(
-            [
-                Operator(
-                    union_id=unit.id, platform=P, user_id=CONTACT, name="李", role=Role.contact
-                ),
-                Operator(
-                    union_id=dist.id, platform=P, user_id="a_dist", name="区", role=Role.approver
-                ),
-            ]
-        )
+        await t.unit("O", "别的单位工会", parent="DIST")
+        t.contact(CONTACT, "U", "李")
+        t.approver("a_dist", "DIST", "区")
         ids = [make_id(i) for i in range(members)]
-        s.add_all(
-            [
-                Member(
-                    union_id=unit.id,
-                    id_number=x,
-                    name=f"会员{i + 1}",
-                    card_no=f"62{i:06d}",
-                    remark="某公司" if remarks else None,
-                )
-                for i, x in enumerate(ids)
-            ]
+        await t.add_members(
+            "U",
+            members,
+            ids=ids,
+            name=lambda n, i: f"会员{i + 1}",
+            card_no=lambda n: f"62{n - 1:06d}",
+            remark="某公司" if remarks else None,
         )
         removed_id, other_id = make_id(90_001), make_id(90_002)
-        s.add(
-            Member(
-                union_id=unit.id,
-                id_number=removed_id,
-                name="旧会员",
-                status=MemberStatus.removed,
-                removal_reason=RemovalReason.retired,
-            )
+        await t.add_members(
+            "U",
+            1,
+            ids=[removed_id],
+            name="旧会员",
+            status=MemberStatus.removed,
+            removal_reason=RemovalReason.retired,
         )
-        s.add(Member(union_id=other.id, id_number=other_id, name="外人"))
-        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
-        s.add(review)
-        await s.flush()
+        await t.add_members("O", 1, ids=[other_id], name="外人")
+        review = await t.review("U", 2026, unit_confirmed=True)
         return Seed(unit.id, review.id, ids, removed_id, other_id)
 
 

@@ -6,32 +6,21 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from factories import id_number
 
 from services import retirement as R
 from services.retirement import Band, Kind
-from services.validators import check_id_number, id_check_digit
+from services.validators import check_id_number
 
 
 def idn(birth: str, female: bool, seq: int = 12, region: str = "320402") -> str:
     """A valid ID number born ``birth`` (YYYYMMDD) of the given sex."""
-    for third in range(10):
-        if (third % 2 == 0) != female:
-            continue
-        first17 = f"{region}{birth}{seq:02d}{third}"
-        return first17 + id_check_digit(first17)
-    raise AssertionError
+    return id_number(seq, born=birth, female=female, region=region)
 
 
 def idn_x(birth: str, female: bool) -> str:
     """One whose check character is X."""
-    for seq in range(100):
-        for third in range(10):
-            if (third % 2 == 0) != female:
-                continue
-            first17 = f"320402{birth}{seq:02d}{third}"
-            if id_check_digit(first17) == "X":
-                return first17 + "X"
-    raise AssertionError
+    return next(x for seq in range(100) if (x := idn(birth, female, seq)).endswith("X"))
 
 
 def test_ages_in_the_annex_tables() -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
+from factories import build_tree, id_number
 from sqlalchemy import select
 
 from dialogs.router import DialogRouter
 from services import details, hints
 from services import member_review as mr
 from services import suggestions as sg
-from services.validators import id_check_digit
 from storage.models import (
     ApprovalStep,
     Member,
@@ -22,9 +22,7 @@ from storage.models import (
     Removal,
     RemovalReason,
     Review,
-    Role,
     Union,
-    UnionKind,
 )
 from tests.test_member_review import Chat, P
 
@@ -33,11 +31,7 @@ TODAY = date(2025, 1, 20)
 
 
 def idn(birth: str, female: bool, seq: int = 0) -> str:
-    for third in range(10):
-        if (third % 2 == 0) == female:
-            first17 = f"320402{birth}{seq % 100:02d}{third}"
-            return first17 + id_check_digit(first17)
-    raise AssertionError
+    return id_number(seq, born=birth, female=female)
 
 
 # (name, birth, female): list order = this order
@@ -56,45 +50,25 @@ PEOPLE = [
 
 
 async def seed(db, *, members_count=None, female_count=None, employees_total=None, extra=0):
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(
-            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
-        )
-        s.add(dist)
-        await s.flush()
-        unit = Union(
-            code="U",
-            parent_id=dist.id,
-            kind=UnionKind.grassroots,
-            name="常州市测试机械有限公司工会委员会",
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "新北区总工会", parent="CITY")
+        await t.unit(
+            "U",
+            "常州市测试机械有限公司工会委员会",
+            parent="DIST",
             registered_on=date(2015, 1, 1),
             members_count=members_count,
             female_count=female_count,
             employees_total=employees_total,
         )
-        s.add(unit)
-        await s.flush()
-        s.add_all(
-            [
-                Operator(
-                    union_id=unit.id, platform=P, user_id=CONTACT, name="李", role=Role.contact
-                ),
-                Operator(
-                    union_id=dist.id, platform=P, user_id="a_dist", name="区", role=Role.approver
-                ),
-            ]
-        )
+        t.contact(CONTACT, "U", "李")
+        t.approver("a_dist", "DIST", "区")
         for i, (name, birth, female) in enumerate(PEOPLE):
-            s.add(Member(union_id=unit.id, id_number=idn(birth, female, i), name=name))
-        for i in range(extra):  # young members
-            s.add(Member(union_id=unit.id, id_number=idn("19920202", i % 2 == 0, i), name=f"青{i}"))
-        await s.flush()
-        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
-        s.add(review)
-        await s.flush()
+            await t.add_members("U", 1, ids=[idn(birth, female, i)], name=name)
+        young = [idn("19920202", i % 2 == 0, i) for i in range(extra)]
+        await t.add_members("U", extra, ids=young, name=lambda n, i: f"青{i}")
+        review = await t.review("U", 2026, unit_confirmed=True)
         return review.id
 
 

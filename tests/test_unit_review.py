@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
+from factories import build_tree
 from sqlalchemy import select
 
 from dialogs.events import Event, EventKind
@@ -16,13 +17,10 @@ from dialogs.texts import unit_review as T
 from services.messages import Text
 from storage.models import (
     ApprovalStep,
-    Operator,
     Review,
     ReviewCycle,
     ReviewStatus,
-    Role,
     Union,
-    UnionKind,
 )
 from storage.redis import keys
 
@@ -39,20 +37,13 @@ class Seed:
 
 
 async def seed(db, *, registered: date | None = date(2015, 3, 1)) -> Seed:
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(
-            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
-        )
-        s.add(dist)
-        await s.flush()
-        unit = Union(
-            code="U1",
-            parent_id=dist.id,
-            kind=UnionKind.grassroots,
-            name=UNIT,
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        dist = await t.district("DIST", "新北区总工会", parent="CITY")
+        unit = await t.unit(
+            "U1",
+            UNIT,
+            parent="DIST",
             registered_on=registered,
             employees_total=100,
             members_count=80,
@@ -65,31 +56,18 @@ async def seed(db, *, registered: date | None = date(2015, 3, 1)) -> Seed:
             contact_name="张三",
             contact_mobile="13812345678",
         )
-        joint = Union(
-            code="J1",
-            parent_id=dist.id,
-            kind=UnionKind.joint,
-            name="常州市新北区某某街道某某村工会联合会",
+        joint = await t.joint(
+            "J1",
+            "常州市新北区某某街道某某村工会联合会",
+            parent="DIST",
             registered_on=date(2015, 3, 1),
             union_status="建立工会联合会",
             legal_cert_no="89320411MC00012344",
         )
-        s.add_all([unit, joint])
-        await s.flush()
-        s.add_all(
-            [
-                Operator(
-                    union_id=unit.id, platform=P, user_id="zs", name="张三", role=Role.contact
-                ),
-                Operator(
-                    union_id=joint.id, platform=P, user_id="cun", name="村", role=Role.contact
-                ),
-                Operator(union_id=dist.id, platform=P, user_id="qu", name="区", role=Role.approver),
-                Operator(
-                    union_id=dist.id, platform=P, user_id="qc", name="区联", role=Role.contact
-                ),
-            ]
-        )
+        t.contact("zs", "U1", "张三")
+        t.contact("cun", "J1", "村")
+        t.approver("qu", "DIST", "区")
+        t.contact("qc", "DIST", "区联")
         return Seed(unit.id, joint.id, dist.id)
 
 
@@ -550,22 +528,15 @@ async def test_sim_old_schema_expired_cursor_and_stale_button(stack) -> None:
 async def test_draft_writer_batches_and_refuses_locked_reviews(any_db, settings) -> None:
     from services import reviews
 
-    async with any_db.transaction() as s:
-        unions = [
-            Union(code=f"B{i}", kind=UnionKind.grassroots, name=f"单位{i}") for i in range(12)
-        ]
-        s.add_all(unions)
-        await s.flush()
+    async with build_tree(any_db) as t:
         rows = [
-            Review(
-                union_id=u.id,
-                year=settings.review.year,
+            await t.review(
+                (await t.unit(f"B{i}", f"单位{i}")).code,
+                settings.review.year,
                 status=ReviewStatus.submitted if i == 5 else ReviewStatus.draft,
             )
-            for i, u in enumerate(unions)
+            for i in range(12)
         ]
-        s.add_all(rows)
-        await s.flush()
         ids = [r.id for r in rows]
     results = await asyncio.gather(
         *(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from factories import id_number
 
 from services import uploads
 from services.member_review import COLUMNS
@@ -22,10 +23,7 @@ ID = "11010119900307451X"[:17]
 
 
 def _id(n: int) -> str:
-    from services.validators import id_check_digit
-
-    first = f"1101011990030{n % 10000:04d}"
-    return first + id_check_digit(first)
+    return id_number(n, born=f"1990030{n // 1000 % 10}", region="110101")
 
 
 CONTENT_TYPES = (

@@ -1,0 +1,290 @@
+"""The one way tests and benchmarks make data: ID numbers and the union tree.
+
+    from factories import id_number, build_tree
+
+    id_number(7)                                        # valid, distinct for each n below 1000
+    id_number(born="19601003", female=True)             # a chosen birth date and sex
+    id_number(3, region="110101", born=date(1990, 3, 7))
+
+    async with build_tree(db) as t:                     # one transaction; ids are set on exit
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "常州市天宁区总工会", parent="CITY")
+        await t.unit("UNIT", "示例公司工会委员会", parent="DIST")   # or t.joint(...)
+        t.contact("c_unit", "UNIT")
+        t.approver("a_dist", "DIST")
+        await t.add_members("UNIT", 5)
+        review = await t.review("UNIT", year=2026)
+        step = await t.step(review, level=1, union="DIST")
+        t.card(step, "a_dist")
+    t.union_id("UNIT"); t.operators["c_unit"].id; t.members["UNIT"][0].id_number
+
+Everything is written with the storage models (no service code), so a test sees the state the
+code under test starts from. Benchmarks import this module too (``bench/__init__.py`` puts
+``tests/`` on ``sys.path``; ``tests/`` is not a package, so pytest's own imports of ``harness``,
+``factories``... stay as they are). For big benchmark trees ``t.bulk_members`` inserts rows in
+chunks without building objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import (
+    ApprovalCard,
+    ApprovalStep,
+    Decision,
+    Member,
+    Operator,
+    Review,
+    Role,
+    Union,
+    UnionKind,
+)
+
+# -- ID numbers (GB 11643) ---------------------------------------------------------------------
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def check_digit(first17: str) -> str:
+    """The check character of an ID number's first 17 digits (ISO 7064 MOD 11-2).
+
+    Written here on purpose rather than imported from ``services.validators``: the data a test
+    feeds the checker should not be made by the checker."""
+    total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
+    return "10X98765432"[total % 11]
+
+
+def valid_id(first17: str) -> str:
+    """``first17`` completed with its check character."""
+    return first17 + check_digit(first17)
+
+
+def id_number(
+    n: int = 0,
+    *,
+    born: date | str | None = None,
+    female: bool | None = None,
+    region: str = "320402",
+) -> str:
+    """A valid 18-character ID number.
+
+    ``n`` makes it distinct: the sequence digits are ``n % 1000`` and, unless ``born`` is given,
+    the birth date is ``(1960 + n % 40)-(n % 12 + 1)-(n % 28 + 1)``. ``born`` (a date or
+    ``"YYYYMMDD"``) fixes the birth date. ``female`` fixes the sex: the sequence is then
+    ``n % 100`` followed by the sex digit (0 for a woman, 1 for a man)."""
+    if born is None:
+        born = date(1960 + n % 40, n % 12 + 1, n % 28 + 1)
+    birth = born.strftime("%Y%m%d") if isinstance(born, date) else born
+    seq = f"{n % 1000:03d}" if female is None else f"{n % 100:02d}{0 if female else 1}"
+    return valid_id(f"{region}{birth}{seq}")
+
+
+def distinct_ids(count: int, make: Any = id_number) -> list[str]:
+    """``count`` distinct ID numbers ``make(0), make(1)...`` (repeats skipped)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    n = 0
+    while len(out) < count:
+        x = make(n)
+        n += 1
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+# -- the union tree ----------------------------------------------------------------------------
+
+
+@dataclass
+class Tree:
+    """What :func:`build_tree` made, by code (unions, members, reviews) and user id (operators)."""
+
+    unions: dict[str, Union] = field(default_factory=dict)
+    operators: dict[str, Operator] = field(default_factory=dict)
+    members: dict[str, list[Member]] = field(default_factory=dict)
+    reviews: dict[str, Review] = field(default_factory=dict)
+    steps: dict[str, ApprovalStep] = field(default_factory=dict)
+
+    def union_id(self, code: str) -> int:
+        uid = self.unions[code].id
+        assert uid is not None
+        return uid
+
+
+class TreeBuilder(Tree):
+    """Adds rows inside one session; use through :func:`build_tree`."""
+
+    def __init__(self, session: AsyncSession, *, platform: str = "wecom") -> None:
+        super().__init__()
+        self.s = session
+        self.platform = platform
+        self._member_n = 0
+
+    # unions
+
+    async def union(
+        self, code: str, kind: UnionKind, name: str | None = None, parent: str | None = None, **kw
+    ) -> Union:
+        """Any union; ``kw`` are further :class:`Union` fields."""
+        u = Union(
+            code=code,
+            kind=kind,
+            name=name or f"{code}工会",
+            parent_id=self.union_id(parent) if parent else None,
+            **kw,
+        )
+        self.s.add(u)
+        await self.s.flush()
+        self.unions[code] = u
+        return u
+
+    async def federation(self, code: str = "CITY", name: str = "常州市总工会", **kw) -> Union:
+        return await self.union(code, UnionKind.city_federation, name, None, **kw)
+
+    async def district(
+        self, code: str = "DIST", name: str | None = None, parent: str = "CITY", **kw
+    ) -> Union:
+        return await self.union(code, UnionKind.district_federation, name, parent, **kw)
+
+    async def unit(self, code: str, name: str | None = None, parent: str | None = None, **kw):
+        """A grassroots union (基层工会)."""
+        return await self.union(code, UnionKind.grassroots, name, parent, **kw)
+
+    async def joint(self, code: str, name: str | None = None, parent: str | None = None, **kw):
+        """A joint union (联合工会)."""
+        return await self.union(code, UnionKind.joint, name, parent, **kw)
+
+    # operators
+
+    def operator(self, user: str, code: str, role: Role, name: str | None = None, **kw) -> Operator:
+        kw.setdefault("platform", self.platform)
+        op = Operator(
+            union_id=self.union_id(code), user_id=user, name=name or user, role=role, **kw
+        )
+        self.s.add(op)
+        self.operators[user] = op
+        return op
+
+    def contact(self, user: str, code: str, name: str | None = None, **kw) -> Operator:
+        return self.operator(user, code, Role.contact, name, **kw)
+
+    def approver(self, user: str, code: str, name: str | None = None, **kw) -> Operator:
+        return self.operator(user, code, Role.approver, name, **kw)
+
+    # members
+
+    async def add_members(
+        self,
+        code: str,
+        count: int,
+        *,
+        ids: Iterable[str] | Callable[[int], str] | None = None,
+        name: str | Callable[[int, int], str] = "会员{n}",
+        **kw,
+    ) -> list[Member]:
+        """``count`` active members of ``code``. ID numbers from ``ids`` (a list, or a function of ``n``), else ``id_number(n)``
+        with ``n`` (1, 2, ...) running on over every call; ``name`` is formatted with that ``n``
+        or called with ``(n, i)`` (``i`` 0-based within this call); ``kw`` values may be
+        callables of ``n``."""
+        make = ids if callable(ids) else id_number
+        id_iter = iter(ids) if ids is not None and not callable(ids) else None
+        out = []
+        for i in range(count):
+            self._member_n += 1
+            n = self._member_n
+            fields = {k: (v(n) if callable(v) else v) for k, v in kw.items()}
+            m = Member(
+                union_id=self.union_id(code),
+                id_number=next(id_iter) if id_iter is not None else make(n),
+                name=name(n, i) if callable(name) else name.format(n=n),
+                **fields,
+            )
+            self.s.add(m)
+            out.append(m)
+        await self.s.flush()
+        self.members.setdefault(code, []).extend(out)
+        return out
+
+    async def bulk_members(
+        self, code: str, ids: Sequence[str], names: Sequence[str] | None = None, chunk: int = 5000
+    ) -> None:
+        """Many active members in chunked ``INSERT``s (benchmarks); no objects are kept."""
+        uid = self.union_id(code)
+        for start in range(0, len(ids), chunk):
+            await self.s.execute(
+                insert(Member),
+                [
+                    {
+                        "union_id": uid,
+                        "id_number": x,
+                        "name": names[start + i] if names else f"会员{start + i}",
+                        "status": "active",
+                    }
+                    for i, x in enumerate(ids[start : start + chunk])
+                ],
+            )
+
+    # reviews and approval
+
+    async def review(self, code: str, year: int, **kw) -> Review:
+        r = Review(union_id=self.union_id(code), year=year, **kw)
+        self.s.add(r)
+        await self.s.flush()
+        self.reviews[code] = r
+        return r
+
+    async def step(
+        self,
+        review: Review,
+        level: int,
+        union: str,
+        decision: Decision | None = None,
+        *,
+        levels: int = 2,
+        round: int = 1,
+        key: str | None = None,
+        **kw,
+    ) -> ApprovalStep:
+        st = ApprovalStep(
+            review_id=review.id,
+            round=round,
+            level=level,
+            levels=levels,
+            union_id=self.union_id(union),
+            decision=decision,
+            **kw,
+        )
+        self.s.add(st)
+        await self.s.flush()
+        if key:
+            self.steps[key] = st
+        return st
+
+    def card(self, step: ApprovalStep, user: str, task_id: str | None = None) -> ApprovalCard:
+        c = ApprovalCard(
+            step_id=step.id,
+            platform=self.platform,
+            user_id=user,
+            task_id=task_id or f"t{step.id}{user}",
+        )
+        self.s.add(c)
+        return c
+
+
+@contextlib.asynccontextmanager
+async def build_tree(db: Database, *, platform: str = "wecom") -> AsyncIterator[TreeBuilder]:
+    """A :class:`TreeBuilder` in one transaction, committed when the block ends."""
+    async with db.transaction() as s:
+        t = TreeBuilder(s, platform=platform)
+        yield t
+        await s.flush()
