@@ -41,6 +41,11 @@ class Cursor:
     # typed views of ``data`` (one per FlowData class), written back by :meth:`sync`
     views: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "data" and "views" in self.__dict__:
+            self.views.clear()  # new raw data: the typed views are read again from it
+        object.__setattr__(self, name, value)
+
     @property
     def exists(self) -> bool:
         return self.revision > 0 and bool(self.step)
