@@ -22,6 +22,7 @@ from typing import Any
 
 from dialogs import suggestions as sg
 from dialogs.engine import Context, Step, step
+from dialogs.state import MemberData, ReviewData
 from dialogs.texts import member_review as T
 from services import member_review as mr
 from services import templates, uploads
@@ -140,11 +141,11 @@ def entry_line(e: Entry, joint: bool) -> str:
 
 
 def _joint(ctx: Context) -> bool:
-    return ctx.data.get("kind") == "joint"
+    return ReviewData.of(ctx).joint
 
 
 def _rid(ctx: Context) -> int:
-    return int(ctx.data["rid"])
+    return ReviewData.of(ctx).review_id
 
 
 def share_text(share: float) -> str:
@@ -160,9 +161,10 @@ async def frozen(ctx: Context) -> None:
 
 
 async def show_page(ctx: Context, page: int | None = None) -> None:
-    page = ctx.data.get("page", 1) if page is None else page
+    md = MemberData.of(ctx)
+    page = md.page if page is None else page
     p = await mr.list_page(ctx.db, _rid(ctx), page, ctx.settings.review.list_page_size)
-    ctx.data["page"] = p.page
+    md.page = p.page
     count, _ = await mr.marked(ctx.db, _rid(ctx), limit=0)
     lines = [T.LIST_HEAD.format(page=p.page, pages=p.pages, total=p.total, marked=count)]
     lines += [entry_line(e, _joint(ctx)) for e in p.entries] or [T.LIST_EMPTY]
@@ -187,7 +189,7 @@ async def upload_link(ctx: Context) -> str:
 async def send_template(ctx: Context) -> None:
     joint = _joint(ctx)
     data = await asyncio.to_thread(templates.build_template, joint)
-    name = templates.template_file_name(ctx.data.get("unit", ""), ctx.settings.review.year)
+    name = templates.template_file_name(ReviewData.of(ctx).unit, ctx.settings.review.year)
     ctx.say(File(name, data))
     limits = ctx.settings.limits
     text = T.FILE_INTRO.format(
@@ -228,7 +230,7 @@ def file_summary_lines(name: str, summary: dict[str, Any]) -> list[str]:
 
 async def apply_and_say(ctx: Context, upload_id: int) -> None:
     res = await mr.apply_upload(ctx.db, _rid(ctx), upload_id)
-    ctx.data.pop("pending", None)
+    MemberData.of(ctx).pending = None
     new_part = T.FILE_APPLIED_NEW.format(n=res.new) if res.new != res.marked else ""
     replaced = T.FILE_REPLACED.format(n=res.replaced) if res.replaced else ""
     ctx.say(T.FILE_APPLIED.format(marked=res.marked, new_part=new_part, replaced_part=replaced))
@@ -276,7 +278,7 @@ async def handle_upload(ctx: Context) -> None:
             return
         ctx.say("\n".join(file_summary_lines(prev.file_name, prev.summary)))
         if prev.summary.get("matched"):
-            ctx.data["pending"] = prev.id
+            MemberData.of(ctx).pending = prev.id
             ctx.say(T.FILE_ASK_ACCEPT.format(n=prev.summary.get("matched", 0)))
         else:
             ctx.say(T.FILE_NOTHING_VALID)
@@ -310,18 +312,19 @@ async def handle_upload(ctx: Context) -> None:
     )
     ctx.say(File(templates.error_report_name(name), report))
     if check.matched:
-        ctx.data["pending"] = upload.id
+        MemberData.of(ctx).pending = upload.id
         ctx.say(T.FILE_ASK_ACCEPT.format(n=check.matched))
     else:
-        ctx.data.pop("pending", None)
+        MemberData.of(ctx).pending = None
         ctx.say(T.FILE_NOTHING_VALID)
     if ctx.step_name != "members.file":
-        await ctx.goto("members.file", quiet=True)
+        MemberData.of(ctx).quiet = True  # the answer above replaces the file prompt
+        await ctx.goto("members.file")
 
 
 async def ensure_review(ctx: Context) -> bool:
     """The cursor names the review (``rid`` ...); if its data was lost, find the draft again."""
-    if "rid" in ctx.data:
+    if ReviewData.of(ctx).rid is not None:
         return True
     from dialogs.unit_review import load_entry
     from services import reviews
@@ -367,7 +370,7 @@ class Start(MemberStep):
     async def prompt(self, ctx: Context) -> None:
         if not await ensure_review(ctx):
             return
-        uid = int(ctx.data.get("uid") or (await mr.union_of(ctx.db, _rid(ctx))).id)
+        uid = ReviewData.of(ctx).uid or (await mr.union_of(ctx.db, _rid(ctx))).id
         count = await mr.member_count(ctx.db, uid)
         lines = [T.START.format(count=count)]
         if count == 0:
@@ -389,7 +392,8 @@ class Start(MemberStep):
         word = ctx.word
         if word in ("1", "列表", "列表年审", "列表审核"):
             await mr.set_mode(ctx.db, _rid(ctx), "list")
-            await ctx.goto("members.list", page=1)
+            MemberData.of(ctx).page = 1
+            await ctx.goto("members.list")
         elif word in ("2", "导入", "文件", "导入文件", "导入文件年审", "文件年审", "上传"):
             await mr.set_mode(ctx.db, _rid(ctx), "file")
             await ctx.goto("members.file")
@@ -445,8 +449,8 @@ class ListStep(MemberStep):
                 await self._remark(ctx, int(m[1]), m[2])
             elif m := _UNMARK_RE.match(text):
                 await self._unmark(ctx, parse_indices(m["idx"]))
-            elif word == "接受" and ctx.data.get("pending"):
-                await apply_and_say(ctx, int(ctx.data["pending"]))
+            elif word == "接受" and (pending := MemberData.of(ctx).pending):
+                await apply_and_say(ctx, pending)
             elif word.isdigit() or re.fullmatch(_INDEX_PART, text):
                 if word.isdigit() and len(word) > 7:
                     raise Unclear(T.LOOKS_LIKE_ID.format(tail=word[-4:]))
@@ -472,7 +476,7 @@ class ListStep(MemberStep):
             ctx.invalid(T.MEMBERS_LEFT.format(who=who))
 
     async def _turn(self, ctx: Context, delta: int) -> None:
-        page = int(ctx.data.get("page", 1))
+        page = MemberData.of(ctx).page
         p = await mr.list_page(ctx.db, _rid(ctx), page, ctx.settings.review.list_page_size)
         if page + delta < 1:
             ctx.say(T.FIRST_PAGE)
@@ -580,7 +584,9 @@ class FileStep(MemberStep):
     async def prompt(self, ctx: Context) -> None:
         # A file is coming: have the fork server (calamine imported) ready for it.
         await asyncio.to_thread(uploads.warm_up)
-        if ctx.data.pop("quiet", False):
+        md = MemberData.of(ctx)
+        quiet, md.quiet = md.quiet, False  # one-off
+        if quiet:
             return
         await send_template(ctx)
         if line := await sg.count_line(ctx):
@@ -592,14 +598,15 @@ class FileStep(MemberStep):
         if word in ("模板", "下载模板", "链接", "上传链接", "导入", "2"):
             await send_template(ctx)
         elif word in ("接受", "接受正确", "只导入正确的", "导入正确的"):
-            pending = ctx.data.get("pending")
+            pending = MemberData.of(ctx).pending
             if not pending:
                 ctx.invalid(T.NOTHING_TO_ACCEPT)
                 return
-            await apply_and_say(ctx, int(pending))
+            await apply_and_say(ctx, pending)
         elif word in ("列表", "列表年审", "1"):
             await mr.set_mode(ctx.db, rid, "list")
-            await ctx.goto("members.list", page=1)
+            MemberData.of(ctx).page = 1
+            await ctx.goto("members.list")
         elif word in ("完成", "下一步", "汇总", "提交"):
             await ctx.goto("members.summary")
         elif word in ("已选", "已标记"):
@@ -657,8 +664,8 @@ class SummaryStep(MemberStep):
             await ctx.goto("members.list")
         elif word in ("导入", "文件", "导入文件", "2"):
             await ctx.goto("members.file")
-        elif word == "接受" and ctx.data.get("pending"):
-            await apply_and_say(ctx, int(ctx.data["pending"]))
+        elif word == "接受" and (pending := MemberData.of(ctx).pending):
+            await apply_and_say(ctx, pending)
             await ctx.prompt()
         elif word in ("完成", "汇总", "刷新", "查看汇总"):
             await ctx.prompt()
@@ -735,7 +742,7 @@ class Done(Step):
         pass
 
     async def handle(self, ctx: Context) -> None:
-        if "rid" in ctx.data and await mr.is_editable(ctx.db, _rid(ctx)):
+        if ReviewData.of(ctx).rid is not None and await mr.is_editable(ctx.db, _rid(ctx)):
             ctx.say(T.REOPENED)  # returned by an approver: editable again
             await ctx.replace("members.start")
             return

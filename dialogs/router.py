@@ -45,6 +45,7 @@ from dialogs.engine import (
     step,
 )
 from dialogs.events import Event, EventKind, Reply
+from dialogs.state import ReviewData
 from dialogs.texts import common as T
 from services import acting, clock, reviews
 from services.messages import CardUpdate, Message, Text
@@ -53,7 +54,7 @@ from storage.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_NOT_FLOWS = {"engine", "router", "events", "texts"}
+_NOT_FLOWS = {"engine", "router", "events", "texts", "state"}
 _loaded = False
 
 
@@ -94,7 +95,7 @@ def _menu_command(key: str) -> str:
     return "start"  # the review menu item (and any other key: start or resume is the safe answer)
 
 
-# The steps of a contact's own review (cursor data ``rid``): checked on every turn
+# The steps of a contact's own review (cursor data ``ReviewData.rid``): checked on every turn
 CONTACT_FLOWS = ("unit", "members", "core")
 CONTACT_STEPS = ("appr.submitted",)
 
@@ -121,7 +122,7 @@ class ConfirmCancel(Step):
     async def handle(self, ctx: Context) -> None:
         if ctx.word in ("确认", "是", "确定", "好", "取消", "确认取消", "暂停"):
             ctx.cursor.history = []
-            ctx.cursor.data = {}
+            ctx.cursor.clear_data()
             await ctx.replace("core.paused")
         elif ctx.word in ("继续", "否", "不", "不用", "返回", "不取消"):
             ctx.say(T.CANCEL_ABORTED)
@@ -264,8 +265,8 @@ class DialogRouter:
         flow = cursor.step.split(".", 1)[0]
         if not cursor.exists or not (flow in CONTACT_FLOWS or cursor.step in CONTACT_STEPS):
             return True
-        rid = cursor.data.get("rid")
-        if not isinstance(rid, int) or await acting.may_act_for_review(ctx.db, ctx.user, rid):
+        rid = ReviewData.from_dict(cursor.data).rid  # a look, not a view of this turn
+        if rid is None or await acting.may_act_for_review(ctx.db, ctx.user, rid):
             return True
         ctx.finish()
         ctx.say(T.DEACTIVATED)
@@ -315,7 +316,8 @@ class DialogRouter:
         cursor.problem = ""
         cursor.version = SCHEMA_VERSION
         if problem != "step":
-            cursor.data, cursor.history = {}, []
+            cursor.clear_data()
+            cursor.history = []
         mark = len(ctx.reply.messages)
         resumed = False
         for hook in self.registry.resume_hooks:

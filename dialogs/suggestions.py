@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from dialogs.engine import Context, Step, step
+from dialogs.state import MemberData, ReviewData
 from dialogs.texts import member_review as MT
 from dialogs.texts import suggestions as T
 from services import hints as H
@@ -24,7 +25,7 @@ _CONFIRM_RE = re.compile(r"^(?:确认标记|确认)(\d+)人?$")
 
 
 def _rid(ctx: Context) -> int:
-    return int(ctx.data["rid"])
+    return ReviewData.of(ctx).review_id
 
 
 async def count_line(ctx: Context) -> str:
@@ -93,10 +94,10 @@ class RetireAll(Step):
     stage = MT.STAGE
 
     async def prompt(self, ctx: Context) -> None:
-        if "rid" not in ctx.data:
+        if ReviewData.of(ctx).rid is None:
             return
         s = await sg.count(ctx.db, _rid(ctx))
-        ctx.data["retire_n"] = len(s.sure)
+        MemberData.of(ctx).retire_n = len(s.sure)
         if not s.sure:
             ctx.say(T.NOTHING_TO_MARK)
             await self._leave(ctx)
@@ -104,11 +105,11 @@ class RetireAll(Step):
         ctx.say(T.CONFIRM.format(n=len(s.sure), maybe=len(s.maybe), old=len(s.old)))
 
     async def handle(self, ctx: Context) -> None:
-        if "rid" not in ctx.data:
+        if ReviewData.of(ctx).rid is None:
             ctx.finish()
             ctx.say(MT.NO_DRAFT)
             return
-        n = int(ctx.data.get("retire_n", 0))
+        n = MemberData.of(ctx).retire_n
         word = ctx.word
         if word in ("返回", "取消", "不", "否", "算了"):
             await self._leave(ctx)
@@ -130,12 +131,12 @@ class RetireAll(Step):
             ctx.say(T.CONFIRM_CHANGED.format(n=res.current))
             await ctx.replace("members.retire_all")
             return
-        ctx.data.pop("retire_n", None)
+        MemberData.of(ctx).retire_n = 0
         ctx.say(T.MARKED_ALL.format(n=res.marked))
         await self._leave(ctx)
 
     async def _leave(self, ctx: Context) -> None:
-        ctx.data.pop("retire_n", None)
+        MemberData.of(ctx).retire_n = 0
         if not await ctx.back():
             await ctx.replace("members.list")
 

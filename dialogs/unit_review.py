@@ -4,9 +4,10 @@ Steps: ``unit.show`` (the numbered list) → ``unit.pick`` (which number) →
 ``unit.edit.<field>`` (the new value; one step per field, e.g. ``unit.edit.mobile``) → back to
 ``unit.show`` → ``unit.confirm`` (old → new) → ``members.start`` (the member review's flow).
 
-Cursor data (also read by the member review): ``rid`` (review id), ``uid`` (union id), ``unit``
-(union name), ``kind`` (union kind), ``cur`` (the union's current values), ``edits`` (the
-draft's unit edits, mirrored from the database where every accepted edit is saved at once).
+Cursor data: :class:`~dialogs.state.ReviewData` (also read by the member review): ``rid``
+(review id), ``uid`` (union id), ``unit`` (union name), ``kind`` (union kind), ``cur`` (the
+union's current values), ``edits`` (the draft's unit edits, mirrored from the database where
+every accepted edit is saved at once).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialogs.engine import Context, Step, entry, resume, step
+from dialogs.state import ReviewData
 from dialogs.texts import unit_review as T
 from services import reviews, unit_fields
 from services.reviews import Entry, Outcome
@@ -68,21 +70,13 @@ def reject_text(exc: Invalid) -> str:
         return T.REJECT_DEFAULT
 
 
-def _edits(ctx: Context) -> dict[str, Any]:
-    return ctx.data.setdefault("edits", {})
-
-
 def load_entry(ctx: Context, e: Entry) -> None:
     """Put the review and the union's current values into the cursor."""
     assert e.review is not None and e.union is not None
-    ctx.data.update(
-        rid=e.review.id,
-        uid=e.union.id,
-        unit=e.union.name,
-        kind=str(e.union.kind),
-        cur=reviews.snapshot(e.union),
-        edits=dict(e.review.unit_edits or {}),
-    )
+    d = ReviewData.of(ctx)
+    d.rid, d.uid, d.unit, d.kind = e.review.id, e.union.id, e.union.name, str(e.union.kind)
+    d.cur = reviews.snapshot(e.union)
+    d.edits = dict(e.review.unit_edits or {})
 
 
 async def go_members(ctx: Context) -> None:
@@ -151,7 +145,7 @@ async def start_or_resume(ctx: Context) -> bool:
         ctx.say(outcome_text(ctx, e))  # an approver's own dialog (appr.*) is left as it is
         return True
     assert e.review is not None and e.union is not None
-    same = ctx.cursor.exists and ctx.data.get("rid") == e.review.id
+    same = ctx.cursor.exists and ReviewData.of(ctx).rid == e.review.id
     current = ctx.registry.get(ctx.cursor.step) if same else None
     head = T.START if e.created else T.RESUME
     ctx.say(
@@ -181,8 +175,8 @@ async def resume_from_draft(ctx: Context) -> bool:
 
 
 def list_text(ctx: Context) -> str:
-    cur = ctx.data.get("cur", {})
-    edits = _edits(ctx)
+    d = ReviewData.of(ctx)
+    cur, edits = d.cur, d.edits
     lines = [T.LIST_HEAD]
     for f in FIELDS:
         edited = f.key in edits and edits[f.key] != cur.get(f.key)
@@ -229,17 +223,18 @@ class ShowUnit(Step):
             await _edit(ctx, n)
             return
         if word in ("无变更", "下一步", "没有变更", "无", "不变", "正确", "继续"):
-            cur, edits = ctx.data.get("cur", {}), _edits(ctx)
+            d = ReviewData.of(ctx)
+            cur, edits = d.cur, d.edits
             values = unit_fields.effective(cur, edits)
             edited = [k for k, _, _ in unit_fields.changed(cur, edits)]
-            found = unit_fields.problems(values, ctx.data.get("kind", ""), edited)
+            found = unit_fields.problems(values, d.kind, edited)
             if found:
                 ctx.invalid("\n".join([T.CROSS_PROBLEMS, *(reject_text(p) for p in found)]))
                 return
             if unit_fields.changed(cur, edits):
                 await ctx.goto("unit.confirm")
                 return
-            if not await reviews.confirm_unit(ctx.db, ctx.data["rid"]):
+            if not await reviews.confirm_unit(ctx.db, ReviewData.of(ctx).review_id):
                 ctx.finish()
                 ctx.say(T.NOT_EDITABLE)
                 return
@@ -273,13 +268,15 @@ class EditField(Step):
     key: str = ""
 
     async def prompt(self, ctx: Context) -> None:
-        cur, edits = ctx.data.get("cur", {}), _edits(ctx)
+        d = ReviewData.of(ctx)
+        cur, edits = d.cur, d.edits
         value = edits.get(self.key, cur.get(self.key))
         hint = T.HINTS[self.key].format(max=ctx.settings.review.other_info_max_chars)
         ctx.say(T.ASK_VALUE.format(label=T.LABELS[self.key], value=show(value, 100), hint=hint))
 
     async def handle(self, ctx: Context) -> None:
-        cur, edits = ctx.data.get("cur", {}), _edits(ctx)
+        d = ReviewData.of(ctx)
+        cur, edits = d.cur, d.edits
         others = {k: v for k, v in edits.items() if k != self.key}
         try:
             checked = unit_fields.check_field(
@@ -287,7 +284,7 @@ class EditField(Step):
                 ctx.event.text,
                 current=cur,
                 edits=others,
-                union_kind=ctx.data.get("kind", ""),
+                union_kind=d.kind,
                 other_info_max=ctx.settings.review.other_info_max_chars,
             )
         except Invalid as exc:
@@ -301,12 +298,12 @@ class EditField(Step):
             new_edits[self.key] = checked.value
             ctx.say(T.SAVED.format(label=label, value=show(checked.value, LIST_VALUE_CHARS)))
         if new_edits != edits and not await reviews.save_unit_edits(
-            ctx.db, ctx.data["rid"], new_edits
+            ctx.db, ReviewData.of(ctx).review_id, new_edits
         ):
             ctx.finish()
             ctx.say(T.NOT_EDITABLE)
             return
-        ctx.data["edits"] = new_edits
+        d.edits = new_edits
         if checked.warning == "term.expired":
             ctx.say(T.WARN_TERM_EXPIRED.format(**checked.params))
         ctx.cursor.history = []
@@ -329,7 +326,8 @@ class ConfirmUnit(Step):
     stage = STAGE
 
     async def prompt(self, ctx: Context) -> None:
-        cur, edits = ctx.data.get("cur", {}), _edits(ctx)
+        d = ReviewData.of(ctx)
+        cur, edits = d.cur, d.edits
         lines = [T.CONFIRM_HEAD]
         for key, old, new in unit_fields.changed(cur, edits):
             lines.append(
@@ -346,7 +344,7 @@ class ConfirmUnit(Step):
     async def handle(self, ctx: Context) -> None:
         word = ctx.word
         if word in ("确认", "确定", "是", "正确", "提交"):
-            if not await reviews.confirm_unit(ctx.db, ctx.data["rid"]):
+            if not await reviews.confirm_unit(ctx.db, ReviewData.of(ctx).review_id):
                 ctx.finish()
                 ctx.say(T.NOT_EDITABLE)
                 return
