@@ -13,6 +13,7 @@ from datetime import datetime
 from services import clock
 from services.applied import Applied
 from services.messages import Button, Card, CardUpdate, Text
+from services.removal_rules import is_high_removal  # S6: one home
 from storage.models import Decision, RemovalReason
 from storage.settings import Settings
 
@@ -68,15 +69,6 @@ class ReviewFacts:
     @property
     def members_after(self) -> int:
         return self.members_before - self.removed
-
-
-def is_high_removal(removed: int, before: int, settings: Settings) -> bool:
-    """S6: more than ``high_removal_ratio`` of the members, or at least ``high_removal_count``."""
-    if removed <= 0:
-        return False
-    if removed >= settings.review.high_removal_count:
-        return True
-    return before > 0 and removed / before > settings.review.high_removal_ratio
 
 
 def task_id_for(

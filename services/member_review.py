@@ -51,6 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import clock
+from services.removal_rules import is_high_removal
 from services.uploads import Column, Sheet
 from services.validators import (
     BadText,
@@ -1233,16 +1234,6 @@ class Summary:
     @property
     def remaining(self) -> int:
         return self.total - self.removed
-
-
-def is_high_removal(removed: int, total: int, settings: Settings) -> bool:
-    """S6: more than ``high_removal_ratio`` of the members, or at least ``high_removal_count``."""
-    if removed <= 0:
-        return False
-    ratio = removed / total if total else 1.0
-    return ratio > settings.review.high_removal_ratio or removed >= (
-        settings.review.high_removal_count
-    )
 
 
 async def summary(db: Database, settings: Settings, review_id: int) -> Summary:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from services.cycle_rules import Cycle, load_cycle
 from services.reminders import eligible_units_clause
+from services.removal_rules import is_high_removal
 from storage.db import Database
 from storage.models import (
     ApprovalStep,
@@ -126,13 +127,8 @@ def subtree_cte(root_id: int) -> Any:
 
 
 def is_flagged(removed: int, base: int | None, settings: Settings) -> bool:
-    """S6: at least ``high_removal_count`` members, or more than ``high_removal_ratio``."""
-    if removed <= 0:
-        return False
-    r = settings.review
-    if removed >= r.high_removal_count:
-        return True
-    return bool(base) and removed > r.high_removal_ratio * base
+    """S6 (:func:`services.removal_rules.is_high_removal`)."""
+    return is_high_removal(removed, base, settings)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
