@@ -117,7 +117,7 @@ async def seed_pending(
                 )
         await s.execute(insert(Member), rows)
         reviews = []
-        for i, (u, op) in enumerate(zip(units, contacts, strict=True), start=1):
+        for u, op in zip(units, contacts, strict=True):
             r = Review(
                 union_id=u.id, year=year, unit_confirmed=True, member_mode="list", started_by=op.id
             )
