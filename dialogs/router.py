@@ -210,6 +210,9 @@ class DialogRouter:
         if ev.kind == EventKind.text:
             cmd = _command(ctx.word)
         elif ev.kind == EventKind.menu:
+            menu_hook = self.registry.commands.get(normalize(f"menu:{ev.key}"))  # a flow's key
+            if menu_hook is not None and await menu_hook(ctx):
+                return
             cmd = _menu_command(ev.key)
         elif ev.kind == EventKind.enter:  # the user opened the app
             if current is not None:

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import acting, cards, clock, hints
+from services import acting, cards, clock, decision_mode, hints
 from services.applied import applied
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
@@ -732,6 +732,7 @@ async def decide(
                 levels=step.levels,
                 operator_id=approver.id,
                 comment=comment,
+                mode=decision_mode.current(),  # single | bulk (issue 13)
             )
             review.decided_at = now
             review.updated_at = now
