@@ -1,12 +1,80 @@
-"""Deliver a Reply actively: every message becomes an outbox row, in order, in one transaction."""
+"""Replies leaving a channel: what goes back passively, what goes through the outbox.
+
+:func:`split_reply` is the one place that decides it (the WeCom callback, its late answers and
+the worker's file results all use it); :func:`split_text` cuts a text to the channel's
+``text_limit``; :func:`send_actively` writes messages to the outbox in one transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from services.messages import Message
+from services.messages import CardUpdate, Message, Text
 from services.outbox import enqueue
 from storage.db import Database
+
+
+@dataclass(frozen=True)
+class Split:
+    passive: Text | CardUpdate | None = None  # the answer in the HTTP response, if any
+    active: list[Message] = field(default_factory=list)  # through the outbox, in this order
+
+
+def split_reply(
+    messages: Sequence[Message],
+    card_update: CardUpdate | None,
+    *,
+    text_limit: int,
+    passive: bool = True,
+    click: bool = False,
+) -> Split:
+    """Split a reply: with ``passive`` (the platform takes an answer in the HTTP response) the
+    first text goes back there (its overflow, cut to ``text_limit``, right after it through the
+    outbox) or, for a card ``click``, the update of the clicked card; the rest goes actively.
+    Without ``passive`` everything goes actively, the card update first."""
+    items = list(messages)
+    if not passive:
+        return Split(None, ([card_update] if card_update is not None else []) + items)
+    if card_update is not None and click:
+        if card_update.card is None:
+            return Split(card_update, items)
+        return Split(None, [card_update, *items])
+    tail = [card_update] if card_update is not None else []
+    for i, msg in enumerate(items):
+        if isinstance(msg, Text) and msg.text:
+            parts = split_text(msg.text, text_limit)
+            rest = items[:i] + [Text(p) for p in parts[1:]] + items[i + 1 :]
+            return Split(Text(parts[0]), rest + tail)
+    return Split(None, items + tail)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into parts of at most ``limit`` UTF-8 bytes, preferring line breaks."""
+    if len(text.encode("utf-8")) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    size = 0
+    for line in text.splitlines(keepends=True):
+        n = len(line.encode("utf-8"))
+        if n > limit:  # one very long line: cut by characters
+            for ch in line:
+                c = len(ch.encode("utf-8"))
+                if size + c > limit:
+                    parts.append(current)
+                    current, size = "", 0
+                current += ch
+                size += c
+            continue
+        if size + n > limit:
+            parts.append(current)
+            current, size = "", 0
+        current += line
+        size += n
+    if current:
+        parts.append(current)
+    return [p.rstrip("\n") or p for p in parts]
 
 
 async def send_actively(

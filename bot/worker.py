@@ -18,11 +18,11 @@ from typing import Any
 from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
 from bot.jobs import JobRunner
 from bot.logs import log, setup_logging
-from bot.outbox_sender import OutboxSender
-from bot.replies import send_actively
+from bot.replies import send_actively, split_reply
 from bot.wecom import texts
 from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
+from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store
 from services.file_names import clean_file_name
@@ -57,7 +57,7 @@ class Worker:
         self.client = client or WecomClient(settings, redis)
         self.upload_dir = upload_dir or default_upload_dir()
         self.reminders = reminders and settings.reminders.enabled
-        self.sender = OutboxSender(settings, db, redis, self.client)
+        self.sender = outbox_worker(settings, db, redis, self.client)
         self.jobs = JobRunner(redis, {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job})
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -81,10 +81,8 @@ class Worker:
             reply = await self.handler.handle(event)
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
-        messages = list(reply.messages)
-        if reply.card_update is not None:
-            messages.insert(0, reply.card_update)
-        await self._reply(platform, user, messages)
+        split = split_reply(reply.messages, reply.card_update, text_limit=0, passive=False)
+        await self._reply(platform, user, split.active)
 
     async def file_job(self, payload: dict[str, Any]) -> None:
         """A file message: download it, then process it like an H5 upload."""

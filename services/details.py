@@ -95,16 +95,14 @@ async def load_details(db: Database, step_id: int) -> ReviewDetails | None:
             submitted_at=review.submitted_at,
             hint_line=hints.line(review.hints),
         )
-        for key, new in (review.unit_edits or {}).items():
-            old = getattr(union, key, None)
-            if _show(old) != _show(new):
-                d.changes.append(
-                    FieldChange(
-                        unit_fields.LABELS.get(key, key),
-                        unit_fields.shown_to_others(key, _show(old)),
-                        unit_fields.shown_to_others(key, _show(new)),
-                    )
+        for key, old, new in unit_fields.changed_on(union, review.unit_edits or {}):
+            d.changes.append(
+                FieldChange(
+                    unit_fields.LABELS.get(key, key),
+                    unit_fields.shown_to_others(key, _show(old)),
+                    unit_fields.shown_to_others(key, _show(new)),
                 )
+            )
         rows = await s.execute(
             select(Member.name, Member.id_number, Removal.reason)
             .join(Member, Member.id == Removal.member_id)

@@ -26,7 +26,8 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from services import approvals, cards
+from services import cards
+from services.approvals import chain as levels
 from services.messages import CardUpdate
 from services.outbox import enqueue
 from storage.db import Database
@@ -53,7 +54,7 @@ async def _new_chain(db: Database, settings: Settings, review_id: int) -> list[i
             return None
         union = await s.get(Union, review.union_id)
         assert union is not None
-        chain = await approvals._chain(s, settings, union)
+        chain = await levels._chain(s, settings, union)
         return None if chain == list(review.chain) else chain
 
 
@@ -115,8 +116,8 @@ async def reroute(
             upd = CardUpdate(task_id=row.task_id, replace_text=label, response_code=None)
             enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
             row.updated = True
-        bundle = await approvals._facts(s, review)
-        contacts = await approvals._contacts(s, review, bundle.submitter)
+        bundle = await levels._facts(s, review)
+        contacts = await levels._contacts(s, review, bundle.submitter)
         review.updated_at = now
         s.add(
             AuditLog(
@@ -137,7 +138,7 @@ async def reroute(
             review.status = ReviewStatus.returned
             review.current_level = None
             review.return_reason = cards.REROUTED_NO_PARENT
-            approvals._notify(
+            levels._notify(
                 s,
                 contacts,
                 cards.rerouted_no_parent_notice(bundle.facts),
@@ -147,8 +148,8 @@ async def reroute(
         review.round = old_round + 1
         review.chain = chain
         await s.flush()
-        await approvals._open_level(s, settings, review, bundle, 1, now)
-        approvals._notify(
+        await levels._open_level(s, settings, review, bundle, 1, now)
+        levels._notify(
             s,
             contacts,
             cards.rerouted_notice(

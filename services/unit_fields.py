@@ -1,4 +1,4 @@
-"""The unit-information fields D1–D7: their order, their checks, and applying accepted edits.
+"""The unit-information fields D1–D7: their order, their checks, and converting accepted edits.
 
 Each check takes the typed text and returns a :class:`Checked` (the value as stored in
 ``Review.unit_edits``: ``str``, ``int``, ISO date ``str`` or ``None`` for "cleared", plus an
@@ -316,25 +316,56 @@ def problems(
     return out
 
 
+def _comparable(value: Any) -> str | None:
+    """A value as compared for "changed": empty is None, dates ISO, numbers as text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
 def changed(current: Mapping[str, Any], edits: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(key, old, new)`` for each edit that differs from the current value, in field order."""
+    """``(key, old, new)`` for each edit that differs from the current value, in field order.
+
+    The one answer to "which unit fields changed" (the dialog's list, the approver's details,
+    the card's count): empty text and None are the same, a date equals its ISO text.
+    """
     return [
         (f.key, current.get(f.key), edits[f.key])
         for f in FIELDS
-        if f.key in edits and edits[f.key] != current.get(f.key)
+        if f.key in edits and _comparable(edits[f.key]) != _comparable(current.get(f.key))
     ]
 
 
-def apply_edits(union: Union, edits: Mapping[str, Any]) -> list[str]:
-    """Write accepted edits onto ``union`` (final approval only). Returns the keys changed."""
-    done: list[str] = []
-    for key, value in edits.items():
-        f = BY_KEY.get(key)
-        if f is None:
-            continue
-        if f.kind == "date" and isinstance(value, str):
-            value = date.fromisoformat(value)
-        if getattr(union, key) != value:
-            setattr(union, key, value)
-            done.append(key)
-    return done
+def changed_on(union: Union, edits: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """:func:`changed` against the union's current values."""
+    return changed(current_values(union), edits)
+
+
+# The typed Union columns an accepted edit is written into on final approval.
+INT_FIELDS = frozenset(
+    {"employees_total", "members_count", "female_count", "dispatched_count", "migrant_count"}
+)
+DATE_FIELDS = frozenset({"term_expiry"})
+TEXT_FIELDS = frozenset(
+    {"name", "union_status", "legal_cert_no", "contact_name", "contact_mobile", "other_info"}
+)
+
+
+def convert_unit_edits(edits: Mapping[str, Any]) -> dict[str, Any]:
+    """Review.unit_edits (values as text) -> typed Union column values; unknown keys fail."""
+    out: dict[str, Any] = {}
+    for key, raw in edits.items():
+        empty = raw is None or (isinstance(raw, str) and not raw.strip())
+        if key in INT_FIELDS:
+            out[key] = None if empty else int(str(raw).strip())
+        elif key in DATE_FIELDS:
+            out[key] = None if empty else parse_date(raw)
+        elif key in TEXT_FIELDS:
+            out[key] = None if empty and key != "name" else str(raw).strip()
+        else:
+            raise ValueError(f"unknown unit field {key!r}")
+    if "name" in out and not out["name"]:
+        raise ValueError("the unit name cannot be empty")
+    return out

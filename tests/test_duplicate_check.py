@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.outbox_sender import OutboxSender
-from bot.outbox_unique import MARK_KEY
+from bot.wecom.unique import MARK_KEY
 from services.messages import Text
 from services.outbox import enqueue
 from storage.models import Outbox, OutboxStatus

@@ -151,11 +151,12 @@ def test_cross_field_problems_and_changes() -> None:
     assert F.changed(CUR, {"members_count": 80, "female_count": 31}) == [("female_count", 30, 31)]
 
 
-def test_apply_edits() -> None:
+def test_convert_unit_edits() -> None:
     u = Union(code="X", kind=UnionKind.grassroots, name="旧名称工会委员会", employees_total=1)
-    done = F.apply_edits(u, {"name": "新名称工会委员会", "term_expiry": "2027-05-01"})
-    assert done == ["name", "term_expiry"]
-    assert u.term_expiry == date(2027, 5, 1) and u.name == "新名称工会委员会"
+    edits = {"name": "新名称工会委员会", "term_expiry": "2027-05-01"}
+    assert [k for k, _, _ in F.changed_on(u, edits)] == ["name", "term_expiry"]
+    typed = F.convert_unit_edits(edits)
+    assert typed == {"name": "新名称工会委员会", "term_expiry": date(2027, 5, 1)}
 
 
 def test_every_rule_has_text_with_an_example_or_limit() -> None:

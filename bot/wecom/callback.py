@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.jobs import enqueue_job
 from bot.logs import log
-from bot.replies import send_actively
+from bot.replies import send_actively, split_reply
 from bot.wecom import render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
 from bot.wecom.parse import PLATFORM, parse
@@ -249,11 +249,11 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
-                self._spawn(self._deliver_late(task, ev))
+                self._spawn(self._deliver_late(task, ev, ev.response_code))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
-            self._spawn(self._deliver_late(task, ev))
+            self._spawn(self._deliver_late(task, ev, ev.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if task.cancelled() or task.exception() is not None:
             logger.error(
@@ -263,40 +263,36 @@ class WecomCallback:
             )
             return await self._passive(ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
-        return await self._passive(ev, nonce, list(reply.messages), reply.card_update)
+        return await self._passive(
+            ev, nonce, list(reply.messages), reply.card_update, ev.response_code
+        )
 
     # -- answering ----------------------------------------------------------------------------------
 
     async def _passive(
-        self, ev: Event, nonce: str, messages: list[Message], card_update: CardUpdate | None
+        self,
+        ev: Event,
+        nonce: str,
+        messages: list[Message],
+        card_update: CardUpdate | None,
+        code: str = "",
     ) -> web.Response:
         """The first Text goes back passively (a card click: the update_button), the rest is
         written to the outbox before answering, so a crash after the answer loses nothing."""
-        plain: str | None = None
-        rest: list[Message] = []
-        if card_update is not None and ev.kind is EventKind.card_action:
-            if card_update.card is None:
-                plain = render.passive_update_button(
-                    ev.user_id, self.corp_id, card_update.replace_text
-                )
-            else:
-                rest.append(_with_code(card_update, ev))
-            rest.extend(messages)
-        else:
-            for i, msg in enumerate(messages):
-                if isinstance(msg, Text) and msg.text:
-                    parts = render.split_text(msg.text)
-                    plain = render.passive_text(ev.user_id, self.corp_id, parts[0])
-                    rest = messages[:i] + [Text(p) for p in parts[1:]] + messages[i + 1 :]
-                    break
-            else:
-                rest = messages
-            if card_update is not None:
-                rest.append(_with_code(card_update, ev))
-        if rest:
-            await self._send_rest(ev, rest)
-        if plain is None:
+        click = ev.kind is EventKind.card_action
+        if card_update is not None:
+            card_update = _with_code(card_update, ev)
+        split = split_reply(messages, card_update, text_limit=render.TEXT_LIMIT_BYTES, click=click)
+        if split.active:
+            await self._send_rest(ev, split.active)
+        if split.passive is None:
             return web.Response(text="", headers=_EMPTY_HEADERS)
+        if isinstance(split.passive, CardUpdate):
+            plain = render.passive_update_button(
+                ev.user_id, self.corp_id, split.passive.replace_text
+            )
+        else:
+            plain = render.passive_text(ev.user_id, self.corp_id, split.passive.text)
         return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
 
     async def _send_rest(self, ev: Event, messages: list[Message]) -> None:
@@ -305,16 +301,15 @@ class WecomCallback:
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
-    async def _deliver_late(self, task: asyncio.Future[Reply], ev: Event) -> None:
+    async def _deliver_late(self, task: asyncio.Future[Reply], ev: Event, code: str) -> None:
         try:
             reply = await task
         except Exception:
             logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
             reply = Reply([Text(texts.BUSY)])
-        messages = list(reply.messages)
-        if reply.card_update is not None:
-            messages.insert(0, _with_code(reply.card_update, ev))
-        await self._send_rest(ev, messages)
+        upd = _with_code(reply.card_update, ev) if reply.card_update is not None else None
+        split = split_reply(reply.messages, upd, text_limit=render.TEXT_LIMIT_BYTES, passive=False)
+        await self._send_rest(ev, split.active)
 
 
 def _with_code(update: CardUpdate, ev: Event) -> CardUpdate:

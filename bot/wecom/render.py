@@ -22,39 +22,11 @@ def cdata(text: str) -> str:
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT_BYTES) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` UTF-8 bytes, preferring line breaks."""
-    if len(text.encode("utf-8")) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    size = 0
-    for line in text.splitlines(keepends=True):
-        n = len(line.encode("utf-8"))
-        if n > limit:  # one very long line: cut by characters
-            for ch in line:
-                c = len(ch.encode("utf-8"))
-                if size + c > limit:
-                    parts.append(current)
-                    current, size = "", 0
-                current += ch
-                size += c
-            continue
-        if size + n > limit:
-            parts.append(current)
-            current, size = "", 0
-        current += line
-        size += n
-    if current:
-        parts.append(current)
-    return [p.rstrip("\n") or p for p in parts]
-
-
 # -- passive replies (plaintext XML, encrypted by the caller) -----------------------------------
 
 
 def passive_text(to_user: str, corp_id: str, text: str, now: int | None = None) -> str:
-    """A passive text reply. The caller keeps ``text`` within 2048 bytes (see split_text)."""
+    """A passive text reply. The caller keeps ``text`` within 2048 bytes (see bot.replies.split_text)."""
     return (
         f"<xml><ToUserName>{cdata(to_user)}</ToUserName>"
         f"<FromUserName>{cdata(corp_id)}</FromUserName>"

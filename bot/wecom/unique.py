@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from bot.replies import split_text
 from bot.wecom import render
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus
@@ -36,8 +37,8 @@ def text_parts(text: str, mark: str = "") -> list[str]:
     """The message/send texts of one text row: ``text`` split to WeCom's limit, each part
     followed by ``mark`` (if any)."""
     if not mark:
-        return render.split_text(text)
-    return [p + mark for p in render.split_text(text, render.TEXT_LIMIT_BYTES - MARK_ROOM_BYTES)]
+        return split_text(text, render.TEXT_LIMIT_BYTES)
+    return [p + mark for p in split_text(text, render.TEXT_LIMIT_BYTES - MARK_ROOM_BYTES)]
 
 
 def row_parts(payload: dict[str, Any]) -> list[str]:

@@ -1,0 +1,397 @@
+"""The outbox worker: claim due rows, keep each recipient's order and rate window, retry.
+
+Generic: it names no platform. Each row goes to the channel of its ``platform`` (a
+:class:`Channel`: WeCom's is ``bot.wecom.sender``; a DingTalk one is one more entry in the
+``channels`` map), which sends it and says how it went as a :class:`Delivery`.
+
+- **Claiming.** A worker takes due rows with a lease (``claimed_until``) through a conditional
+  ``UPDATE ... WHERE claimed_until IS NULL OR claimed_until < now``, so several workers never
+  send one row at once; a worker that dies leaves its rows to be taken again after the lease.
+- **Order.** Rows to one recipient go in id order: a row waits while an earlier row to the same
+  recipient is pending (delayed, or claimed by another worker).
+- **Rate limits.** A sliding window per recipient in Redis (one Lua call) reserves the row's
+  sends (``Channel.slots``) before a send, within the channel's ``per_minute``/``per_hour``; a
+  row that would exceed it is delayed until a slot frees, never sent over the limit.
+- **Outcomes.** ``sent`` (with the platform's message id and the channel's own bookkeeping,
+  written in the same transaction); ``unreachable``; back-off on transient errors and
+  throttling, a pause on configuration errors; ``failed`` after ``max_attempts`` or on a
+  permanent error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.logs import log
+from services.redact import scrub
+from storage.db import Database
+from storage.models import Outbox, OutboxStatus
+from storage.redis import keys
+
+logger = logging.getLogger("unioncard.outbox")
+
+MARGIN_SECONDS = 1.0  # our window is a little wider than the platform's
+CONFIG_PAUSE_SECONDS = 300.0
+
+
+class Result(StrEnum):
+    sent = "sent"
+    unreachable = "unreachable"  # the recipient cannot get messages (left, blocked)
+    failed = "failed"  # permanent: will not work on a retry
+    retry = "retry"  # transient: back off and try again
+    throttled = "throttled"  # the platform said too many: back off at least 30 s
+    misconfigured = "misconfigured"  # our set-up is wrong: pause, do not count an attempt
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a channel says about one row it was handed."""
+
+    result: Result
+    msgid: str = ""  # the platform's message id (sent)
+    error: str = ""
+    note: str | None = None  # kept as ``last_error`` of a sent row (e.g. "already sent")
+    record: Callable[[AsyncSession], Awaitable[None]] | None = None  # the channel's own
+    # bookkeeping, run in the transaction that marks the row (sent or not)
+    extra: Mapping[str, Any] | None = None  # further Outbox columns to set
+
+
+class Channel(Protocol):
+    """One platform's side of the outbox: ``bot.wecom.sender.WecomChannel`` is one."""
+
+    platform: str
+    text_limit: int  # bytes of one text message
+    per_minute: int  # active sends one recipient may get
+    per_hour: int
+
+    async def slots(self, row: Outbox, now: float) -> int:
+        """How many sends ``row`` takes in the recipient's window (0: not counted)."""
+        ...
+
+    async def send(self, row: Outbox) -> Delivery:
+        """Send ``row`` (retries and resends must be harmless); unexpected errors may raise."""
+        ...
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def backoff_seconds(attempts: int) -> float:
+    """5 s, 10 s, 20 s ... up to 10 minutes."""
+    return float(min(600, 5 * 2 ** max(0, attempts - 1)))
+
+
+# KEYS[1] = the recipient's window (sorted set of send times)
+# ARGV: now, slots, per_minute, per_hour, margin, unique id
+# Returns 0 after reserving ``slots``, or the seconds to wait until they fit.
+_RESERVE = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local per_min = tonumber(ARGV[3])
+local per_hour = tonumber(ARGV[4])
+local margin = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 3600 - margin)
+local in_min = redis.call('ZCOUNT', key, '(' .. (now - 60 - margin), '+inf')
+local in_hour = redis.call('ZCARD', key)
+local wait = 0
+if in_min + n > per_min then
+  local idx = in_min + n - per_min - 1
+  local e = redis.call('ZRANGEBYSCORE', key, '(' .. (now - 60 - margin), '+inf', 'WITHSCORES', 'LIMIT', idx, 1)
+  if e[2] then wait = math.max(wait, tonumber(e[2]) + 60 + margin - now) else wait = 60 end
+end
+if in_hour + n > per_hour then
+  local idx = in_hour + n - per_hour - 1
+  local e = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
+  if e[2] then wait = math.max(wait, tonumber(e[2]) + 3600 + margin - now) else wait = 3600 end
+end
+if wait > 0 then return tostring(wait) end
+for i = 1, n do
+  redis.call('ZADD', key, now, ARGV[6] .. ':' .. i)
+end
+redis.call('EXPIRE', key, 3700)
+return '0'
+"""
+
+
+class OutboxWorker:
+    """Delivers due outbox rows through their channels."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis: Any,
+        channels: Mapping[str, Channel],
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_seconds: float = 120.0,
+        batch: int = 100,
+        max_attempts: int = 8,
+        concurrency: int = 8,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.channels = dict(channels)
+        self.clock = clock
+        self.lease = lease_seconds
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self._sem = asyncio.Semaphore(concurrency)
+        self._reserve = redis.register_script(_RESERVE)
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    async def _claim(self, now: float) -> list[Outbox]:
+        nowdt = _dt(now)
+        free = or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < nowdt)
+        pending = and_(
+            Outbox.status == OutboxStatus.pending, Outbox.platform.in_(list(self.channels))
+        )
+        async with self.db.session() as s:
+            due = (
+                await s.execute(
+                    select(Outbox.id, Outbox.recipient)
+                    .where(pending, Outbox.next_attempt_at <= nowdt, free)
+                    .order_by(Outbox.id)
+                    .limit(self.batch)
+                )
+            ).all()
+            if not due:
+                return []
+            due_ids = {r.id for r in due}
+            recipients = {r.recipient for r in due}
+            earlier = (
+                await s.execute(
+                    select(Outbox.id, Outbox.recipient)
+                    .where(
+                        pending,
+                        Outbox.recipient.in_(recipients),
+                        Outbox.id <= max(due_ids),
+                    )
+                    .order_by(Outbox.id)
+                )
+            ).all()
+        # per recipient, the leading run of rows that are due and free
+        blocked: set[str] = set()
+        wanted: list[tuple[int, str]] = []
+        for row in earlier:
+            if row.recipient in blocked:
+                continue
+            if row.id in due_ids:
+                wanted.append((row.id, row.recipient))
+            else:
+                blocked.add(row.recipient)
+        claimed: list[int] = []
+        lost: set[str] = set()  # another worker took a row of this recipient: leave the rest
+        until = _dt(now + self.lease)
+        async with self.db.transaction() as s:
+            for oid, recipient in wanted:
+                if recipient in lost:
+                    continue
+                res = await s.execute(
+                    update(Outbox)
+                    .where(Outbox.id == oid, Outbox.status == OutboxStatus.pending, free)
+                    .values(claimed_until=until)
+                )
+                if res.rowcount == 1:
+                    claimed.append(oid)
+                else:
+                    lost.add(recipient)
+        if not claimed:
+            return []
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(select(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id))
+            ).scalars()
+            return list(rows)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    async def _finish(
+        self,
+        row: Outbox,
+        record: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        **values: Any,
+    ) -> None:
+        values.setdefault("claimed_until", None)
+        if values.get("last_error"):  # stored: no secret, full ID number or mobile
+            values["last_error"] = scrub(values["last_error"])
+        async with self.db.transaction() as s:
+            await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
+            if record is not None:
+                await record(s)
+
+    async def _hold_back(self, row: Outbox, later: list[Outbox], until: datetime) -> None:
+        """``row`` waits until ``until``: release the claims on ``later`` rows and make every
+        later pending row of the recipient wait as long (so they do not crowd the due list)."""
+        async with self.db.transaction() as s:
+            if later:
+                await s.execute(
+                    update(Outbox)
+                    .where(Outbox.id.in_([r.id for r in later]))
+                    .values(claimed_until=None)
+                )
+            await s.execute(
+                update(Outbox)
+                .where(
+                    Outbox.recipient == row.recipient,
+                    Outbox.platform == row.platform,
+                    Outbox.status == OutboxStatus.pending,
+                    Outbox.id > row.id,
+                    Outbox.next_attempt_at < until,
+                )
+                .values(next_attempt_at=until)
+            )
+
+    async def _retry_later(self, row: Outbox, now: float, error: str, delay: float) -> datetime:
+        """Back off; returns when the row is due again (now, if it has failed for good)."""
+        attempts = row.attempts + 1
+        if attempts >= self.max_attempts:
+            log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=error)
+            await self._finish(row, status=OutboxStatus.failed, attempts=attempts, last_error=error)
+            return _dt(now)
+        log(logger, "outbox.retry", level=logging.WARNING, id=row.id, error=error, delay=delay)
+        until = _dt(now + delay)
+        await self._finish(row, attempts=attempts, last_error=error, next_attempt_at=until)
+        return until
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _channel(self, row: Outbox) -> Channel:
+        return self.channels[row.platform]
+
+    async def _wait_needed(
+        self, row: Outbox, channel: Channel, now: float
+    ) -> tuple[float, str, int]:
+        """Reserve the row's sends in the recipient's window: (0, slot id, n) or (wait, "", 0)."""
+        slots = min(await channel.slots(row, now), channel.per_minute)
+        if slots == 0:
+            return 0.0, "", 0
+        slot = uuid.uuid4().hex
+        wait = await self._reserve(
+            keys=[keys.rate(row.platform, row.recipient, "sends")],
+            args=[now, slots, channel.per_minute, channel.per_hour, MARGIN_SECONDS, slot],
+        )
+        wait = float(wait)
+        return (wait, "", 0) if wait > 0 else (0.0, slot, slots)
+
+    async def _confirm(self, row: Outbox, slot: str, n: int) -> None:
+        """Move the reservation to when the send finished: the platform counted it by then."""
+        t = self.clock()
+        await self.redis.zadd(
+            keys.rate(row.platform, row.recipient, "sends"),
+            {f"{slot}:{i}": t for i in range(1, n + 1)},
+            xx=True,
+        )
+
+    async def _attempt(self, row: Outbox) -> tuple[float, Delivery | None]:
+        """(wait, None) when the recipient's window is full, else (0, the channel's answer).
+
+        The slot is reserved just before the call (after waiting for a free connection) and
+        re-stamped when it returns, so the window never runs ahead of what the platform saw.
+        """
+        channel = self._channel(row)
+        async with self._sem:
+            wait, slot, n = await self._wait_needed(row, channel, self.clock())
+            if wait > 0:
+                return wait, None
+            try:
+                return 0.0, await channel.send(row)
+            finally:
+                if n:
+                    await self._confirm(row, slot, n)
+
+    async def _deliver_recipient(self, rows: list[Outbox]) -> int:
+        """Send one recipient's rows in order; stop at the first that must wait."""
+        sent = 0
+        for i, row in enumerate(rows):
+            now = self.clock()
+            try:
+                wait, done = await self._attempt(row)
+            except Exception as exc:  # a bug or bad payload: keep it, retry later, log
+                logger.exception("outbox.error", extra={"fields": {"id": row.id}})
+                delay = backoff_seconds(row.attempts + 1)
+                until = await self._retry_later(row, now, repr(exc), delay)
+                await self._hold_back(row, rows[i + 1 :], until)
+                return sent
+            if wait > 0 or done is None:
+                until = _dt(self.clock() + wait)
+                await self._finish(row, next_attempt_at=until)
+                await self._hold_back(row, rows[i + 1 :], until)
+                return sent
+            if done.result is Result.sent:
+                await self._finish(
+                    row,
+                    done.record,
+                    status=OutboxStatus.sent,
+                    attempts=row.attempts + 1,
+                    sent_at=_dt(self.clock()),
+                    platform_msgid=done.msgid or None,
+                    last_error=done.note,
+                    **(done.extra or {}),
+                )
+                sent += 1
+                continue
+            if done.result is Result.unreachable:
+                log(logger, "outbox.unreachable", level=logging.WARNING, id=row.id,
+                    user=row.recipient)  # fmt: skip
+                await self._finish(row, status=OutboxStatus.unreachable, last_error=done.error)
+                continue
+            if done.result is Result.failed:
+                log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=done.error)
+                await self._finish(
+                    row, status=OutboxStatus.failed, attempts=row.attempts + 1,
+                    last_error=done.error,
+                )  # fmt: skip
+                continue
+            if done.result is Result.misconfigured:
+                until = _dt(now + CONFIG_PAUSE_SECONDS)
+                await self._finish(row, last_error=done.error, next_attempt_at=until)
+            else:
+                delay = backoff_seconds(row.attempts + 1)
+                if done.result is Result.throttled:
+                    delay = max(30.0, delay)
+                until = await self._retry_later(row, now, done.error, delay)
+            await self._hold_back(row, rows[i + 1 :], until)
+            return sent
+        return sent
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many rows were sent."""
+        rows = await self._claim(self.clock())
+        if not rows:
+            return 0
+        by_user: dict[str, list[Outbox]] = defaultdict(list)
+        for row in rows:
+            by_user[row.recipient].append(row)
+        counts = await asyncio.gather(*(self._deliver_recipient(r) for r in by_user.values()))
+        return sum(counts)
+
+    async def run_forever(self, stop: asyncio.Event | None = None, idle: float = 1.0) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                n = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("outbox.loop_error")
+                n = 0
+            if n == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), idle)
+                except TimeoutError:
+                    pass
