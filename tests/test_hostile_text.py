@@ -372,7 +372,7 @@ def test_cli_crash_masks_id_numbers(monkeypatch, capsys, tmp_path) -> None:
     def boom(args):
         raise ValueError(f"{ID1}\x01 cannot be used in worksheets (mobile 13812345678)")
 
-    monkeypatch.setattr(cli, "cmd_export_members", boom)
+    monkeypatch.setattr(cli.import_export, "cmd_export_members", boom)
     code = cli.main(["export", "members", "--unit", "U", "-o", str(tmp_path / "x.csv")])
     assert code == 1
     err = capsys.readouterr().err

@@ -121,7 +121,7 @@ def test_the_cli_crash_output_is_scrubbed_by_the_same_function(monkeypatch, caps
     def boom(args):
         raise RuntimeError(f"GET /x?corpsecret=s3cr3t-value&id={ID}")
 
-    monkeypatch.setattr(cli, "cmd_demo_data", boom)
+    monkeypatch.setattr(cli.import_export, "cmd_demo_data", boom)
     assert cli.main(["demo-data"]) == cli.EXIT_FAILED
     err = capsys.readouterr().err
     assert "s3cr3t-value" not in err and ID not in err and "corpsecret=***" in err

@@ -17,7 +17,7 @@ from storage.settings import ConfigError, load_settings
 
 
 def _cli(tmp_path, monkeypatch, reminders: str = ""):
-    import bot.commands_reminders as cr
+    import bot.cli.reminders as cr
     from bot.cli import main
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
@@ -34,7 +34,7 @@ def _cli(tmp_path, monkeypatch, reminders: str = ""):
         return None
 
     asyncio.run(setup())
-    monkeypatch.setattr(cr, "_require_schema", no_check)
+    monkeypatch.setattr(cr, "require_schema", no_check)
     return lambda *args: main(["--config", str(cfg), *args])
 
 

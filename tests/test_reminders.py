@@ -194,7 +194,7 @@ async def test_deadline_rule(any_db, settings) -> None:
 
 def test_cli_remind_and_report(tmp_path, monkeypatch, capsys) -> None:
     """``unioncard remind --dry-run/--now`` and ``report progress`` on a seeded database."""
-    import bot.commands_reminders as cr
+    import bot.cli.reminders as cr
     from bot.cli import main
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
@@ -211,7 +211,7 @@ def test_cli_remind_and_report(tmp_path, monkeypatch, capsys) -> None:
         return None
 
     asyncio.run(setup())
-    monkeypatch.setattr(cr, "_require_schema", no_check)
+    monkeypatch.setattr(cr, "require_schema", no_check)
     base = ["--config", str(cfg)]
     at = ["--at", "2026-12-24T09:30"]
 

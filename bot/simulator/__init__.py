@@ -21,21 +21,15 @@ What happened::
 
 Platform controls: ``sim.clock.advance(s)``, ``sim.expire_tokens()``,
 ``sim.inject("message/send", -1, count=1)``, ``sim.users = {...}`` (the app's visible range,
-others are invalid users), ``sim.unreachable.add(user)``. Rules and error codes: ``server.py``.
+others are invalid users), ``sim.unreachable.add(user)``. Rules and error codes:
+``bot.simulator.wecom.rules``; how the package is split: ``bot.simulator.wecom``.
 ``bot.simulator.stack.LocalStack`` runs it with the bot; ``tests/harness.py`` wraps that.
 """
 
-from bot.simulator.server import (
-    ApiCall,
-    CallbackRejected,
-    CallbackResult,
-    CallbackTimeout,
-    ChatItem,
-    Dropped,
-    SimClock,
-    SimUser,
-    WecomSimulator,
-)
+from bot.simulator.wecom.records import ApiCall, CallbackResult, ChatItem, Dropped, SimUser
+from bot.simulator.wecom.rules import SimClock
+from bot.simulator.wecom.sim import WecomSimulator
+from bot.simulator.wecom.user import CallbackRejected, CallbackTimeout
 from bot.simulator.wire import PassiveReply, ProtocolError
 
 __all__ = [

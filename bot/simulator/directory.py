@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlmodel import select
 
-from bot.simulator.server import SimUser
+from bot.simulator.wecom.records import SimUser
 from storage.db import Database
 from storage.models import Operator, Role, Union, UnionKind
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from bot.simulator.server import WecomSimulator
+from bot.simulator.wecom.records import ChatItem, SimUser
+from bot.simulator.wecom.rest import media_response
+from bot.simulator.wecom.rules import Media
+from bot.simulator.wire import PassiveReply
 
 log = logging.getLogger("unioncard.simulator")
 
@@ -24,7 +26,25 @@ STATIC = Path(__file__).parent / "static"
 SIM_KEY = web.AppKey("wecom_simulator", object)
 
 
-def add_page_routes(app: web.Application, sim: WecomSimulator) -> None:
+class ChatSim(Protocol):
+    """What the page needs of a simulator (``WecomSimulator``; this module does not import it)."""
+
+    menu: list[tuple[str, str]]
+    agent_id: int
+    rev: int
+
+    async def list_directory(self) -> list[SimUser]: ...
+    async def wait_change(self, rev: int, wait: float) -> int: ...
+    def transcript(self, user: str) -> list[ChatItem]: ...
+    def media(self, media_id: str) -> Media | None: ...
+    async def send_text(self, user: str, content: str) -> PassiveReply | None: ...
+    async def send_file(self, user: str, name: str, data: bytes) -> PassiveReply | None: ...
+    async def click_button(self, user: str, task_id: str, key: str) -> PassiveReply | None: ...
+    async def click_menu(self, user: str, key: str) -> PassiveReply | None: ...
+    async def enter_agent(self, user: str) -> PassiveReply | None: ...
+
+
+def add_page_routes(app: web.Application, sim: ChatSim) -> None:
     app[SIM_KEY] = sim
     app.router.add_get("/sim", _redirect)
     app.router.add_get("/sim/", _index)
@@ -40,7 +60,7 @@ def add_page_routes(app: web.Application, sim: WecomSimulator) -> None:
     app.router.add_get("/sim/api/media/{media_id}", _media)
 
 
-def _sim(request: web.Request) -> WecomSimulator:
+def _sim(request: web.Request) -> ChatSim:
     return request.app[SIM_KEY]  # type: ignore[return-value]
 
 
@@ -142,10 +162,7 @@ async def _enter(request: web.Request) -> web.Response:
 
 
 async def _media(request: web.Request) -> web.Response:
-    from bot.simulator.server import media_response
-
-    sim = _sim(request)
-    media = sim._media.get(request.match_info["media_id"])
+    media = _sim(request).media(request.match_info["media_id"])
     if media is None:
         raise web.HTTPNotFound(text="no such file")
     return media_response(media.name, media.data, media.content_type)

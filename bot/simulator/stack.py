@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.http_limits import make_runner
 from bot.simulator.directory import provider
-from bot.simulator.server import WecomSimulator
+from bot.simulator.wecom.sim import WecomSimulator
 from services.redact import remember_secrets
 from storage.db import Database
 from storage.redis import connect

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.cli import CommandError, _require_schema, run_async, settings_of
+from bot.cli.common import CommandError, require_schema, run_async, settings_of
 from storage.settings import Settings
 
 
@@ -72,7 +72,7 @@ def cmd_remind(args: argparse.Namespace) -> int:
     now = _clock(settings, args.at)
 
     async def go() -> int:
-        await _require_schema(settings)
+        await require_schema(settings)
         db = Database(settings.database.url)
         try:
             res = await remind_now(db, settings, now, dry_run=args.dry_run)
@@ -129,7 +129,7 @@ def cmd_report_progress(args: argparse.Namespace) -> int:
         raise CommandError("the report is an .xlsx file: give -o FILE.xlsx", 2)
 
     async def go() -> int:
-        await _require_schema(settings)
+        await require_schema(settings)
         db = Database(settings.database.url)
         try:
             progress = await write_progress_report(db, settings, args.unit, out, now)

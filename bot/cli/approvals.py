@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli import _require_schema, run_async, settings_of
+from bot.cli.common import require_schema, run_async, settings_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
     settings = settings_of(args)
 
     async def go() -> int:
-        await _require_schema(settings)
+        await require_schema(settings)
         db = Database(settings.database.url)
         try:
             sent = await send_all_pending_cards(db, settings)
