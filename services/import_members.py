@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.import_rows import (
     HEADERS,
     CellError,
-    FastIdCheck,
     ImportReport,
     Progress,
     cell_text,
     check_card_no,
+    check_id_cell,
     checked_text,
     optional_date,
     optional_text,
@@ -102,7 +102,7 @@ class _MemberChecker:
         self.units = units
         self.sqlite = sqlite
         self.seen: dict[str, int] = {}
-        self.check_id = FastIdCheck()
+        self.check_id = check_id_cell
 
     def __call__(self, row_no: int, cells: list[Cell]) -> tuple[Any, ...]:
         pc, pi, pn, pk, pd, pr = self.p

@@ -13,7 +13,6 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from operator import mul
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.sheet_cells import unformula
 from services.tabular import Cell, Table
 from services.validators import (
-    ID_CHECK,
-    ID_WEIGHTS,
     BadText,
     Invalid,
-    check_id_number,
     check_text,
     parse_date,
     visible,
+)
+from services.validators import (
+    check_id_cell as check_id,
 )
 from storage.models import UnionKind
 
@@ -371,49 +370,12 @@ def optional_count(col: str, value: Cell) -> int | None:
 
 
 def check_id_cell(value: Cell) -> str:
-    """The ID number of a cell, or :class:`CellError` with the Chinese reason."""
-    if isinstance(value, str) and _SCI.fullmatch(value.strip()):
-        raise CellError("身份证号码", value, REASONS["id.numeric"])
+    """The ID number of a cell (the one checker, :func:`services.validators.check_id_cell`, fast
+    on clean text), or :class:`CellError` with the Chinese reason."""
     try:
-        return check_id_number("" if value is None else value)
+        return check_id(value)
     except Invalid as exc:
         raise CellError("身份证号码", value, REASONS[exc.code]) from None
-
-
-_CLEAN_ID = re.compile(r"[0-9]{17}[0-9X]")
-_ID_W = ID_WEIGHTS
-_ID_W_OFFSET = 48 * sum(ID_WEIGHTS)  # the weighted sum of the digits' ASCII codes minus this
-
-
-class FastIdCheck:
-    """Accepts exactly what :func:`check_id_number` accepts, faster on clean text cells.
-
-    A cell already in canonical form is checked here (check digit from the bytes, birth dates
-    remembered); anything else, and every refusal, goes through ``check_id_number`` so the
-    reason is the same.
-    """
-
-    def __init__(self) -> None:
-        self.dates: dict[str, bool] = {}
-
-    def __call__(self, value: Cell) -> str:
-        if type(value) is str and len(value) == 18 and _CLEAN_ID.fullmatch(value):
-            ok = self.dates.get(value[6:14])
-            if ok is None:
-                ok = self.dates[value[6:14]] = _valid_birth(value[6:14])
-            if ok:
-                total = sum(map(mul, value[:17].encode(), _ID_W)) - _ID_W_OFFSET
-                if ID_CHECK[total % 11] == value[17]:
-                    return value
-        return check_id_cell(value)
-
-
-def _valid_birth(yyyymmdd: str) -> bool:
-    try:
-        born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
-    except ValueError:
-        return False
-    return 1900 <= born.year and born <= date.today()
 
 
 def check_card_no(value: Cell) -> str | None:

@@ -41,9 +41,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from itertools import compress, repeat
-from operator import itemgetter, mod, ne
+from datetime import datetime
+from itertools import compress
+from operator import itemgetter, ne
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
@@ -56,8 +56,9 @@ from services.uploads import Column, Sheet
 from services.validators import (
     BadText,
     Invalid,
-    check_id_number,
+    check_id_cell,
     check_text,
+    clean_id_column,
     mask_id_number,
     mask_name,
 )
@@ -761,50 +762,9 @@ class FileCheck:
         return dict(Counter(self.marks.values()))
 
 
-_LAST = frozenset("0123456789Xx")
-_SCI_RE = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
-# The check digit: sum(d_i * w_i) mod 11 with w_i = 2**(17 - i) mod 11 (ISO 7064 MOD 11-2).
-# Since 13 = 2 (mod 11), that sum equals 2 * int(first17, 13) mod 11: one C call per ID.
-_CHECK = "10X98765432"
-_DATE_CACHE: dict[str, bool] = {}
-
-
-def _date_ok(ymd: str) -> bool:
-    ok = _DATE_CACHE.get(ymd)
-    if ok is None:
-        try:
-            born = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
-            ok = 1900 <= born.year and born <= date.today()
-        except ValueError:
-            ok = False
-        if len(_DATE_CACHE) < 100_000:
-            _DATE_CACHE[ymd] = ok
-    return ok
-
-
 def _name_key(name: str) -> str:
     """A name compared without spaces, width or the forms of the middle dot."""
     return "".join(unicodedata.normalize("NFKC", name).split()).replace("•", "·").replace(".", "·")
-
-
-def check_id_cell(raw: str, typ: str) -> str:
-    """A cell's ID number, normalised, or :class:`Invalid` (codes of ``check_id_number``).
-
-    A numeric cell, or text in scientific notation (a number saved to csv), is ``id.numeric``.
-    Clean 18-character values take a fast path; anything else goes through the full check.
-    """
-    if typ == "n" or _SCI_RE.fullmatch(raw.strip()):
-        raise Invalid("id.numeric", raw)
-    if len(raw) == 18 and raw.isascii() and raw[:17].isdigit():
-        last = raw[17]
-        if last.isdigit() or last in "Xx":
-            value = raw if last != "x" else raw[:17] + "X"
-            if not _date_ok(value[6:14]):
-                raise Invalid("id.date", value)
-            if _CHECK[2 * int(value[:17], 13) % 11] != value[17]:
-                raise Invalid("id.checksum", value)
-            return value
-    return check_id_number(raw)
 
 
 _ACTIVE_SQL = "SELECT id_number, id, name FROM members WHERE union_id = {p} AND status = 'active'"
@@ -899,9 +859,10 @@ async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
 def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     """Validate each row (ID, reason) and match it against this unit's members (CPU only).
 
-    The loop is the hot path of a 100,000-row file: a clean 18-character text ID is checked
-    inline (date from a cache, check digit in one C call); anything else goes through
-    :func:`check_id_cell` for the precise code. A joint union's row without a reason but with a
+    The hot path of a 100,000-row file: a file without row errors is checked column by column
+    (:func:`_match_clean`); otherwise each row's ID goes through the one checker
+    (:func:`services.validators.check_id_cell`, fast on clean text). A joint union's row without a
+    reason but with a
     所在单位 sets that member's remark instead of marking it.
     """
     clean = _match_clean(sheet, data)
@@ -918,9 +879,6 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     employers = (sheet.values.get("employer") if joint else None) or [""] * n
     names = sheet.values.get("name") or [""] * n
     words = _REASON_WORDS
-    dates = _DATE_CACHE
-    check = _CHECK
-    last_ok = _LAST
     errors: list[RowError] = []
     first_row: dict[str, int] = {}
     marks: dict[int, RemovalReason] = {}
@@ -928,29 +886,11 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     for row, raw, typ, text, employer, name in zip(
         numbers, ids, id_types, reasons, employers, names, strict=True
     ):
-        if (
-            len(raw) == 18
-            and typ == "s"
-            and raw.isascii()
-            and raw[:17].isdigit()
-            and raw[17] in last_ok
-        ):
-            value = raw if raw[17] != "x" else raw[:17] + "X"
-            good = dates.get(value[6:14])
-            if good is None:
-                good = _date_ok(value[6:14])
-            if not good:
-                errors.append(RowError(row, raw, "id.date"))
-                continue
-            if check[2 * int(value[:17], 13) % 11] != value[17]:
-                errors.append(RowError(row, raw, "id.checksum"))
-                continue
-        else:
-            try:
-                value = check_id_cell(raw, typ)
-            except Invalid as exc:
-                errors.append(RowError(row, raw, exc.code))
-                continue
+        try:
+            value = check_id_cell(raw, typ)
+        except Invalid as exc:
+            errors.append(RowError(row, raw, exc.code))
+            continue
         reason = words.get(text)
         remark = ""
         if reason is None:
@@ -1005,9 +945,6 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     )
 
 
-_CLEAN_IDS_RE = re.compile(r"[0-9]{17}[0-9Xx](?:\x00[0-9]{17}[0-9Xx])*")
-
-
 def _match_clean(sheet: Sheet, data: dict[str, Any]) -> FileCheck | None:
     """:func:`match_rows` for a file without a single row error, in bulk (C-level passes over
     whole columns instead of a Python loop per row); None as soon as any row might be an error,
@@ -1018,21 +955,9 @@ def _match_clean(sheet: Sheet, data: dict[str, Any]) -> FileCheck | None:
     reasons = sheet.values.get("reason")
     if not n or ids is None or reasons is None or sheet.types.get("id") != "s" * n:
         return None
-    joined = "\x00".join(ids)
-    if not _CLEAN_IDS_RE.fullmatch(joined):
-        return None  # not all clean 18-character text IDs
-    if "x" in joined:
-        joined = joined.upper()
-        values = joined.split("\x00")
-    else:
-        values = ids
-    if not all(map(_date_ok, set(map(itemgetter(slice(6, 14)), values)))):
-        return None
-    # The check digit holds iff the whole ID read in base 13 (X as A, ten) is 1 mod 11: it is
-    # 13 * first17 + c = 2 * first17 + c (mod 11), and _CHECK gives c = 12 - 2 * first17.
-    based = joined.replace("X", "A").split("\x00") if "X" in joined else values
-    if set(map(mod, map(int, based, repeat(13)), repeat(11))) != {1}:
-        return None
+    values = clean_id_column(ids)
+    if values is None:
+        return None  # not all clean, valid 18-character text IDs
     found = list(map(_REASON_WORDS.get, reasons))
     if None in found:
         return None  # a reason to look at closer
