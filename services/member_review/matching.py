@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.member_review.drafts import collection_paused, load_review
 from services.member_review.reasons import _REASON_WORDS, parse_reason
 from services.member_review.remarks import clean_remark
-from services.uploads import Sheet
+from services.upload_sheet import Sheet
 from services.validators import (
     BadText,
     Invalid,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from services.uploads import Column
+from services.upload_sheet import Column
 from storage.models import (
     RemovalReason,
 )
