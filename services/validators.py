@@ -55,7 +55,8 @@ def clean_id_number(raw: str) -> str:
 
 
 def id_check_digit(first17: str) -> str:
-    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+    """The check character of 17 ASCII digits (ISO 7064 MOD 11-2; see below for the formula)."""
+    return ID_CHECK[2 * int(first17, 13) % 11]
 
 
 # --- the one ID-number checker (typed, imported, uploaded) ---------------------------------

@@ -9,6 +9,8 @@ from services import import_rows
 from services import member_review as mr
 from services.tabular import Cell
 from services.validators import (
+    ID_CHECK,
+    ID_WEIGHTS,
     Invalid,
     check_id_cell,
     check_id_number,
@@ -33,6 +35,14 @@ def _samples() -> list[str]:
         good = first + id_check_digit(first) if first.isdigit() and len(first) == 17 else first
         out += [good, good[:17] + rng.choice("0123456789Xx"), good.lower()]
     return out
+
+
+def test_check_digit_is_the_weighted_sum() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        first = "".join(rng.choice("0123456789") for _ in range(17))
+        weighted = sum(int(c) * w for c, w in zip(first, ID_WEIGHTS, strict=True)) % 11
+        assert id_check_digit(first) == ID_CHECK[weighted]
 
 
 def test_fast_and_full_paths_agree() -> None:
