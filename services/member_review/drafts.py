@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import clock
+from services.review_drafts import EDITABLE  # one home: draft and returned are editable
 from storage.db import Database
 from storage.models import (
     Member,
@@ -24,13 +25,11 @@ from storage.models import (
     Operator,
     RemovalReason,
     Review,
-    ReviewStatus,
     Role,
     Union,
     utcnow,
 )
 
-EDITABLE = (ReviewStatus.draft, ReviewStatus.returned)
 REMARK_MAX = 200
 
 
