@@ -15,104 +15,86 @@ Same ``seed`` and ``members`` give the same files. ``members`` scales to 1,000,0
   ``members()`` yield rows in the import header order (``services.imports.HEADERS``);
 - :func:`write_demo_files` writes ``units``, ``operators`` and ``members`` files (.csv or .xlsx);
 - :func:`load_demo` writes the files and imports them into a database (for ``demo`` and benches).
+
+The vocabulary is in :mod:`services.demo_words`, the files and the import in
+:mod:`services.demo_files` (both re-exported here).
 """
 
 from __future__ import annotations
 
-import csv
 import random
-import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from operator import mul
-from pathlib import Path
 from typing import Any
 
-from services.imports import HEADERS, KIND_NAMES, ImportReport, Progress, run_import
-from services.validators import ID_CHECK, ID_WEIGHTS
+from services.demo_files import load_demo, write_demo_files
+from services.demo_words import (
+    ADULT,
+    BIRTH_DAYS,
+    BUREAUS,
+    CARD_DAYS,
+    CARD_FROM,
+    CITY_CODE,
+    CITY_NAME,
+    COMMUNITIES,
+    COMPANY_FORMS,
+    COMPANY_TRADES,
+    COMPANY_WORDS,
+    DISTRICTS,
+    EARLIEST_BIRTH,
+    FEATURED_DECLARED_EXTRA,
+    FEATURED_OLD_BIRTHS,
+    GIVEN_F,
+    GIVEN_M,
+    HOSPITALS,
+    INDUSTRIES,
+    LATEST_BIRTH,
+    MAX_MEMBERS,
+    OTHER_REGIONS,
+    SCHOOLS,
+    SMALL_EMPLOYERS,
+    SURNAMES,
+    VILLAGES,
+)
+from services.imports import KIND_NAMES
+from services.validators import id_check_digit
 from storage.models import UnionKind
 
-MAX_MEMBERS = 1_000_000
-CITY_CODE = "CZ"
-CITY_NAME = "常州市总工会"
-
-# (code suffix, name, ID region code, towns/streets)
-DISTRICTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("TN", "常州市天宁区", "320402", ("雕庄街道", "红梅街道", "天宁街道", "茶山街道", "郑陆镇")),
-    ("ZL", "常州市钟楼区", "320404", ("五星街道", "永红街道", "北港街道", "西林街道", "邹区镇")),
-    ("XB", "常州市新北区", "320411", ("河海街道", "三井街道", "龙虎塘街道", "薛家镇", "罗溪镇")),
-    ("WJ", "常州市武进区", "320412", ("湖塘镇", "牛塘镇", "洛阳镇", "遥观镇", "雪堰镇")),
-    ("JT", "常州市金坛区", "320413", ("金城镇", "儒林镇", "直溪镇", "薛埠镇", "指前镇")),
-    ("LY", "溧阳市", "320481", ("溧城镇", "埭头镇", "上黄镇", "天目湖镇", "别桥镇")),
-)
-INDUSTRIES: tuple[tuple[str, str], ...] = (
-    ("JY", "常州市教育工会"),
-    ("WJW", "常州市卫生健康工会"),
-    ("JS", "常州市建设系统工会"),
-    ("JT", "常州市交通运输工会"),
-)
-# ID regions for members born elsewhere (migrant workers)
-OTHER_REGIONS = (
-    "320102", "320282", "320583", "321002", "321181", "341222", "341221", "342401",
-    "410523", "411302", "510722", "511025", "522121", "430521", "362330", "370883",
-)  # fmt: skip
-
-SURNAMES: tuple[tuple[str, str], ...] = (
-    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"),
-    ("杨", "yang"), ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"),
-    ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"), ("胡", "hu"),
-    ("郭", "guo"), ("何", "he"), ("高", "gao"), ("林", "lin"), ("罗", "luo"),
-    ("郑", "zheng"), ("梁", "liang"), ("谢", "xie"), ("宋", "song"), ("唐", "tang"),
-    ("许", "xu"), ("韩", "han"), ("冯", "feng"), ("邓", "deng"), ("曹", "cao"),
-    ("彭", "peng"), ("曾", "zeng"), ("蒋", "jiang"), ("蔡", "cai"), ("丁", "ding"),
-    ("钱", "qian"), ("史", "shi"), ("顾", "gu"), ("恽", "yun"), ("庄", "zhuang"),
-)  # fmt: skip
-GIVEN_M: tuple[tuple[str, str], ...] = (
-    ("伟", "wei"), ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("勇", "yong"),
-    ("杰", "jie"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("刚", "gang"),
-    ("平", "ping"), ("辉", "hui"), ("鹏", "peng"), ("华", "hua"), ("建国", "jianguo"),
-    ("志强", "zhiqiang"), ("海峰", "haifeng"), ("俊杰", "junjie"), ("文斌", "wenbin"),
-    ("国庆", "guoqing"), ("建军", "jianjun"), ("晓东", "xiaodong"), ("浩然", "haoran"),
-    ("宇航", "yuhang"), ("子豪", "zihao"), ("振华", "zhenhua"), ("立新", "lixin"),
-)  # fmt: skip
-GIVEN_F: tuple[tuple[str, str], ...] = (
-    ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
-    ("艳", "yan"), ("娟", "juan"), ("霞", "xia"), ("婷", "ting"), ("雪", "xue"),
-    ("秀英", "xiuying"), ("桂英", "guiying"), ("丽华", "lihua"), ("玉兰", "yulan"),
-    ("海燕", "haiyan"), ("晓红", "xiaohong"), ("雅琴", "yaqin"), ("欣怡", "xinyi"),
-    ("梦洁", "mengjie"), ("佳怡", "jiayi"), ("思雨", "siyu"), ("春梅", "chunmei"),
-)  # fmt: skip
-
-COMPANY_WORDS = (
-    "天合", "恒立", "东风", "常柴", "黑牡丹", "新科", "亚邦", "中天", "金昇", "华利达",
-    "龙城", "江南", "常发", "星宇", "安泰", "瑞声", "明阳", "腾龙", "永安", "精研",
-    "华光", "双良", "博瑞", "宏达", "正昌", "远东", "新亚", "天马", "国茂", "聚和",
-)  # fmt: skip
-COMPANY_TRADES = (
-    "机械制造", "电子科技", "纺织", "新材料", "光伏科技", "汽车部件", "精密模具", "化工",
-    "食品", "物流", "建材", "医疗器械", "电气", "智能装备", "服饰",
-)  # fmt: skip
-COMPANY_FORMS = ("有限公司", "股份有限公司", "集团有限公司")
-BUREAUS = ("市场监督管理局", "自然资源和规划局", "生态环境局", "人力资源和社会保障局", "财政局")
-SCHOOLS = ("实验小学", "外国语学校", "高级中学", "中等专业学校", "第一中学")
-HOSPITALS = ("第一人民医院", "中医医院", "妇幼保健院", "第二人民医院")
-VILLAGES = ("新华村", "东升村", "长沟村", "前进村", "三河口村", "塘桥村", "陈家村", "永胜村")
-COMMUNITIES = ("红梅新村社区", "清潭社区", "花园社区", "丽华社区", "翠竹社区", "北港社区")
-SMALL_EMPLOYERS = ("五金厂", "服装厂", "塑料制品厂", "家具厂", "农机站", "超市", "饭店", "物业公司")
-
-EARLIEST_BIRTH = date(1962, 1, 1)
-LATEST_BIRTH = date(2005, 12, 31)
-BIRTH_DAYS = (LATEST_BIRTH - EARLIEST_BIRTH).days + 1
-CARD_FROM = date(2010, 3, 1)
-CARD_DAYS = (date(2026, 10, 31) - CARD_FROM).days + 1
-ADULT = timedelta(days=18 * 365 + 5)
-# Issue 16 in the demo: the featured grassroots unit (the first) has older members (its first
-# ones, born before EARLIEST_BIRTH so their ID numbers stay unique: past 60, past 55, and one
-# over 100, a probable data error) and declares more members than its roster (the hint line).
-FEATURED_OLD_BIRTHS = (date(1958, 3, 14), date(1961, 7, 2), date(1960, 11, 8), date(1921, 1, 1))
-FEATURED_DECLARED_EXTRA = 22
+__all__ = [
+    "ADULT",
+    "BIRTH_DAYS",
+    "BUREAUS",
+    "CARD_DAYS",
+    "CARD_FROM",
+    "CITY_CODE",
+    "CITY_NAME",
+    "COMMUNITIES",
+    "COMPANY_FORMS",
+    "COMPANY_TRADES",
+    "COMPANY_WORDS",
+    "DISTRICTS",
+    "EARLIEST_BIRTH",
+    "FEATURED_DECLARED_EXTRA",
+    "FEATURED_OLD_BIRTHS",
+    "GIVEN_F",
+    "GIVEN_M",
+    "HOSPITALS",
+    "INDUSTRIES",
+    "LATEST_BIRTH",
+    "MAX_MEMBERS",
+    "OTHER_REGIONS",
+    "SCHOOLS",
+    "SMALL_EMPLOYERS",
+    "SURNAMES",
+    "VILLAGES",
+    "DemoData",
+    "Unit",
+    "generate",
+    "load_demo",
+    "union_uscc",
+    "write_demo_files",
+]
 
 
 @dataclass
@@ -364,7 +346,7 @@ class DemoData:
                 if u is featured and i < len(FEATURED_OLD_BIRTHS):
                     born = FEATURED_OLD_BIRTHS[i]
                 first17 = f"{region}{born:%Y%m%d}{seq:03d}"
-                id_number = first17 + _check_char(first17)
+                id_number = first17 + id_check_digit(first17)
                 card = f"6217{(k * card_step) % card_space:012d}{k % 1000:03d}"
                 issued = CARD_FROM + timedelta(days=(k * 7919 + day) % CARD_DAYS)
                 if issued < born + ADULT:
@@ -401,14 +383,6 @@ class DemoData:
         }
 
 
-_ID_OFFSET = 48 * sum(ID_WEIGHTS)
-
-
-def _check_char(first17: str) -> str:
-    """The ID check character (ISO 7064 MOD 11-2), from the ASCII codes in one pass."""
-    return ID_CHECK[(sum(map(mul, first17.encode(), ID_WEIGHTS)) - _ID_OFFSET) % 11]
-
-
 def _s(v: int | None) -> str:
     return "" if v is None else str(v)
 
@@ -424,82 +398,3 @@ def _coprime(n: int, rng: random.Random) -> int:
 
 def generate(members: int = 2000, seed: int = 2016) -> DemoData:
     return DemoData(members=members, seed=seed)
-
-
-def write_demo_files(
-    out_dir: Path | str,
-    members: int = 2000,
-    seed: int = 2016,
-    fmt: str = "csv",
-    progress: bool = False,
-) -> dict[str, Path]:
-    """Write ``units``, ``operators`` and ``members`` import files into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = generate(members, seed)
-    paths: dict[str, Path] = {}
-    for kind, rows in (
-        ("units", data.units()),
-        ("operators", data.operators()),
-        ("members", data.members()),
-    ):
-        path = out / f"{kind}.{fmt}"
-        if progress:
-            print(f"writing {path} ...", file=sys.stderr)
-        if fmt == "csv":
-            _write_csv(path, HEADERS[kind], rows)
-        elif fmt == "xlsx":
-            _write_xlsx(path, HEADERS[kind], rows)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
-        paths[kind] = path
-    return paths
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: Iterator[list[Any]]) -> None:
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-
-
-def _write_xlsx(path: Path, header: tuple[str, ...], rows: Iterator[list[Any]]) -> None:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("Sheet1")
-
-    def cells(values: list[Any] | tuple[str, ...]) -> list[WriteOnlyCell]:
-        out = []
-        for v in values:
-            c = WriteOnlyCell(ws, value=v)
-            c.data_type = "s"  # text, so ID and card numbers keep every digit
-            out.append(c)
-        return out
-
-    ws.append(cells(header))
-    for row in rows:
-        ws.append(cells(row))
-    wb.save(path)
-
-
-async def load_demo(
-    db: Any,
-    members: int = 2000,
-    seed: int = 2016,
-    work_dir: Path | str | None = None,
-    progress: Progress | None = None,
-) -> dict[str, ImportReport]:
-    """Write the demo files and import them into ``db`` (a ``storage.db.Database``)."""
-    import asyncio
-
-    with tempfile.TemporaryDirectory(prefix="uc-demo-", dir=work_dir) as tmp:
-        paths = await asyncio.to_thread(write_demo_files, tmp, members, seed, "csv")
-        reports: dict[str, ImportReport] = {}
-        for kind in ("units", "operators", "members"):
-            report = await run_import(db, kind, paths[kind], progress=progress)
-            if not report.ok:
-                raise RuntimeError(f"demo data did not import: {report.render()}")
-            reports[kind] = report
-        return reports

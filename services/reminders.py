@@ -15,27 +15,54 @@ Everything goes through the outbox. Each row carries a unique ``dedup_key``
 occasion twice to one person. Planning is set-based: two queries and one bulk insert.
 
 Every function takes ``now`` (aware UTC) so tests and the CLI control the clock.
+
+Here: planning (who gets what) and sending an occasion. The occasions and quiet hours are in
+:mod:`services.reminder_occasions`, the texts in :mod:`services.reminder_texts`, the bulk outbox
+insert in :mod:`services.reminder_queue` (all re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cycle_rules import Cycle, load_cycle
+from services.reminder_occasions import (
+    Occasion,
+    current_occasion,
+    dedup_key,
+    due_occasion,
+    is_quiet,
+    next_daytime,
+    occasion_prefix,
+    occasions,
+)
+from services.reminder_queue import existing_keys, outbox_count, queue_texts
+from services.reminder_texts import (
+    DIGEST_MAX_LINES,
+    REASON_TEXT,
+    T_LEFT_DAYS,
+    T_LEFT_TODAY,
+    TEXT_MAX_BYTES,
+    PendingItem,
+    UnitState,
+    contact_head,
+    contact_text,
+    digest_text,
+    fit_lines,
+    fmt_day,
+)
 from storage.db import Database
 from storage.models import (
     ApprovalCard,
     ApprovalStep,
     AuditLog,
     Operator,
-    Outbox,
     Review,
     ReviewStatus,
     Role,
@@ -43,129 +70,47 @@ from storage.models import (
     UnionKind,
     utcnow,
 )
-from storage.settings import Settings, in_quiet_hours
+from storage.settings import Settings
 
-DIGEST_MAX_LINES = 20
+__all__ = [  # the occasions, texts and outbox insert live in reminder_*; re-exported here
+    "CHUNK",
+    "DIGEST_MAX_LINES",
+    "PLANNED_ACTION",
+    "REASON_TEXT",
+    "TEXT_MAX_BYTES",
+    "T_LEFT_DAYS",
+    "T_LEFT_TODAY",
+    "Occasion",
+    "PendingItem",
+    "PlanResult",
+    "Planned",
+    "UnitState",
+    "contact_head",
+    "contact_text",
+    "current_occasion",
+    "dedup_key",
+    "digest_text",
+    "due_occasion",
+    "eligible_units_clause",
+    "existing_keys",
+    "fit_lines",
+    "fmt_day",
+    "is_quiet",
+    "next_daytime",
+    "occasion_prefix",
+    "occasions",
+    "outbox_count",
+    "plan",
+    "queue_texts",
+    "remind_now",
+    "run_due_reminders",
+    "send_occasion",
+]
+
 CHUNK = 5000  # outbox rows per insert (and per transaction when planning an occasion)
-TEXT_MAX_BYTES = 2000  # WeCom refuses a text over 2048 bytes (45002)
 PLANNED_ACTION = "reminders.planned"
 
-# --- the texts (user-facing, Chinese) -------------------------------------------------------
-T_CONTACT_HEAD = (
-    "【工会服务卡年审提醒】\n{year}年度年审截止日期为{deadline}（{left}）。以下单位尚未完成年审："
-)
-T_LEFT_DAYS = "还有{n}天"
-T_LEFT_TODAY = "今天截止"
-T_UNIT_NOT_STARTED = "· {name}：尚未开始"
-T_UNIT_DRAFT = "· {name}：已填写，尚未提交"
-T_UNIT_RETURNED = "· {name}：已被退回（{reason}），请修改后重新提交"
-T_RETURNED_NO_REASON = "未注明原因"
-T_UNITS_MORE = "……另有 {n} 个单位未列出"
-T_CONTACT_TAIL = "请在应用菜单点击“年审”继续办理。"
-T_DIGEST_HEAD = "【年审待审核】您有 {n} 条年审待审核："
-T_DIGEST_LINE = "{i}. {name}（第{level}级，共{levels}级；{when}提交）"
-T_DIGEST_MORE = "……另有 {n} 条未列出"
-T_DIGEST_TAIL = "请在审核卡片上处理；发送“进度”可查看下级单位的年审进度。"
-
-REASON_TEXT = {
-    "not_started": "尚未开始",
-    "draft": "已填写未提交",
-    "returned": "被退回待重新提交",
-    "digest": "有待审核的年审",
-}
-
-
-def fmt_day(d: date) -> str:
-    return f"{d.year}年{d.month}月{d.day}日"
-
-
-# --- occasions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Occasion:
-    """One reminder round: ``days_before`` the deadline, at ``at`` (aware UTC)."""
-
-    year: int
-    days_before: int
-    day: date  # local date
-    at: datetime
-
-    @property
-    def key(self) -> str:
-        return f"d{self.days_before}"
-
-
-def occasions(cycle: Cycle, settings: Settings) -> list[Occasion]:
-    """The year's occasions, earliest first."""
-    hour = settings.reminders.hour
-    out = []
-    for n in settings.reminders.days_before:
-        day = cycle.deadline - timedelta(days=n)
-        out.append(Occasion(cycle.year, n, day, cycle.local_at(day, hour)))
-    return sorted(out, key=lambda o: o.at)
-
-
-def is_quiet(cycle: Cycle, now: datetime, quiet: tuple[time, time] | None) -> bool:
-    """Within the quiet hours (``settings.reminders.quiet``, local time): nothing goes out."""
-    return in_quiet_hours(quiet, now.astimezone(cycle.tz).time())
-
-
-def next_daytime(cycle: Cycle, now: datetime, quiet: tuple[time, time] | None) -> datetime:
-    """``now`` outside the quiet hours, else when they end (aware UTC)."""
-    if quiet is None or not is_quiet(cycle, now, quiet):
-        return now
-    local = now.astimezone(cycle.tz)
-    end = datetime.combine(local.date(), quiet[1], cycle.tz)
-    if end <= local:
-        end = datetime.combine(local.date() + timedelta(days=1), quiet[1], cycle.tz)
-    return end.astimezone(UTC)
-
-
-def due_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasion | None:
-    """The occasion to send at ``now``: reached today (local) and not in the quiet hours."""
-    if not settings.reminders.enabled or is_quiet(cycle, now, settings.reminders.quiet):
-        return None
-    today = cycle.local_date(now)
-    for occ in occasions(cycle, settings):
-        if occ.day == today and occ.at <= now:
-            return occ
-    return None
-
-
-def current_occasion(cycle: Cycle, settings: Settings, now: datetime) -> Occasion | None:
-    """For ``remind --now``: the latest occasion reached by today, else the next one.
-
-    None after the deadline or when no occasion is configured.
-    """
-    today = cycle.local_date(now)
-    if today > cycle.deadline:
-        return None
-    occs = occasions(cycle, settings)
-    reached = [o for o in occs if o.day <= today]
-    if reached:
-        return reached[-1]
-    return occs[0] if occs else None
-
-
 # --- planning -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class UnitState:
-    code: str
-    name: str
-    reason: str  # not_started | draft | returned
-    return_reason: str | None = None
-
-
-@dataclass
-class PendingItem:
-    unit_code: str
-    unit_name: str
-    level: int
-    levels: int
-    submitted_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -197,10 +142,6 @@ class PlanResult:
     sends_at: datetime | None = None  # quiet hours: when the queued rows go out (aware UTC)
 
 
-def dedup_key(occ: Occasion, kind: str, platform: str, user_id: str) -> str:
-    return f"{occasion_prefix(occ)}{kind}:{platform}:{user_id}"
-
-
 def eligible_units_clause(cycle: Cycle) -> Any:
     """R1: grassroots and joint unions registered in the card system by the cut-off."""
     return and_(
@@ -208,65 +149,6 @@ def eligible_units_clause(cycle: Cycle) -> Any:
         Union.registered_on.is_not(None),
         Union.registered_on <= cycle.cutoff_date,
     )
-
-
-def _left_text(cycle: Cycle, now: datetime) -> str:
-    n = cycle.days_left(now)
-    return T_LEFT_TODAY if n <= 0 else T_LEFT_DAYS.format(n=n)
-
-
-def fit_lines(
-    head: list[str], items: list[str], more: str, tail: list[str], max_items: int | None = None
-) -> str:
-    """Join ``head + items + tail`` within TEXT_MAX_BYTES; items that do not fit become
-    ``more`` (formatted with ``n``, the number left out)."""
-    fixed = sum(len(x.encode()) + 1 for x in head + tail) + len(more.encode()) + 16
-    kept: list[str] = []
-    used = fixed
-    for item in items[:max_items]:
-        size = len(item.encode()) + 1
-        if used + size > TEXT_MAX_BYTES:
-            break
-        kept.append(item)
-        used += size
-    rest = len(items) - len(kept)
-    lines = head + kept + ([more.format(n=rest)] if rest else []) + tail
-    return "\n".join(lines)
-
-
-def contact_head(cycle: Cycle, now: datetime) -> str:
-    return T_CONTACT_HEAD.format(
-        year=cycle.year, deadline=fmt_day(cycle.deadline), left=_left_text(cycle, now)
-    )
-
-
-def contact_text(
-    cycle: Cycle, now: datetime, units: list[UnitState], head: str | None = None
-) -> str:
-    head_lines = [head if head is not None else contact_head(cycle, now)]
-    items = []
-    for u in units:
-        if u.reason == "returned":
-            reason = (u.return_reason or "").strip() or T_RETURNED_NO_REASON
-            items.append(T_UNIT_RETURNED.format(name=u.name, reason=reason[:100]))
-        elif u.reason == "draft":
-            items.append(T_UNIT_DRAFT.format(name=u.name))
-        else:
-            items.append(T_UNIT_NOT_STARTED.format(name=u.name))
-    return fit_lines(head_lines, items, T_UNITS_MORE, [T_CONTACT_TAIL])
-
-
-def digest_text(cycle: Cycle, items: list[PendingItem]) -> str:
-    lines = []
-    for i, it in enumerate(items, 1):
-        when = fmt_day(it.submitted_at.astimezone(cycle.tz).date()) if it.submitted_at else "—"
-        lines.append(
-            T_DIGEST_LINE.format(
-                i=i, name=it.unit_name, level=it.level, levels=it.levels, when=when
-            )
-        )
-    head = [T_DIGEST_HEAD.format(n=len(items))]
-    return fit_lines(head, lines, T_DIGEST_MORE, [T_DIGEST_TAIL], max_items=DIGEST_MAX_LINES)
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -363,84 +245,6 @@ async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime
             )
         )
     return out
-
-
-_COLUMNS = (
-    "platform, recipient, kind, payload, dedup_key, status, attempts, next_attempt_at, created_at"
-)
-_SQLITE_INSERT = (
-    f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, 'text', ?, ?, 'pending', 0, ?, ?) "
-    "ON CONFLICT (dedup_key) DO NOTHING"
-)
-_PG_INSERT = text(
-    f"INSERT INTO outbox ({_COLUMNS}) "
-    "SELECT p, r, 'text', j::json, k, 'pending', 0, :due, :created "
-    "FROM unnest(CAST(:p AS varchar[]), CAST(:r AS varchar[]), CAST(:j AS text[]), "
-    "CAST(:k AS varchar[])) AS t(p, r, j, k) "
-    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
-)
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a UTC datetime in SQLite
-
-
-async def existing_keys(session: AsyncSession, prefix: str) -> set[str]:
-    """The outbox dedup keys starting with ``prefix`` (which holds no ``%`` or ``_``)."""
-    q = select(Outbox.dedup_key).where(Outbox.dedup_key.like(prefix + "%"))
-    return set((await session.scalars(q)).all())
-
-
-async def queue_texts(
-    session: AsyncSession,
-    rows: list[tuple[str, str, str, str]],
-    *,
-    not_before: datetime,
-    now: datetime,
-) -> int:
-    """Bulk-insert texts ``(platform, recipient, text, dedup_key)`` into the outbox, in the
-    caller's transaction; rows whose key exists are skipped (``ON CONFLICT DO NOTHING``), so
-    concurrent callers never double a row. Returns the number of rows inserted.
-
-    The rows are what ``services.outbox.enqueue`` writes for a ``Text`` (payload
-    ``{"text": ...}``, status pending); the insert goes straight to the driver (SQLite
-    ``executemany``, PostgreSQL one ``INSERT ... SELECT FROM unnest``), so 70,000 rows cost
-    well under a second instead of SQLAlchemy's per-row parameter processing.
-    """
-    if not rows:
-        return 0
-    dumped: dict[str, str] = {}
-
-    def payload(text_: str) -> str:
-        p = dumped.get(text_)
-        if p is None:
-            p = dumped[text_] = json.dumps({"text": text_})
-        return p
-
-    conn = await session.connection()
-    if conn.dialect.name == "postgresql":
-        res = await conn.execute(
-            _PG_INSERT,
-            {
-                "p": [r[0] for r in rows],
-                "r": [r[1] for r in rows],
-                "j": [payload(r[2]) for r in rows],
-                "k": [r[3] for r in rows],
-                "due": not_before,
-                "created": now,
-            },
-        )
-        return len(res.all())
-    due = not_before.astimezone(UTC).strftime(_SQLITE_TIME)
-    created = now.astimezone(UTC).strftime(_SQLITE_TIME)
-    raw = (await conn.get_raw_connection()).driver_connection
-    before = raw.total_changes
-    await raw.executemany(
-        _SQLITE_INSERT,
-        [(platform, user, payload(t), key, due, created) for platform, user, t, key in rows],
-    )
-    return raw.total_changes - before
-
-
-def occasion_prefix(occ: Occasion) -> str:
-    return f"remind:{occ.year}:{occ.key}:"
 
 
 async def send_occasion(
@@ -542,13 +346,3 @@ async def remind_now(
     if occ is None:
         return PlanResult(None, skipped="past the deadline or no occasion configured")
     return await send_occasion(db, settings, occ, now, dry_run=dry_run, actor=actor)
-
-
-async def outbox_count(session: AsyncSession, prefix: str) -> int:
-    """Rows whose dedup_key starts with ``prefix`` (tests, benchmark, CLI)."""
-    return int(
-        await session.scalar(
-            select(func.count()).select_from(Outbox).where(Outbox.dedup_key.like(prefix + "%"))
-        )
-        or 0
-    )

@@ -288,7 +288,7 @@ async def test_file_without_errors_bulk_path_agrees_with_row_loop(any_db, settin
     def check_both(sheet: Sheet) -> tuple[mr.FileCheck | None, mr.FileCheck]:
         bulk = mr._match_clean(sheet, data)
         with monkeypatch.context() as m:
-            m.setattr(mr, "_match_clean", lambda *a: None)
+            m.setattr("services.member_review.matching._match_clean", lambda *a: None)
             return bulk, mr.match_rows(sheet, data)
 
     sheet = _sheet(rows)
