@@ -1,4 +1,5 @@
-"""Progress for approvers of higher unions (S1, S6): 进度/统计, 催办, 报表.
+"""进度: the contact's own progress text (:func:`contact_progress`, the router's 进度/状态) and
+progress for approvers of higher unions (S1, S6): 进度/统计, 催办, 报表.
 
 The router sends 进度/状态 from an approver of a union above the grassroots to the
 ``@progress_view`` hook below. It answers with the subtree's figures and puts the user at the
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 from dialogs.engine import Context, Step, progress_view, resume, step
 from dialogs.events import EventKind
+from dialogs.texts import common as CT
 from dialogs.texts import progress as T
+from services import clock as local_clock
+from services import reviews
 from services.messages import File, Text
 from services.progress import Progress, approver_unions, is_contact, load_progress_in
 from services.reports import build_progress_xlsx, report_file_name
@@ -234,3 +238,78 @@ async def idle_words(ctx: Context) -> bool:
         ctx.say(T.TAIL)
         _merge_texts(ctx, mark)
     return False
+
+
+# -- 进度 for everybody (the router's global command) ------------------------------------------
+
+
+async def contact_progress(ctx: Context, current: Step | None) -> None:
+    """进度/状态, the router's global command: where the user is, what is left, the deadline.
+
+    An approver of a union above the grassroots (and not a contact) gets the
+    ``@progress_view`` hook (:func:`show_progress` above) when it answers."""
+    ev = ctx.event
+    today = local_clock.today()
+    facts = await reviews.status_for(ctx.db, ctx.settings, ev.platform, ev.user_id, today)
+    if (
+        facts.higher_approver_of
+        and not facts.contact_of
+        and ctx.registry.progress_hook is not None
+        and await ctx.registry.progress_hook(ctx)
+    ):
+        return
+    lines: list[str] = [CT.PROGRESS_HEAD.format(year=ctx.settings.review.year)]
+    if facts.union_name:
+        lines.append(CT.PROGRESS_UNIT.format(unit=facts.union_name))
+    status = facts.review_status
+    if status == "completed":
+        lines.append(CT.PROGRESS_COMPLETED.format(date=facts.completed_on or ""))
+    elif status == "submitted":
+        if facts.waiting_union:
+            lines.append(
+                CT.PROGRESS_SUBMITTED.format(
+                    union=facts.waiting_union, level=facts.level, levels=facts.levels
+                )
+            )
+        else:
+            lines.append(CT.PROGRESS_SUBMITTED_PLAIN)
+        lines.append(CT.PROGRESS_NONE_LEFT)
+    elif facts.contact_of:
+        if status == "returned" and facts.return_reason:
+            lines.append(CT.PROGRESS_RETURNED.format(reason=facts.return_reason))
+        if current is not None and current.stage:
+            stage = current.stage
+        elif status in ("draft", "returned"):
+            stage = CT.STAGES[1] if facts.unit_confirmed else CT.STAGES[0]
+        else:
+            stage = ""
+        if stage:
+            idx = CT.STAGES.index(stage) if stage in CT.STAGES else 0
+            lines.append(CT.PROGRESS_AT.format(stage=stage, detail=""))
+            left = CT.STAGES[idx + 1 :]
+            lines.append(CT.PROGRESS_LEFT.format(left=" → ".join(left)))
+        else:
+            lines.append(CT.PROGRESS_NOT_STARTED)
+    elif facts.approver_of:
+        lines.append(CT.PROGRESS_APPROVER.format(unions="、".join(facts.approver_of)))
+    else:
+        ctx.say(CT.PROGRESS_NOBODY)
+        return
+    if status != "completed":
+        lines.append(
+            CT.PROGRESS_DEADLINE.format(
+                deadline=facts.deadline.isoformat(), days=_days_to(facts.deadline, today)
+            )
+        )
+    ctx.say("\n".join(lines))
+    if current is not None:
+        ctx.say(CT.COMMANDS_LINE)
+
+
+def _days_to(deadline: date, today: date) -> str:
+    n = (deadline - today).days
+    if n > 0:
+        return CT.DAYS_LEFT.format(n=n)
+    if n == 0:
+        return CT.DAYS_TODAY
+    return CT.DAYS_PAST.format(n=-n)

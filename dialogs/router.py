@@ -27,7 +27,6 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from datetime import date
 
 from redis.asyncio import Redis
 
@@ -47,7 +46,7 @@ from dialogs.engine import (
 from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
-from services import acting, clock, reviews
+from services import acting
 from services.messages import CardUpdate, Message, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -67,10 +66,6 @@ def load_flows() -> None:
         if mod.name not in _NOT_FLOWS and not mod.name.startswith("_"):
             importlib.import_module(f"dialogs.{mod.name}")
     _loaded = True
-
-
-def today_local() -> date:
-    return clock.today()
 
 
 def _command(word: str) -> str:
@@ -359,7 +354,9 @@ class DialogRouter:
                 ctx.say(T.WELCOME)
             return
         if cmd == "progress":
-            await self._progress(ctx, current)
+            from dialogs.progress import contact_progress  # a flow module: loaded by now
+
+            await contact_progress(ctx, current)
             return
         if current is None:
             if cmd == "cancel":
@@ -374,64 +371,6 @@ class DialogRouter:
             if not await ctx.back():
                 ctx.say(T.NO_BACK)
                 await ctx.prompt()
-
-    async def _progress(self, ctx: Context, current: Step | None) -> None:
-        ev = ctx.event
-        today = today_local()
-        facts = await reviews.status_for(self.db, self.settings, ev.platform, ev.user_id, today)
-        if (
-            facts.higher_approver_of
-            and not facts.contact_of
-            and self.registry.progress_hook is not None
-            and await self.registry.progress_hook(ctx)
-        ):
-            return
-        lines: list[str] = [T.PROGRESS_HEAD.format(year=self.settings.review.year)]
-        if facts.union_name:
-            lines.append(T.PROGRESS_UNIT.format(unit=facts.union_name))
-        status = facts.review_status
-        if status == "completed":
-            lines.append(T.PROGRESS_COMPLETED.format(date=facts.completed_on or ""))
-        elif status == "submitted":
-            if facts.waiting_union:
-                lines.append(
-                    T.PROGRESS_SUBMITTED.format(
-                        union=facts.waiting_union, level=facts.level, levels=facts.levels
-                    )
-                )
-            else:
-                lines.append(T.PROGRESS_SUBMITTED_PLAIN)
-            lines.append(T.PROGRESS_NONE_LEFT)
-        elif facts.contact_of:
-            if status == "returned" and facts.return_reason:
-                lines.append(T.PROGRESS_RETURNED.format(reason=facts.return_reason))
-            if current is not None and current.stage:
-                stage = current.stage
-            elif status in ("draft", "returned"):
-                stage = T.STAGES[1] if facts.unit_confirmed else T.STAGES[0]
-            else:
-                stage = ""
-            if stage:
-                idx = T.STAGES.index(stage) if stage in T.STAGES else 0
-                lines.append(T.PROGRESS_AT.format(stage=stage, detail=""))
-                left = T.STAGES[idx + 1 :]
-                lines.append(T.PROGRESS_LEFT.format(left=" → ".join(left)))
-            else:
-                lines.append(T.PROGRESS_NOT_STARTED)
-        elif facts.approver_of:
-            lines.append(T.PROGRESS_APPROVER.format(unions="、".join(facts.approver_of)))
-        else:
-            ctx.say(T.PROGRESS_NOBODY)
-            return
-        if status != "completed":
-            lines.append(
-                T.PROGRESS_DEADLINE.format(
-                    deadline=facts.deadline.isoformat(), days=_days(facts.deadline, today)
-                )
-            )
-        ctx.say("\n".join(lines))
-        if current is not None:
-            ctx.say(T.COMMANDS_LINE)
 
 
 TEXT_LIMIT_BYTES = 2000  # WeCom text messages carry at most 2048 bytes
@@ -452,12 +391,3 @@ def merge_texts(messages: list[Message]) -> list[Message]:
         else:
             out.append(m)
     return out
-
-
-def _days(deadline: date, today: date) -> str:
-    n = (deadline - today).days
-    if n > 0:
-        return T.DAYS_LEFT.format(n=n)
-    if n == 0:
-        return T.DAYS_TODAY
-    return T.DAYS_PAST.format(n=-n)
