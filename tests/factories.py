@@ -148,6 +148,13 @@ class TreeBuilder(Tree):
         self.unions[code] = u
         return u
 
+    async def existing(self, code: str, union_id: int) -> Union:
+        """A union made earlier (another :func:`build_tree` block), known here as ``code``."""
+        u = await self.s.get(Union, union_id)
+        assert u is not None, union_id
+        self.unions[code] = u
+        return u
+
     async def federation(self, code: str = "CITY", name: str = "常州市总工会", **kw) -> Union:
         return await self.union(code, UnionKind.city_federation, name, None, **kw)
 
