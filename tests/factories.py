@@ -289,9 +289,13 @@ class TreeBuilder(Tree):
 
 
 @contextlib.asynccontextmanager
-async def build_tree(db: Database, *, platform: str = "wecom") -> AsyncIterator[TreeBuilder]:
-    """A :class:`TreeBuilder` in one transaction, committed when the block ends."""
+async def build_tree(
+    db: Database, *, platform: str = "wecom", unions: dict[str, Union] | None = None
+) -> AsyncIterator[TreeBuilder]:
+    """A :class:`TreeBuilder` in one transaction, committed when the block ends. ``unions``
+    (say an earlier tree's) lets the block add operators, members... to unions by their code."""
     async with db.transaction() as s:
         t = TreeBuilder(s, platform=platform)
+        t.unions.update(unions or {})
         yield t
         await s.flush()

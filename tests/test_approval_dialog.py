@@ -9,6 +9,7 @@ import json
 import openpyxl
 import pytest
 from approval_seed import seed_tree
+from factories import build_tree
 from sqlalchemy import func, select
 
 from dialogs import approval as flow
@@ -21,13 +22,11 @@ from storage.models import (
     ApprovalStep,
     AuditLog,
     Member,
-    Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
     Union,
 )
 
@@ -203,16 +202,8 @@ def _key(card, action: str) -> str:
 
 
 async def _add_approver(stack, tree, user: str, code: str = "DIST") -> None:
-    async with stack.db.transaction() as s:
-        s.add(
-            Operator(
-                union_id=tree.union_id(code),
-                platform=W,
-                user_id=user,
-                name="区总审核员二",
-                role=Role.approver,
-            )
-        )
+    async with build_tree(stack.db, platform=W, unions=tree.unions) as b:
+        b.approver(user, code, "区总审核员二")
 
 
 async def test_two_levels_through_the_simulator(stack) -> None:
