@@ -14,6 +14,7 @@
         t.approver("a_dist", "DIST")
         await t.add_members("UNIT", 5)
         review = await t.review("UNIT", year=2026)
+        t.mark(review, t.members["UNIT"][:2], RemovalReason.retired)
         step = await t.step(review, level=1, union="DIST")
         t.card(step, "a_dist")
     t.union_id("UNIT"); t.operators["c_unit"].id; t.members["UNIT"][0].id_number
@@ -43,6 +44,8 @@ from storage.models import (
     Decision,
     Member,
     Operator,
+    Removal,
+    RemovalReason,
     Review,
     Role,
     Union,
@@ -249,6 +252,11 @@ class TreeBuilder(Tree):
         await self.s.flush()
         self.reviews[code] = r
         return r
+
+    def mark(self, review: Review, members: Iterable[Member], reason: RemovalReason, **kw) -> None:
+        """Mark ``members`` for removal in ``review`` (what the contact's 退休/离职/死亡 does)."""
+        for m in members:
+            self.s.add(Removal(review_id=review.id, member_id=m.id, reason=reason, **kw))
 
     async def step(
         self,

@@ -181,17 +181,11 @@ async def test_withdraw_by_the_contact(db, settings, router) -> None:
 async def _review_with_removals(stack, tree, n: int = 2, edits: dict | None = None) -> int:
     members = tree.members["UNIT"]
     op = tree.operators[tree.contact]
-    async with stack.db.transaction() as s:
-        review = Review(
-            union_id=tree.union_id("UNIT"),
-            year=stack.settings.review.year,
-            started_by=op.id,
-            unit_edits=edits or {},
+    async with build_tree(stack.db, platform=W, unions=tree.unions) as t:
+        review = await t.review(
+            "UNIT", stack.settings.review.year, started_by=op.id, unit_edits=edits or {}
         )
-        s.add(review)
-        await s.flush()
-        for m in members[:n]:
-            s.add(Removal(review_id=review.id, member_id=m.id, reason=RemovalReason.retired))
+        t.mark(review, members[:n], RemovalReason.retired)
     await stack.submit(tree)
     await stack.deliver()
     return review.id

@@ -16,7 +16,6 @@ from dialogs.texts import common as C
 from dialogs.texts import unit_review as T
 from services.messages import Text
 from storage.models import (
-    ApprovalStep,
     Review,
     ReviewCycle,
     ReviewStatus,
@@ -257,29 +256,22 @@ async def test_closed_cycle(world, settings, db) -> None:
 
 async def test_completed_and_submitted(world, settings, db) -> None:
     router, sd = world
-    async with db.transaction() as s:
-        s.add(
-            Review(
-                union_id=sd.unit_id,
-                year=settings.review.year,
-                status=ReviewStatus.completed,
-                completed_at=datetime(2026, 10, 8, 20, 0, tzinfo=UTC),
-            )
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U1", sd.unit_id)
+        await t.review(
+            "U1",
+            settings.review.year,
+            status=ReviewStatus.completed,
+            completed_at=datetime(2026, 10, 8, 20, 0, tzinfo=UTC),
         )
     out = await say(router)("年审")
     assert "2026-10-09" in out and "只做一次" in out  # M6, in local time
 
-    async with db.transaction() as s:
-        s.add(
-            r := Review(
-                union_id=sd.joint_id,
-                year=settings.review.year,
-                status=ReviewStatus.submitted,
-                round=1,
-            )
-        )
-        await s.flush()
-        s.add(ApprovalStep(review_id=r.id, round=1, level=1, levels=2, union_id=sd.dist_id))
+    async with build_tree(db, platform=P) as t:
+        await t.existing("J1", sd.joint_id)
+        await t.existing("DIST", sd.dist_id)
+        r = await t.review("J1", settings.review.year, status=ReviewStatus.submitted, round=1)
+        await t.step(r, 1, "DIST")
     out = await say(router, "cun")("年审")
     assert "新北区总工会" in out and "第 1 级，共 2 级" in out
     out = await say(router, "cun")("进度")
