@@ -253,6 +253,7 @@ def test_long_lists_fit_in_one_wecom_text(settings) -> None:
     assert text.endswith("请在应用菜单点击“年审”继续办理。")
 
 
+@pytest.mark.stack
 async def test_in_the_simulator_reminders_digests_progress_and_report(
     tmp_path, redis_url, monkeypatch
 ) -> None:

@@ -460,6 +460,7 @@ async def test_sim_ten_at_once_and_retried_callback(stack) -> None:
     assert after == before + 1
 
 
+@pytest.mark.stack
 async def test_sim_survives_redis_flush_and_restart(tmp_path, redis_url) -> None:
     from harness import Stack
 
