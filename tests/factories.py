@@ -47,6 +47,7 @@ from storage.models import (
     Removal,
     RemovalReason,
     Review,
+    ReviewCycle,
     Role,
     Union,
     UnionKind,
@@ -245,6 +246,12 @@ class TreeBuilder(Tree):
             )
 
     # reviews and approval
+
+    def cycle(self, year: int, cutoff_date: date, deadline: date, **kw) -> ReviewCycle:
+        """The review cycle of ``year`` (cut-off, deadline, ``grace_days``, ``closed``)."""
+        c = ReviewCycle(year=year, cutoff_date=cutoff_date, deadline=deadline, **kw)
+        self.s.add(c)
+        return c
 
     async def review(self, code: str, year: int, **kw) -> Review:
         r = Review(union_id=self.union_id(code), year=year, **kw)

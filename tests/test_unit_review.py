@@ -17,7 +17,6 @@ from dialogs.texts import unit_review as T
 from services.messages import Text
 from storage.models import (
     Review,
-    ReviewCycle,
     ReviewStatus,
     Union,
 )
@@ -242,14 +241,8 @@ async def test_not_registered_before_cutoff(settings, db, redis) -> None:
 
 async def test_closed_cycle(world, settings, db) -> None:
     router, _ = world
-    async with db.transaction() as s:
-        s.add(
-            ReviewCycle(
-                year=settings.review.year,
-                cutoff_date=date(2026, 1, 1),
-                deadline=date(2026, 1, 31),
-            )
-        )
+    async with build_tree(db) as t:
+        t.cycle(settings.review.year, date(2026, 1, 1), date(2026, 1, 31))
     out = await say(router)("年审")
     assert "2026-01-31" in out and "截止" in out
 
@@ -280,15 +273,14 @@ async def test_completed_and_submitted(world, settings, db) -> None:
 
 async def test_returned_review_resumes_with_reason(world, settings, db) -> None:
     router, sd = world
-    async with db.transaction() as s:
-        s.add(
-            Review(
-                union_id=sd.unit_id,
-                year=settings.review.year,
-                status=ReviewStatus.returned,
-                return_reason="职工人数有误",
-                unit_edits={"employees_total": 120},
-            )
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U1", sd.unit_id)
+        await t.review(
+            "U1",
+            settings.review.year,
+            status=ReviewStatus.returned,
+            return_reason="职工人数有误",
+            unit_edits={"employees_total": 120},
         )
     out = await say(router)("年审")
     assert "职工人数有误" in out and "2. 职工总数：120（已修改）" in out
