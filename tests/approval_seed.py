@@ -12,7 +12,6 @@ from storage.models import (
     Member,
     Operator,
     RemarkEdit,
-    Removal,
     RemovalReason,
     Review,
     Union,
@@ -95,13 +94,11 @@ async def seed_tree(
             member_mode="list",
             started_by=contact.id,
         )
-        s = b.s
         i = 0
         for reason, n in removals.items():
-            for _ in range(n):
-                s.add(Removal(review_id=review.id, member_id=t.members[i].id, reason=reason))
-                i += 1
+            b.mark(review, t.members[i : i + n], reason)
+            i += n
         if members > i:
-            s.add(RemarkEdit(review_id=review.id, member_id=t.members[i].id, remark="某某公司"))
+            b.s.add(RemarkEdit(review_id=review.id, member_id=t.members[i].id, remark="某某公司"))
         t.review = review
     return t

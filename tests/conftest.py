@@ -5,6 +5,12 @@
 - Database: a fresh SQLite file per test (``db``). ``any_db`` runs a test on SQLite and, when
   ``DATABASE_URL`` points at PostgreSQL, again on PostgreSQL (a database of its own per session,
   tables truncated before each test).
+- Data: ``tests/factories.py`` (ID numbers, the union tree, reviews and approval steps).
+- Groups (markers, see pyproject): ``stack`` tests drive the whole bot (every test taking the
+  ``stack`` fixture is marked here; tests that start a stack themselves carry the marker),
+  ``multiprocess`` tests start the CLI or servers as processes, ``browser`` tests drive
+  Chromium. Everything else calls services, dialogs or one component directly, in-process:
+  ``pytest -m "not stack and not multiprocess and not browser"``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ from sqlmodel import SQLModel
 from storage.db import Database
 from storage.redis import connect
 from storage.settings import Settings, load_settings, random_secret_key
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes the ``stack`` fixture drives the whole bot: mark it ``stack``."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
 
 
 def _run_async(coro) -> None:

@@ -14,6 +14,7 @@
         t.approver("a_dist", "DIST")
         await t.add_members("UNIT", 5)
         review = await t.review("UNIT", year=2026)
+        t.mark(review, t.members["UNIT"][:2], RemovalReason.retired)
         step = await t.step(review, level=1, union="DIST")
         t.card(step, "a_dist")
     t.union_id("UNIT"); t.operators["c_unit"].id; t.members["UNIT"][0].id_number
@@ -43,7 +44,10 @@ from storage.models import (
     Decision,
     Member,
     Operator,
+    Removal,
+    RemovalReason,
     Review,
+    ReviewCycle,
     Role,
     Union,
     UnionKind,
@@ -148,6 +152,13 @@ class TreeBuilder(Tree):
         self.unions[code] = u
         return u
 
+    async def existing(self, code: str, union_id: int) -> Union:
+        """A union made earlier (another :func:`build_tree` block), known here as ``code``."""
+        u = await self.s.get(Union, union_id)
+        assert u is not None, union_id
+        self.unions[code] = u
+        return u
+
     async def federation(self, code: str = "CITY", name: str = "常州市总工会", **kw) -> Union:
         return await self.union(code, UnionKind.city_federation, name, None, **kw)
 
@@ -236,12 +247,23 @@ class TreeBuilder(Tree):
 
     # reviews and approval
 
+    def cycle(self, year: int, cutoff_date: date, deadline: date, **kw) -> ReviewCycle:
+        """The review cycle of ``year`` (cut-off, deadline, ``grace_days``, ``closed``)."""
+        c = ReviewCycle(year=year, cutoff_date=cutoff_date, deadline=deadline, **kw)
+        self.s.add(c)
+        return c
+
     async def review(self, code: str, year: int, **kw) -> Review:
         r = Review(union_id=self.union_id(code), year=year, **kw)
         self.s.add(r)
         await self.s.flush()
         self.reviews[code] = r
         return r
+
+    def mark(self, review: Review, members: Iterable[Member], reason: RemovalReason, **kw) -> None:
+        """Mark ``members`` for removal in ``review`` (what the contact's 退休/离职/死亡 does)."""
+        for m in members:
+            self.s.add(Removal(review_id=review.id, member_id=m.id, reason=reason, **kw))
 
     async def step(
         self,
@@ -282,9 +304,13 @@ class TreeBuilder(Tree):
 
 
 @contextlib.asynccontextmanager
-async def build_tree(db: Database, *, platform: str = "wecom") -> AsyncIterator[TreeBuilder]:
-    """A :class:`TreeBuilder` in one transaction, committed when the block ends."""
+async def build_tree(
+    db: Database, *, platform: str = "wecom", unions: dict[str, Union] | None = None
+) -> AsyncIterator[TreeBuilder]:
+    """A :class:`TreeBuilder` in one transaction, committed when the block ends. ``unions``
+    (say an earlier tree's) lets the block add operators, members... to unions by their code."""
     async with db.transaction() as s:
         t = TreeBuilder(s, platform=platform)
+        t.unions.update(unions or {})
         yield t
         await s.flush()

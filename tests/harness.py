@@ -152,11 +152,8 @@ class Stack:
 
     async def open_cycle(self) -> ReviewCycle:
         r = self.settings.review
-        async with self.db.transaction() as s:
-            cycle = ReviewCycle(
-                year=r.year, cutoff_date=r.cutoff_date, deadline=r.deadline, grace_days=0
-            )
-            s.add(cycle)
+        async with build_tree(self.db) as t:
+            cycle = t.cycle(r.year, r.cutoff_date, r.deadline, grace_days=0)
         return cycle
 
     async def seed(self, *, members: int = 5, cycle: bool = True) -> SeededTree:

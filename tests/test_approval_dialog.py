@@ -9,6 +9,7 @@ import json
 import openpyxl
 import pytest
 from approval_seed import seed_tree
+from factories import build_tree
 from sqlalchemy import func, select
 
 from dialogs import approval as flow
@@ -21,13 +22,11 @@ from storage.models import (
     ApprovalStep,
     AuditLog,
     Member,
-    Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
     Union,
 )
 
@@ -182,17 +181,11 @@ async def test_withdraw_by_the_contact(db, settings, router) -> None:
 async def _review_with_removals(stack, tree, n: int = 2, edits: dict | None = None) -> int:
     members = tree.members["UNIT"]
     op = tree.operators[tree.contact]
-    async with stack.db.transaction() as s:
-        review = Review(
-            union_id=tree.union_id("UNIT"),
-            year=stack.settings.review.year,
-            started_by=op.id,
-            unit_edits=edits or {},
+    async with build_tree(stack.db, platform=W, unions=tree.unions) as t:
+        review = await t.review(
+            "UNIT", stack.settings.review.year, started_by=op.id, unit_edits=edits or {}
         )
-        s.add(review)
-        await s.flush()
-        for m in members[:n]:
-            s.add(Removal(review_id=review.id, member_id=m.id, reason=RemovalReason.retired))
+        t.mark(review, members[:n], RemovalReason.retired)
     await stack.submit(tree)
     await stack.deliver()
     return review.id
@@ -203,16 +196,8 @@ def _key(card, action: str) -> str:
 
 
 async def _add_approver(stack, tree, user: str, code: str = "DIST") -> None:
-    async with stack.db.transaction() as s:
-        s.add(
-            Operator(
-                union_id=tree.union_id(code),
-                platform=W,
-                user_id=user,
-                name="区总审核员二",
-                role=Role.approver,
-            )
-        )
+    async with build_tree(stack.db, platform=W, unions=tree.unions) as b:
+        b.approver(user, code, "区总审核员二")
 
 
 async def test_two_levels_through_the_simulator(stack) -> None:

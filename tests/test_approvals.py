@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from approval_seed import seed_tree
+from factories import build_tree
 from sqlalchemy import func, select
 
 from services import approvals
@@ -355,18 +356,8 @@ async def test_level_without_approvers_waits_visibly(any_db, settings) -> None:
     assert any("尚未设置审核人" in m.text for m in await outbox(db, "a_city", "text"))
     assert len(await audit(db, "approval.no_approver")) == 1
     # an approver is added later: the waiting card goes out
-    from storage.models import Operator, Role
-
-    async with db.transaction() as s:
-        s.add(
-            Operator(
-                union_id=t.uid("DIST"),
-                platform=W,
-                user_id="a_new",
-                name="新审核",
-                role=Role.approver,
-            )
-        )
+    async with build_tree(db, platform=W, unions=t.unions) as b:
+        b.approver("a_new", "DIST", "新审核")
     assert await approvals.send_pending_cards(db, settings, t.review.id) == 1
     assert len(await outbox(db, "a_new", "card")) == 1
     r = await approvals.decide(db, settings, res.step_id, (W, "a_new"), Decision.approved)

@@ -25,6 +25,7 @@ ARGS = [
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.stack,
     pytest.mark.slow,
     pytest.mark.skipif(
         not Path(CHROMIUM).exists() and not shutil.which("chromium"),

@@ -85,6 +85,7 @@ def test_import_help_shows_the_header(capsys: pytest.CaptureFixture[str]):
     assert "身份证号码" in capsys.readouterr().out
 
 
+@pytest.mark.multiprocess
 @pytest.mark.slow
 def test_config_error_from_the_real_entry_point(tmp_path: Path):
     p = run_cli("--config", str(tmp_path / "missing.toml"), "db", "upgrade")

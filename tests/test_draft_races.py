@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from factories import build_tree
 from sqlalchemy import func, select
 from test_member_review import make_id
 
@@ -22,16 +23,11 @@ from services import reviews
 from services.uploads import Sheet
 from storage.models import (
     AuditLog,
-    Member,
-    Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
     ReviewStatus,
-    Role,
-    Union,
-    UnionKind,
 )
 
 ROUNDS = 50
@@ -49,38 +45,17 @@ class Unit:
 async def seed_units(db, n: int, members: int = 20) -> list[Unit]:
     """``n`` grassroots units under one district (which has an approver), each with a draft."""
     out: list[Unit] = []
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(
-            code="DIST", parent_id=city.id, kind=UnionKind.district_federation, name="新北区总工会"
-        )
-        s.add(dist)
-        await s.flush()
-        s.add(Operator(union_id=dist.id, platform=P, user_id="appr", name="区", role=Role.approver))
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "新北区总工会", parent="CITY")
+        t.approver("appr", "DIST", "区")
         for u in range(n):
-            unit = Union(
-                code=f"U{u}",
-                parent_id=dist.id,
-                kind=UnionKind.grassroots,
-                name=f"常州市测试{u}有限公司工会委员会",
-            )
-            s.add(unit)
-            await s.flush()
-            op = Operator(
-                union_id=unit.id, platform=P, user_id=f"c{u}", name="李", role=Role.contact
-            )
-            s.add(op)
+            await t.unit(f"U{u}", f"常州市测试{u}有限公司工会委员会", parent="DIST")
+            op = t.contact(f"c{u}", f"U{u}", "李")
             ids = [make_id(u * 100 + i) for i in range(members)]
-            s.add_all(
-                Member(union_id=unit.id, id_number=x, name=f"会员{i + 1}")
-                for i, x in enumerate(ids)
-            )
-            review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
-            s.add(review)
-            await s.flush()
-            out.append(Unit(unit.id, review.id, op.id, ids))
+            await t.add_members(f"U{u}", members, ids=ids, name=lambda n, i: f"会员{i + 1}")
+            review = await t.review(f"U{u}", 2026, unit_confirmed=True)
+            out.append(Unit(t.union_id(f"U{u}"), review.id, op.id, ids))
     return out
 
 
@@ -264,10 +239,9 @@ async def test_second_contact_marking_after_the_submission_is_told(db, redis, se
     from dialogs.texts import member_review as T
 
     sd = await seed(db, members=10)
-    async with db.transaction() as s:
-        s.add(
-            Operator(union_id=sd.unit_id, platform=P, user_id="c_two", name="王", role=Role.contact)
-        )
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U", sd.unit_id)
+        t.contact("c_two", "U", "王")
     router = DialogRouter(settings, db, redis)
     a, b = Chat(router, CONTACT), Chat(router, "c_two")
     await a.send("年审")

@@ -337,13 +337,13 @@ def test_cursor_roundtrip_and_merge() -> None:
 
 
 async def test_progress_for_higher_approver_goes_to_the_hook(settings, db, redis) -> None:
-    from storage.models import Operator, Role, Union, UnionKind
+    from factories import build_tree
 
-    async with db.transaction() as s:
-        dist = Union(code="D", kind=UnionKind.district_federation, name="新北区总工会")
-        s.add(dist)
-        await s.flush()
-        s.add(Operator(union_id=dist.id, platform=P, user_id="boss", name="区", role=Role.approver))
+    from storage.models import UnionKind
+
+    async with build_tree(db, platform=P) as t:
+        await t.union("D", UnionKind.district_federation, "新北区总工会")
+        t.approver("boss", "D", "区")
     reg = make_registry()
     seen: list[str] = []
 

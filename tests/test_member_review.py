@@ -616,15 +616,10 @@ async def test_100k_row_file(db, chat, tmp_path):
     n = 100_000
     ids = [make_id(i) for i in range(n)]
     sd = await seed(db, members=0)
-    async with db.engine.begin() as conn:
-        await conn.execute(
-            Member.__table__.insert(),
-            [
-                {"union_id": sd.unit_id, "id_number": x, "name": f"会员{i + 1}", "status": "active"}
-                for i, x in enumerate(ids)
-                if x not in (sd.removed_id, sd.other_id)
-            ],
-        )
+    rows = [(x, f"会员{i + 1}") for i, x in enumerate(ids) if x not in (sd.removed_id, sd.other_id)]
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U", sd.unit_id)
+        await t.bulk_members("U", [x for x, _ in rows], [name for _, name in rows], n)
     path = tmp_path / "big.csv"
     buf = io.StringIO()
     w = csv.writer(buf)

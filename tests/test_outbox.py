@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from factories import build_tree
 from sqlalchemy import select
 
 from bot.outbox_sender import OutboxSender
@@ -13,12 +14,8 @@ from services.messages import Button, Card, CardUpdate, File, Message, Text
 from services.outbox import enqueue
 from storage.models import (
     ApprovalCard,
-    ApprovalStep,
     Outbox,
     OutboxStatus,
-    Review,
-    Union,
-    UnionKind,
 )
 
 USER = "wangwu"
@@ -179,17 +176,10 @@ async def test_gives_up_after_max_attempts(settings, db, redis, client, sim):
 
 
 async def _approval_card(db, task_id: str, user: str) -> None:
-    async with db.transaction() as s:
-        u = Union(code="U1", kind=UnionKind.grassroots, name="甲工会")
-        s.add(u)
-        await s.flush()
-        r = Review(union_id=u.id, year=2026)
-        s.add(r)
-        await s.flush()
-        step = ApprovalStep(review_id=r.id, round=1, level=1, levels=1, union_id=u.id)
-        s.add(step)
-        await s.flush()
-        s.add(ApprovalCard(step_id=step.id, platform="wecom", user_id=user, task_id=task_id))
+    async with build_tree(db) as t:
+        await t.unit("U1", "甲工会")
+        step = await t.step(await t.review("U1", 2026), 1, "U1", levels=1)
+        t.card(step, user, task_id)
 
 
 async def test_card_records_response_code_and_update_uses_it(settings, db, redis, client, sim):

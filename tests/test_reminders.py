@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from factories import build_tree
 from progress_seed import YEAR, seed_tree
 from sqlalchemy import select, update
 
@@ -18,7 +19,7 @@ from services.reminders import (
     send_occasion,
 )
 from storage.db import Database
-from storage.models import Outbox, Review, ReviewCycle, ReviewStatus
+from storage.models import Outbox, Review, ReviewStatus
 
 # Deadline 2026-12-31, days_before 7/3/1 at 09:00 Asia/Shanghai = 01:00 UTC.
 D7 = datetime(2026, 12, 24, 1, 0, tzinfo=UTC)
@@ -139,12 +140,8 @@ async def test_nothing_to_finished_units(any_db, settings) -> None:
 
 async def test_review_cycle_row_wins_over_settings(any_db, settings) -> None:
     await seed_tree(any_db)
-    async with any_db.transaction() as s:
-        s.add(
-            ReviewCycle(
-                year=YEAR, cutoff_date=date(2026, 7, 31), deadline=date(2026, 12, 20), grace_days=2
-            )
-        )
+    async with build_tree(any_db) as t:
+        t.cycle(YEAR, date(2026, 7, 31), date(2026, 12, 20), grace_days=2)
     # Deadline 12-20: d7 is 12-13 at 09:00 local.
     res = await run_due_reminders(any_db, settings, datetime(2026, 12, 13, 1, 0, tzinfo=UTC))
     assert res.occasion.day == date(2026, 12, 13)
@@ -177,12 +174,8 @@ async def test_disabled_and_after_deadline(db, settings) -> None:
 
 
 async def test_deadline_rule(any_db, settings) -> None:
-    async with any_db.transaction() as s:
-        s.add(
-            ReviewCycle(
-                year=YEAR, cutoff_date=date(2026, 7, 31), deadline=date(2026, 12, 31), grace_days=3
-            )
-        )
+    async with build_tree(any_db) as t:
+        t.cycle(YEAR, date(2026, 7, 31), date(2026, 12, 31), grace_days=3)
     async with any_db.session() as s:
         cycle = await load_cycle(s, settings)
     check_can_start(cycle, datetime(2027, 1, 3, 15, 59, tzinfo=UTC))  # 23:59 local, 3rd day
@@ -253,6 +246,7 @@ def test_long_lists_fit_in_one_wecom_text(settings) -> None:
     assert text.endswith("请在应用菜单点击“年审”继续办理。")
 
 
+@pytest.mark.stack
 async def test_in_the_simulator_reminders_digests_progress_and_report(
     tmp_path, redis_url, monkeypatch
 ) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from factories import build_tree
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Member, Review, Union, UnionKind
+from storage.models import Member, Review
 from storage.settings import ConfigError, load_settings
 
 
@@ -18,17 +19,10 @@ async def test_redis_is_real(redis) -> None:
     assert 0 < await redis.ttl("k") <= 10
 
 
-async def _unit(session, code: str = "U1") -> Union:
-    u = Union(code=code, kind=UnionKind.grassroots, name="常州市测试有限公司工会委员会")
-    session.add(u)
-    await session.flush()
-    return u
-
-
 async def test_one_review_per_union_per_year(any_db) -> None:
-    async with any_db.transaction() as s:
-        u = await _unit(s)
-        s.add(Review(union_id=u.id, year=2026))
+    async with build_tree(any_db) as t:
+        u = await t.unit("U1", "常州市测试有限公司工会委员会")
+        await t.review("U1", 2026)
     with pytest.raises(IntegrityError):
         async with any_db.transaction() as s:
             s.add(Review(union_id=u.id, year=2026))
@@ -37,10 +31,10 @@ async def test_one_review_per_union_per_year(any_db) -> None:
 
 
 async def test_id_number_active_in_one_union_only(any_db) -> None:
-    async with any_db.transaction() as s:
-        a = await _unit(s, "A")
-        b = await _unit(s, "B")
-        s.add(Member(union_id=a.id, id_number="11010519491231002X", name="张三"))
+    async with build_tree(any_db) as t:
+        await t.unit("A", "常州市测试有限公司工会委员会")
+        b = await t.unit("B", "常州市测试有限公司工会委员会")
+        await t.add_members("A", 1, ids=["11010519491231002X"], name="张三")
     with pytest.raises(IntegrityError):
         async with any_db.transaction() as s:
             s.add(Member(union_id=b.id, id_number="11010519491231002X", name="张三"))

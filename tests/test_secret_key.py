@@ -47,6 +47,7 @@ def test_the_example_ships_the_value_that_is_refused():
     assert example["server"]["secret_key"] == EXAMPLE_SECRET_KEY
 
 
+@pytest.mark.multiprocess
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["serve", "worker"])
 @pytest.mark.parametrize("key", [None, "", "short-but-not-empty-0123456789"])
@@ -65,6 +66,7 @@ def test_serve_and_worker_refuse_a_weak_secret_key(
     assert EXAMPLE_SECRET_KEY not in p.stderr + p.stdout
 
 
+@pytest.mark.multiprocess
 @pytest.mark.slow
 def test_a_strong_key_passes_the_check(tmp_path: Path, redis_url: str):
     env = _env(tmp_path, redis_url, UNIONCARD__SERVER__SECRET_KEY=random_secret_key())
@@ -74,6 +76,7 @@ def test_a_strong_key_passes_the_check(tmp_path: Path, redis_url: str):
     assert "database schema is behind" in p.stderr and "secret_key" not in p.stderr
 
 
+@pytest.mark.multiprocess
 @pytest.mark.slow
 def test_demo_starts_with_the_example_config(tmp_path: Path, redis_url: str):
     env = _env(tmp_path, redis_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from approval_seed import seed_tree
+from factories import build_tree
 from sqlalchemy import func, select
 
 from dialogs.events import Event, EventKind
@@ -12,7 +13,7 @@ from dialogs.texts import approval as AT
 from dialogs.texts import common as CT
 from services import approvals
 from services.messages import Text, from_payload
-from storage.models import ApprovalStep, Decision, Outbox
+from storage.models import ApprovalStep, Decision, Outbox, Role
 
 W = "wecom"
 
@@ -151,12 +152,8 @@ async def test_completion_notice_counts_what_was_applied(db, settings) -> None:
 
 
 async def _add_op(db, t, code: str, user: str, role: str, name: str = "") -> None:
-    from storage.models import Operator
-
-    async with db.transaction() as s:
-        s.add(
-            Operator(union_id=t.uid(code), platform=W, user_id=user, name=name or user, role=role)
-        )
+    async with build_tree(db, platform=W, unions=t.unions) as b:
+        b.operator(user, code, Role(role), name or None)
 
 
 async def test_an_operator_of_the_unit_gets_no_card_and_may_not_decide(

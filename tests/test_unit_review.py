@@ -16,9 +16,7 @@ from dialogs.texts import common as C
 from dialogs.texts import unit_review as T
 from services.messages import Text
 from storage.models import (
-    ApprovalStep,
     Review,
-    ReviewCycle,
     ReviewStatus,
     Union,
 )
@@ -243,43 +241,30 @@ async def test_not_registered_before_cutoff(settings, db, redis) -> None:
 
 async def test_closed_cycle(world, settings, db) -> None:
     router, _ = world
-    async with db.transaction() as s:
-        s.add(
-            ReviewCycle(
-                year=settings.review.year,
-                cutoff_date=date(2026, 1, 1),
-                deadline=date(2026, 1, 31),
-            )
-        )
+    async with build_tree(db) as t:
+        t.cycle(settings.review.year, date(2026, 1, 1), date(2026, 1, 31))
     out = await say(router)("年审")
     assert "2026-01-31" in out and "截止" in out
 
 
 async def test_completed_and_submitted(world, settings, db) -> None:
     router, sd = world
-    async with db.transaction() as s:
-        s.add(
-            Review(
-                union_id=sd.unit_id,
-                year=settings.review.year,
-                status=ReviewStatus.completed,
-                completed_at=datetime(2026, 10, 8, 20, 0, tzinfo=UTC),
-            )
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U1", sd.unit_id)
+        await t.review(
+            "U1",
+            settings.review.year,
+            status=ReviewStatus.completed,
+            completed_at=datetime(2026, 10, 8, 20, 0, tzinfo=UTC),
         )
     out = await say(router)("年审")
     assert "2026-10-09" in out and "只做一次" in out  # M6, in local time
 
-    async with db.transaction() as s:
-        s.add(
-            r := Review(
-                union_id=sd.joint_id,
-                year=settings.review.year,
-                status=ReviewStatus.submitted,
-                round=1,
-            )
-        )
-        await s.flush()
-        s.add(ApprovalStep(review_id=r.id, round=1, level=1, levels=2, union_id=sd.dist_id))
+    async with build_tree(db, platform=P) as t:
+        await t.existing("J1", sd.joint_id)
+        await t.existing("DIST", sd.dist_id)
+        r = await t.review("J1", settings.review.year, status=ReviewStatus.submitted, round=1)
+        await t.step(r, 1, "DIST")
     out = await say(router, "cun")("年审")
     assert "新北区总工会" in out and "第 1 级，共 2 级" in out
     out = await say(router, "cun")("进度")
@@ -288,15 +273,14 @@ async def test_completed_and_submitted(world, settings, db) -> None:
 
 async def test_returned_review_resumes_with_reason(world, settings, db) -> None:
     router, sd = world
-    async with db.transaction() as s:
-        s.add(
-            Review(
-                union_id=sd.unit_id,
-                year=settings.review.year,
-                status=ReviewStatus.returned,
-                return_reason="职工人数有误",
-                unit_edits={"employees_total": 120},
-            )
+    async with build_tree(db, platform=P) as t:
+        await t.existing("U1", sd.unit_id)
+        await t.review(
+            "U1",
+            settings.review.year,
+            status=ReviewStatus.returned,
+            return_reason="职工人数有误",
+            unit_edits={"employees_total": 120},
         )
     out = await say(router)("年审")
     assert "职工人数有误" in out and "2. 职工总数：120（已修改）" in out
@@ -468,6 +452,7 @@ async def test_sim_ten_at_once_and_retried_callback(stack) -> None:
     assert after == before + 1
 
 
+@pytest.mark.stack
 async def test_sim_survives_redis_flush_and_restart(tmp_path, redis_url) -> None:
     from harness import Stack
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from harness import Stack
 from sqlalchemy import func, select
 
@@ -58,6 +59,8 @@ async def _wait_for(pred, within: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.stack
+@pytest.mark.multiprocess
 async def test_worker_in_another_directory_processes_h5_upload(
     tmp_path, redis_url, monkeypatch
 ) -> None:
