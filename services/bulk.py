@@ -10,6 +10,7 @@ each race gets ``Outcome.already`` naming who decided.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from storage.settings import Settings
 log = logging.getLogger(__name__)
 
 Identity = tuple[str, str]
+CONCURRENCY = 4  # decisions in flight at once in one bulk command
 
 
 @dataclass
@@ -64,17 +66,31 @@ async def decide_one(
 
 
 async def approve_many(
-    db: Database, settings: Settings, identity: Identity, step_ids: Sequence[int]
+    db: Database,
+    settings: Settings,
+    identity: Identity,
+    step_ids: Sequence[int],
+    *,
+    concurrency: int = CONCURRENCY,
 ) -> BulkResult:
-    """通过 for each step in turn (audited ``mode=bulk``); one failure stops nothing else."""
-    out = BulkResult()
-    seen: set[int] = set()
-    for sid in step_ids:
-        if sid in seen:
-            continue
-        seen.add(sid)
-        res = await decide_one(
-            db, settings, identity, sid, Decision.approved, mode=decision_mode.BULK
-        )
-        out.results.append((sid, res))
-    return out
+    """通过 for each step (audited ``mode=bulk``); one failure stops nothing else.
+
+    Up to ``concurrency`` decisions run at once, each its own guarded transaction: the next
+    one's read-only checks overlap the current one's write (SQLite in WAL mode takes the write
+    lock with the guarded UPDATE, the first statement, so writers queue and never deadlock).
+    """
+    ids = list(dict.fromkeys(step_ids))  # repeats once, order kept
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(sid: int) -> DecideResult | None:
+        async with gate:
+            try:
+                return await decide_one(
+                    db, settings, identity, sid, Decision.approved, mode=decision_mode.BULK
+                )
+            except Exception:  # reported as not done for this one; the others go on
+                log.exception("bulk approval failed: step %s", sid)
+                return None
+
+    results = await asyncio.gather(*(one(sid) for sid in ids))
+    return BulkResult(results=list(zip(ids, results, strict=True)))
