@@ -30,6 +30,7 @@ from operator import mul
 from pathlib import Path
 from typing import Any
 
+from services import demo_tree_cases
 from services.imports import HEADERS, KIND_NAMES, ImportReport, Progress, run_import
 from services.validators import ID_CHECK, ID_WEIGHTS
 from storage.models import UnionKind
@@ -502,4 +503,5 @@ async def load_demo(
             if not report.ok:
                 raise RuntimeError(f"demo data did not import: {report.render()}")
             reports[kind] = report
+        await demo_tree_cases.plant(db)  # issue 14: duplicates, a unit under the wrong parent
         return reports
