@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from services import demo_tree_cases
 from services.imports import HEADERS, ImportReport, Progress, run_import
 
 
@@ -90,4 +91,5 @@ async def load_demo(
             if not report.ok:
                 raise RuntimeError(f"demo data did not import: {report.render()}")
             reports[kind] = report
+        await demo_tree_cases.plant(db)  # issue 14: duplicates, a unit under the wrong parent
         return reports

@@ -350,3 +350,48 @@ class Outbox(SQLModel, table=True):
     response_code: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class MoveRequest(SQLModel, table=True):
+    """A unit to move, with its subtree, into another federation's subtree (S5): the receiving
+    side's approvers decide (接收 / 拒绝); decided once (``UPDATE ... WHERE status='pending'``)."""
+
+    __tablename__ = "move_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    union_id: int = Field(foreign_key="unions.id", index=True)
+    from_parent_id: int | None = Field(default=None, foreign_key="unions.id")
+    to_parent_id: int = Field(foreign_key="unions.id", index=True)
+    requested_by: str = Field(max_length=160)  # actor label, as in the audit log
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|accepted|refused
+    decided_by: str | None = Field(default=None, max_length=160)
+    decided_at: datetime | None = None
+    cards: list[list[str]] = Field(
+        default_factory=list, sa_column=Column(JSON)
+    )  # [plat, uid, task]
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TransferRequest(SQLModel, table=True):
+    """A member brought over from another unit (E3, 补录): the releasing unit's contact decides
+    (同意转出 / 不同意); after ``due_at`` the approvers of the two units' nearest common parent
+    do. Decided once (``UPDATE ... WHERE status='pending'``)."""
+
+    __tablename__ = "transfer_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.id", index=True)
+    from_union_id: int = Field(foreign_key="unions.id", index=True)
+    to_union_id: int = Field(foreign_key="unions.id", index=True)
+    name: str = Field(max_length=64)
+    card_no: str | None = Field(default=None, max_length=32)
+    requested_by: int | None = Field(default=None, foreign_key="operators.id")
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|agreed|refused
+    due_at: datetime
+    escalated_to: int | None = Field(default=None, foreign_key="unions.id")
+    decided_by: str | None = Field(default=None, max_length=160)
+    decided_at: datetime | None = None
+    cards: list[list[str]] = Field(
+        default_factory=list, sa_column=Column(JSON)
+    )  # [plat, uid, task]
+    created_at: datetime = Field(default_factory=utcnow)
