@@ -299,6 +299,9 @@ class WecomSimulator:
         app.router.add_post("/cgi-bin/message/update_template_card", self._h_update_card)
         app.router.add_post("/cgi-bin/media/upload", self._h_media_upload)
         app.router.add_get("/cgi-bin/media/get", self._h_media_get)
+        from bot.simulator.oauth import add_oauth_routes  # the workbench's sign-in
+
+        add_oauth_routes(app, self)
         app.router.add_route("*", "/cgi-bin/{tail:.*}", self._h_unknown)
         from bot.simulator.page import add_page_routes
 
