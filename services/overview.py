@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, and_, case, cast, func, literal, or_, select, type_coerce
+from sqlalchemy import Date, String, and_, case, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cycle_rules import Cycle, load_cycle
@@ -99,7 +99,7 @@ def _local_day(session: AsyncSession, col: Any, hours: int) -> Any:
 
 
 def _status_col() -> Any:
-    return func.coalesce(type_coerce(Review.status, String), literal(NOT_STARTED))
+    return func.coalesce(cast(Review.status, String), literal_column(f"'{NOT_STARTED}'"))
 
 
 async def load_overview_in(

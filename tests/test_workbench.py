@@ -83,7 +83,7 @@ async def test_workbench_pages_sign_in_decide_and_refuse(stack) -> None:
         async with http.get(f"{stack.bot_url}/workbench/", allow_redirects=False) as resp:
             assert resp.status == 302 and "/workbench/login" in resp.headers["Location"]
         await sign_in(stack, http, "a_dist")
-        cookie = [c for c in jar if c.key == sess.COOKIE][0]
+        cookie = next(c for c in jar if c.key == sess.COOKIE)
         assert cookie["httponly"] and cookie["samesite"] == "Lax"
         # a code works once
         used = [c for c in stack.sim.calls if c.path == "auth/getuserinfo"][-1]
