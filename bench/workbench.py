@@ -297,7 +297,6 @@ async def run(a) -> None:
             print(f"待审核 {label:<14} median {med:7.1f} ms   max {worst:7.1f} ms   (limit 200)")
         await db.dispose()
         print(machine_info(url))
-        print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 def main(argv: list[str]) -> None:
@@ -309,3 +308,4 @@ def main(argv: list[str]) -> None:
     p.add_argument("--pending", type=int, default=2_000)
     p.add_argument("--repeat", type=int, default=7)
     asyncio.run(run(p.parse_args(argv)))
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())

@@ -14,7 +14,7 @@ CHART_W = 360
 
 
 def _short(name: str, n: int = 11) -> str:
-    return name if len(name) <= n else name[: n - 1] + "…"
+    return name if len(name) <= n else name[:3] + "…" + name[-(n - 4) :]
 
 
 def bars(rows: list[tuple[str, int, int, str]]) -> Markup:
@@ -65,6 +65,11 @@ def line(daily: list[tuple[date, int, int]], total: int) -> Markup:
         done += c
         pts_s.append(xy(d, sub))
         pts_d.append(xy(d, done))
+    dots = "".join(
+        f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.5" class="{c}"/>'
+        for pts, c in ((pts_s, "ds"), (pts_d, "dd"))
+        for p in pts
+    )
     base = h - bottom
     return Markup(
         f'<svg class="chart line" viewBox="0 0 {w} {h}" width="100%" role="img" '
@@ -76,5 +81,5 @@ def line(daily: list[tuple[date, int, int]], total: int) -> Markup:
         f'<text x="{w - 40}" y="{h - 4}" class="num">{last.strftime("%m-%d")}</text>'
         f'<polyline points="{" ".join(pts_s)}" class="ls" data-last="{sub}"/>'
         f'<polyline points="{" ".join(pts_d)}" class="ld" data-last="{done}"/>'
-        "</svg>"
+        f"{dots}</svg>"
     )
