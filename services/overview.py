@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, and_, case, cast, func, literal_column, or_, select
+from sqlalchemy import Date, String, and_, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cycle_rules import Cycle, load_cycle
@@ -112,39 +112,42 @@ async def load_overview_in(
     cycle = await load_cycle(session, settings)
     ov = Overview(union.id, union.name, cycle, now)
     sub = subtree_cte(union.id)
+    whole = union.parent_id is None  # the tree's root: its subtree is every union (no CTE)
+
+    def within(q: Any, col: Any) -> Any:
+        return q if whole else q.join(sub, sub.c.id == col)
+
     year_join = and_(Review.union_id == Union.id, Review.year == cycle.year)
     eligible = eligible_units_clause(cycle)
 
-    # counts by status (未开始 = no review this year)
-    q = (
-        select(_status_col(), func.count(), func.coalesce(func.sum(Union.members_count), 0))
-        .select_from(Union)
-        .join(sub, sub.c.id == Union.id)
-        .outerjoin(Review, year_join)
-        .where(eligible)
-        .group_by(_status_col())
-    )
-    counts = {s: 0 for s in STATUSES}
-    for status, n, members in (await session.execute(q)).tuples():
-        counts[str(status)] = int(n)
-        ov.members_declared += int(members or 0)
-    ov.counts = counts
-
-    # completion per child union (drill-down bars)
+    # counts by status and per child union (the drill-down bars), in one pass over the subtree
     tops = children_cte(union.id)
-    done = func.sum(case((Review.status == ReviewStatus.completed.value, 1), else_=0))
-    waiting = func.sum(case((Review.status == ReviewStatus.submitted.value, 1), else_=0))
+    st = _status_col()
     q = (
-        select(tops.c.top, func.count(), done, waiting)
+        select(tops.c.top, st, func.count(), func.coalesce(func.sum(Union.members_count), 0))
         .select_from(Union)
         .join(tops, tops.c.id == Union.id)
         .outerjoin(Review, year_join)
         .where(eligible)
-        .group_by(tops.c.top)
+        .group_by(tops.c.top, st)
     )
-    per_top: dict[int, tuple[int, int, int]] = {}
-    for t, n, d, w in (await session.execute(q)).all():
-        per_top[int(t)] = (int(n), int(d or 0), int(w or 0))
+    counts = {s: 0 for s in STATUSES}
+    per_top: dict[int, list[int]] = {}
+    for top, status, n, members in (await session.execute(q)).all():
+        counts[str(status)] += int(n)
+        ov.members_declared += int(members or 0)
+        bar = per_top.setdefault(int(top), [0, 0, 0])
+        bar[0] += int(n)
+        if status == ReviewStatus.completed.value:
+            bar[1] += int(n)
+        elif status == ReviewStatus.submitted.value:
+            bar[2] += int(n)
+    if await session.scalar(select(eligible).where(Union.id == union.id)):  # the root itself
+        mine = await session.scalar(
+            select(st).select_from(Union).outerjoin(Review, year_join).where(Union.id == union.id)
+        )
+        counts[str(mine)] += 1
+    ov.counts = counts
     if per_top:
         res = await session.execute(select(Union.id, Union.name).where(Union.id.in_(list(per_top))))
         names = {int(i): str(nm) for i, nm in res.all()}
@@ -157,12 +160,8 @@ async def load_overview_in(
     series: dict[date, list[int]] = {}
     for col, i in ((Review.submitted_at, 0), (Review.completed_at, 1)):
         day = _local_day(session, col, hours)
-        q = (
-            select(day, func.count())
-            .join(sub, sub.c.id == Review.union_id)
-            .where(Review.year == cycle.year, col.is_not(None))
-            .group_by(day)
-        )
+        q = within(select(day, func.count()), Review.union_id)
+        q = q.where(Review.year == cycle.year, col.is_not(None)).group_by(day)
         for d, n in (await session.execute(q)).tuples():
             d = d if isinstance(d, date) else date.fromisoformat(str(d))
             series.setdefault(d, [0, 0])[i] = int(n)
@@ -175,40 +174,39 @@ async def load_overview_in(
         removed >= rules.high_removal_count,
         removed > rules.high_removal_ratio * func.coalesce(Review.members_before, 0),
     )
+    flagged_q = within(
+        select(
+            Review.id,
+            Union.name,
+            Review.status,
+            removed,
+            Review.members_before,
+            func.count().over(),
+        ),
+        Review.union_id,
+    )
     flagged_q = (
-        select(Review.id, Union.name, Review.status, removed, Review.members_before)
-        .join(sub, sub.c.id == Review.union_id)
-        .join(Union, Union.id == Review.union_id)
+        flagged_q.join(Union, Union.id == Review.union_id)
         .join(Removal, Removal.review_id == Review.id)
         .where(Review.year == cycle.year)
         .group_by(Review.id, Union.name, Review.status, Review.members_before)
         .having(high)
     )
-    fsub = flagged_q.subquery()
-    ov.flagged_total = int(await session.scalar(select(func.count()).select_from(fsub)) or 0)
-    ov.flagged = [
-        FlaggedRow(int(r), str(n), str(s), int(c), b)
-        for r, n, s, c, b in await session.execute(
-            flagged_q.order_by(removed.desc(), Review.id).limit(LIST_LIMIT)
-        )
-    ]
+    for r, n, st_, c, b, total in (
+        await session.execute(flagged_q.order_by(removed.desc(), Review.id).limit(LIST_LIMIT))
+    ).all():
+        ov.flagged.append(FlaggedRow(int(r), str(n), str(st_), int(c), b))
+        ov.flagged_total = int(total)
 
     # S2: units below the root with no active operator
     has_op = (
         select(Operator.id).where(Operator.union_id == Union.id, Operator.active.is_(True)).exists()
     )
-    lonely = (
-        select(Union.id, Union.name)
-        .join(sub, sub.c.id == Union.id)
-        .where(Union.id != union.id, ~has_op)
-    )
-    ov.no_operator_total = int(
-        await session.scalar(select(func.count()).select_from(lonely.subquery())) or 0
-    )
-    ov.no_operator = [
-        (int(i), str(n))
-        for i, n in await session.execute(lonely.order_by(Union.code).limit(LIST_LIMIT))
-    ]
+    lonely = within(select(Union.id, Union.name, func.count().over()), Union.id)
+    lonely = lonely.where(Union.id != union.id, ~has_op)
+    for i, n, total in (await session.execute(lonely.order_by(Union.code).limit(LIST_LIMIT))).all():
+        ov.no_operator.append((int(i), str(n)))
+        ov.no_operator_total = int(total)
     return ov
 
 
