@@ -14,6 +14,7 @@ from bot.h5 import UploadPage
 from bot.http_limits import body_timeout, make_runner, max_body
 from bot.logs import log, setup_logging
 from bot.wecom.callback import WecomCallback
+from bot.workbench import add_workbench
 from dialogs.events import Handler
 from storage.db import Database
 from storage.redis import connect
@@ -48,6 +49,7 @@ def create_app(
     callback.add_routes(app)
     app[CALLBACK_KEY] = callback
     UploadPage(settings, db=db, redis=redis).add_routes(app)
+    add_workbench(app, settings, db=db, redis=redis)
     return app
 
 

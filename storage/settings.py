@@ -118,6 +118,8 @@ class WecomSettings(_Section):
     token: str = ""
     encoding_aes_key: str = ""
     api_base: str = "https://qyapi.weixin.qq.com"
+    # the workbench's sign-in: ``{oauth_base}/connect/oauth2/authorize`` (the simulator stands in)
+    oauth_base: str = "https://open.weixin.qq.com"
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -126,7 +128,7 @@ class WecomSettings(_Section):
             raise ValueError("must be the 43-character EncodingAESKey from the WeCom admin console")
         return v
 
-    @field_validator("api_base")
+    @field_validator("api_base", "oauth_base")
     @classmethod
     def _base(cls, v: str) -> str:
         return v.rstrip("/")

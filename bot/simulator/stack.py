@@ -70,7 +70,9 @@ def stack_settings(
     remember_secrets(key)
     return base.model_copy(
         update={
-            "wecom": base.wecom.model_copy(update={**SIM_WECOM, "api_base": api_base}),
+            "wecom": base.wecom.model_copy(
+                update={**SIM_WECOM, "api_base": api_base, "oauth_base": api_base}
+            ),
             "database": base.database.model_copy(update={"url": db_url}),
             "redis": base.redis.model_copy(update={"url": redis_url}),
             "server": base.server.model_copy(

@@ -48,6 +48,9 @@ class RestApi(PlatformState, Records):
         r.add_post("/cgi-bin/message/update_template_card", self._h_update_card)
         r.add_post("/cgi-bin/media/upload", self._h_media_upload)
         r.add_get("/cgi-bin/media/get", self._h_media_get)
+        from bot.simulator.oauth import add_oauth_routes  # the workbench's sign-in
+
+        add_oauth_routes(app, self)  # type: ignore[arg-type]
         r.add_route("*", "/cgi-bin/{tail:.*}", self._h_unknown)
 
     # ------------------------------------------------------------------ REST helpers

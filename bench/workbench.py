@@ -1,0 +1,311 @@
+"""Workbench scale (issue 13 point 3): 总览 of the root and one 待审核 page of a busy district.
+
+Seeds, with bulk INSERTs, a city over ``--districts`` districts of ``--units`` units in all
+(default 10,000) and ``--members`` members (default 1,000,000); the first district has
+``--pending`` (default 2,000) reviews waiting at its level, the rest of the units a mix of
+statuses with completions spread over 20 days. Then times ``services.overview.load_overview``
+of the root and ``services.pending_table.load_page`` (page 1 and the last page) for the
+district's approver, median of ``--repeat`` runs, server time (no HTTP), and prints
+``uptime``. ``--db`` takes a database URL (default: a temporary SQLite file).
+
+    python -m bench workbench [--db postgresql://...] [--members 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date, timedelta
+
+from sqlalchemy import insert, text
+
+from bench.common import machine_info
+from services import overview, pending_table
+from services.pending_table import Filters
+from storage.db import Database
+from storage.models import (
+    ApprovalStep,
+    Member,
+    Operator,
+    Removal,
+    Review,
+    ReviewCycle,
+    Union,
+    utcnow,
+)
+from storage.settings import load_settings
+
+
+def _url(raw: str | None, tmp: str) -> str:
+    if not raw:
+        return f"sqlite+aiosqlite:///{tmp}/workbench.db"
+    if raw.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + raw.split("://", 1)[1]
+    return raw
+
+
+async def _chunks(db: Database, model, rows: list[dict], size: int = 20_000) -> None:
+    for i in range(0, len(rows), size):
+        async with db.transaction() as s:
+            await s.execute(insert(model), rows[i : i + size])
+
+
+async def seed(db: Database, settings, a) -> dict:
+    year = settings.review.year
+    now = utcnow()
+    reg = date(year - 3, 1, 1)
+    async with db.transaction() as s:
+        s.add(
+            ReviewCycle(
+                year=year,
+                cutoff_date=settings.review.cutoff_date,
+                deadline=settings.review.deadline,
+            )
+        )
+        city = Union(code="CITY", kind="city_federation", name="常州市总工会")
+        s.add(city)
+        await s.flush()
+        dists = []
+        for d in range(a.districts):
+            u = Union(
+                code=f"D{d:02d}",
+                kind="district_federation",
+                name=f"常州市第{d + 1}区总工会",
+                parent_id=city.id,
+            )
+            s.add(u)
+            dists.append(u)
+        await s.flush()
+        ids = {"city": city.id, "dists": [u.id for u in dists]}
+        s.add(
+            Operator(
+                union_id=city.id, platform="wecom", user_id="a_city", name="市", role="approver"
+            )
+        )
+        for d, u in enumerate(dists):
+            s.add(
+                Operator(
+                    union_id=u.id,
+                    platform="wecom",
+                    user_id=f"a_d{d}",
+                    name=f"区{d}",
+                    role="approver",
+                )
+            )
+    # units: the first district holds the pending ones
+    per = max(1, (a.units - a.pending) // max(1, a.districts - 1))
+    unit_rows = []
+    for i in range(a.units):
+        d = 0 if i < a.pending else 1 + (i - a.pending) // per
+        d = min(d, a.districts - 1)
+        unit_rows.append(
+            {
+                "code": f"U{i:06d}",
+                "kind": "grassroots",
+                "name": f"常州市测试{i:06d}有限公司工会委员会",
+                "parent_id": ids["dists"][d],
+                "registered_on": reg,
+                "members_count": a.members // a.units,
+                "is_final_approver": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    await _chunks(db, Union, unit_rows)
+    async with db.session() as s:
+        uids = [
+            int(r[0])
+            for r in await s.execute(
+                text("SELECT id FROM unions WHERE kind = 'grassroots' ORDER BY code")
+            )
+        ]
+    ops = [
+        {
+            "union_id": uid,
+            "platform": "wecom",
+            "user_id": f"c_{uid}",
+            "name": "联系人",
+            "role": "contact",
+            "active": True,
+            "created_at": now,
+        }
+        for k, uid in enumerate(uids)
+        if k % 50 != 7  # every 50th unit has no operator (S2)
+    ]
+    await _chunks(db, Operator, ops)
+    t0 = time.perf_counter()
+    per_unit = a.members // len(uids)
+    batch: list[dict] = []
+    n = 0
+    for uid in uids:
+        for _ in range(per_unit):
+            n += 1
+            batch.append(
+                {"union_id": uid, "id_number": f"{n:018d}", "name": "会员", "status": "active"}
+            )
+        if len(batch) >= 50_000:
+            await _chunks(db, Member, batch, 50_000)
+            batch = []
+    if batch:
+        await _chunks(db, Member, batch, 50_000)
+    member_seconds = time.perf_counter() - t0
+    # reviews: pending in the first district, a mix elsewhere
+    reviews = []
+    statuses = ["completed", "completed", "submitted", "draft", "returned", None]
+    for k, uid in enumerate(uids):
+        st = "submitted" if k < a.pending else statuses[k % len(statuses)]
+        if st is None:
+            continue
+        day = now - timedelta(days=k % 20, hours=k % 7)
+        reviews.append(
+            {
+                "union_id": uid,
+                "year": year,
+                "status": st,
+                "unit_edits": {},
+                "unit_confirmed": True,
+                "member_mode": "list",
+                "high_removal_confirmed": False,
+                "revision": 1,
+                "round": 1,
+                "chain": [],
+                "current_level": 1 if st == "submitted" else None,
+                "members_before": per_unit,
+                "submitted_at": day if st in ("submitted", "completed") else None,
+                "completed_at": day if st == "completed" else None,
+                "hints": [],
+                "hint_count": 1 if k % 9 == 0 else 0,
+                "created_at": day,
+                "updated_at": day,
+            }
+        )
+    await _chunks(db, Review, reviews)
+    async with db.session() as s:
+        pend = [
+            (int(r[0]), int(r[1]))
+            for r in await s.execute(
+                text(
+                    "SELECT r.id, u.parent_id FROM reviews r JOIN unions u ON u.id = r.union_id "
+                    "WHERE r.status = 'submitted' ORDER BY r.id"
+                )
+            )
+        ]
+        mids = {}
+        for k, (rid, _p) in enumerate(pend[: a.pending]):
+            if k % 10 == 0:
+                mids[rid] = k
+    steps = [
+        {
+            "review_id": rid,
+            "round": 1,
+            "level": 1,
+            "levels": 2,
+            "union_id": parent,
+            "created_at": now - timedelta(minutes=k),
+        }
+        for k, (rid, parent) in enumerate(pend)
+    ]
+    await _chunks(db, ApprovalStep, steps)
+    # removals: every 10th pending review removes 1 (a few many: flagged)
+    async with db.session() as s:
+        first_members = {
+            int(r[0]): int(r[1])
+            for r in await s.execute(
+                text("SELECT union_id, min(id) FROM members GROUP BY union_id")
+            )
+        }
+        rid_union = {
+            int(r[0]): int(r[1]) for r in await s.execute(text("SELECT id, union_id FROM reviews"))
+        }
+    rem = []
+    for rid, k in mids.items():
+        base = first_members.get(rid_union[rid])
+        if base is None:
+            continue
+        for j in range(60 if k % 100 == 0 else 1):
+            if j < per_unit:
+                rem.append(
+                    {
+                        "review_id": rid,
+                        "member_id": base + j,
+                        "reason": "retired",
+                        "source": "list",
+                        "created_at": now,
+                    }
+                )
+    await _chunks(db, Removal, rem)
+    if db.engine.dialect.name == "postgresql":
+        async with db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
+    else:
+        async with db.transaction() as s:
+            await s.execute(text("ANALYZE"))
+    ids["member_seconds"] = member_seconds
+    return ids
+
+
+async def timed(fn, repeat: int) -> tuple[float, float]:
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        await fn()
+        runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs), max(runs)
+
+
+async def run(a) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = _url(a.db, tmp)
+        settings = load_settings(None, database={"url": url})
+        db = Database(url)
+        if db.engine.dialect.name == "postgresql":
+            from sqlmodel import SQLModel
+
+            async with db.engine.begin() as conn:
+                await conn.run_sync(SQLModel.metadata.drop_all)
+        await db.create_all()
+        t0 = time.perf_counter()
+        ids = await seed(db, settings, a)
+        seeded = time.perf_counter() - t0
+        print(f"seeded {a.units} units, {a.members} members in {seeded:.1f} s")
+        print(f"  (members alone: {ids['member_seconds']:.1f} s, bulk INSERT executemany)")
+        ov = await overview.load_overview(db, settings, ids["city"])
+        assert ov is not None
+        print(f"  root: {ov.eligible} units, counts {ov.counts}, flagged {ov.flagged_total}")
+        med, worst = await timed(
+            lambda: overview.load_overview(db, settings, ids["city"]), a.repeat
+        )
+        print(f"总览 of the root:        median {med:7.1f} ms   max {worst:7.1f} ms   (limit 300)")
+        who = ("wecom", "a_d0")
+        first = await pending_table.load_page(db, settings, who, Filters())
+        last_page = first.pages
+        print(f"  district: {first.total} pending, {first.pages} pages")
+        for label, f in (
+            ("page 1", Filters()),
+            (f"page {last_page}", Filters(page=last_page)),
+            ("flagged", Filters(flagged=True)),
+        ):
+            med, worst = await timed(
+                lambda f=f: pending_table.load_page(db, settings, who, f), a.repeat
+            )
+            print(f"待审核 {label:<14} median {med:7.1f} ms   max {worst:7.1f} ms   (limit 200)")
+        await db.dispose()
+        print(machine_info(url))
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench workbench", description=__doc__)
+    p.add_argument("--db", default=os.environ.get("BENCH_DATABASE_URL"))
+    p.add_argument("--units", type=int, default=10_000)
+    p.add_argument("--members", type=int, default=1_000_000)
+    p.add_argument("--districts", type=int, default=8)
+    p.add_argument("--pending", type=int, default=2_000)
+    p.add_argument("--repeat", type=int, default=7)
+    asyncio.run(run(p.parse_args(argv)))
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
