@@ -45,3 +45,24 @@ def test_one_home_for_the_rule() -> None:
         assert cards.is_high_removal(removed, before, s) == want
         assert member_review.is_high_removal(removed, before, s) == want
         assert progress.is_flagged(removed, before, s) == want
+
+
+def test_summary_share_agrees_with_the_rule() -> None:
+    # The contact's summary shows the same share the rule decides on (100% from 0 members).
+    from storage.models import ReviewStatus
+
+    def summary(total: int, removed: int) -> member_review.Summary:
+        return member_review.Summary(
+            status=ReviewStatus.draft,
+            joint=False,
+            total=total,
+            removed=removed,
+            by_reason={},
+            high=False,
+            confirmed=False,
+            missing_remarks=0,
+        )
+
+    assert summary(0, 2).share == 1.0
+    assert summary(0, 0).share == 0.0
+    assert summary(10, 3).share == 0.3

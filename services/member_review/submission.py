@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from services.member_review.drafts import EDITABLE, _active_count, _editable, load_review
 from services.member_review.remarks import missing_remarks
-from services.removal_rules import is_high_removal
+from services.removal_rules import is_high_removal, removal_share
 from storage.db import Database
 from storage.models import (
     Removal,
@@ -38,7 +38,7 @@ class Summary:
 
     @property
     def share(self) -> float:
-        return self.removed / self.total if self.total else 0.0
+        return removal_share(self.removed, self.total)  # S6: 100% when removed from none
 
     @property
     def remaining(self) -> int:
