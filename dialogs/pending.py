@@ -245,7 +245,7 @@ def _spec_error(exc: SpecError, cmd: str) -> str:
 
 def _numbers(ctx: Context, state: dict[str, Any], spec: str, cmd: str) -> list[int] | None:
     if not state["items"]:
-        ctx.invalid(T.NO_LIST)
+        ctx.invalid(T.NONE_LISTED)
         return None
     try:
         return parse(spec, len(state["items"]))
@@ -412,7 +412,7 @@ async def _return(ctx: Context, state: dict[str, Any], rest: str) -> None:
         ctx.invalid(T.RETURN_NO_NUMBER)
         return
     if not state["items"]:
-        ctx.invalid(T.NO_LIST)
+        ctx.invalid(T.NONE_LISTED)
         return
     try:
         parse(str(n), len(state["items"]))
