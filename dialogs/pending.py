@@ -245,7 +245,7 @@ def _spec_error(exc: SpecError, cmd: str) -> str:
 
 def _numbers(ctx: Context, state: dict[str, Any], spec: str, cmd: str) -> list[int] | None:
     if not state["items"]:
-        ctx.invalid(T.NO_LIST)
+        ctx.invalid(T.NONE_LISTED)
         return None
     try:
         return parse(spec, len(state["items"]))
@@ -300,38 +300,43 @@ def _say_bulk(ctx: Context, res: bulk.BulkResult, label) -> None:
         lines = [T.BULK_HEAD.format(k=k, detail=detail)]
     else:
         lines = [T.BULK_NOTHING]
-    for sid, r in res.results:
-        if r is not None and r.outcome in (Outcome.completed, Outcome.advanced):
-            continue
+    problems = [
+        (sid, r)
+        for sid, r in res.results
+        if r is None or r.outcome not in (Outcome.completed, Outcome.advanced)
+    ]
+    for sid, r in problems[: T.BULK_LINES_MAX]:
         n, unit = label(sid)
         lines.append(_outcome(n, unit, r))
+    if len(problems) > T.BULK_LINES_MAX:
+        lines.append(T.BULK_MORE.format(k=len(problems) - T.BULK_LINES_MAX))
     ctx.say("\n".join(lines))
 
 
 def _outcome(n: int, unit: str, res: DecideResult | None) -> str:
+    item = T.ITEM.format(n=n, unit=unit) if n else T.ITEM_PLAIN.format(unit=unit)
     if res is None:
-        return T.FAILED.format(n=n, unit=unit)
+        return T.FAILED.format(item=item)
     level = cards.level_text(res.level, res.levels)
     if res.outcome == Outcome.advanced:
-        return T.APPROVED_NEXT.format(n=n, unit=unit, level=level)
+        return T.APPROVED_NEXT.format(item=item, level=level)
     if res.outcome == Outcome.completed:
-        return T.APPROVED_DONE.format(n=n, unit=unit, level=level)
+        return T.APPROVED_DONE.format(item=item, level=level)
     if res.outcome == Outcome.returned:
-        return T.RETURNED.format(n=n, unit=unit)
+        return T.RETURNED.format(item=item)
     if res.outcome == Outcome.already and res.rerouted:
-        return T.REROUTED.format(n=n, unit=unit)
+        return T.REROUTED.format(item=item)
     if res.outcome == Outcome.already and res.decision is not None:
         return T.DECIDED_MEANWHILE.format(
-            n=n,
-            unit=unit,
+            item=item,
             who=res.decided_by or "系统",
             at=cards.local_time(res.decided_at),
             decision=cards.DECISION_NAMES[res.decision],
         )
     if res.outcome == Outcome.refused:
         why = TA.REFUSED.get(res.refusal or "", TA.REFUSED["stranger"])
-        return T.REFUSED.format(n=n, unit=unit, why=why)
-    return T.NOT_FOUND.format(n=n)
+        return T.REFUSED.format(item=item, why=why)
+    return T.NOT_FOUND.format(item=item)
 
 
 # --- flagged: details first, then 确认通过 N ---------------------------------------------------
@@ -407,7 +412,7 @@ async def _return(ctx: Context, state: dict[str, Any], rest: str) -> None:
         ctx.invalid(T.RETURN_NO_NUMBER)
         return
     if not state["items"]:
-        ctx.invalid(T.NO_LIST)
+        ctx.invalid(T.NONE_LISTED)
         return
     try:
         parse(str(n), len(state["items"]))

@@ -46,6 +46,7 @@ LEFT = "好的，已离开待审核列表。发送「待审核」可随时再查
 UNKNOWN = "没看懂。请回复「通过 3」「退回 3 原因」「明细 3」「全部通过」或「下一页」；发送「帮助」查看说明。"
 
 # Numbers
+NONE_LISTED = "上次查看时没有等待您审核的年审。发送「待审核」刷新列表。"
 NO_LIST = "请先发送「待审核」查看列表，编号对应最近一次显示的列表。"
 NO_NUMBER = "请在「{cmd}」后写编号，例如「{cmd} 3」{more}。"
 NO_NUMBER_MORE = "或「通过 1-5,8」"
@@ -57,15 +58,17 @@ OUT_OF_RANGE = "列表里只有 {total} 份，没有第 {n} 份。发送「待�
 REVERSED = "「{a}-{b}」前面的数大于后面的数。如果是第 {b} 到第 {a} 份，请写「通过 {b}-{a}」。"
 ONE_ONLY = "「{cmd}」一次只能处理一份，请只写一个编号，例如「{cmd} 3」。"
 
-# Outcomes, one review
-APPROVED_NEXT = "已通过第 {n} 份 {unit}（{level}），已转交上一级工会继续审核，结果会通知联系人。"
-APPROVED_DONE = "已通过第 {n} 份 {unit}（{level}），这是最后一级，年审已完成。"
-RETURNED = "已退回第 {n} 份 {unit}，原因已转告联系人。"
-DECIDED_MEANWHILE = "第 {n} 份 {unit} 已由 {who} 于 {at} {decision}，无需再处理。"
-REROUTED = "第 {n} 份 {unit} 的隶属关系已调整，已改由新的上级工会审核，您无需再处理。"
-REFUSED = "第 {n} 份 {unit}：{why}"
-FAILED = "第 {n} 份 {unit} 生效时出现问题，没有处理，数据保持不变，请稍后再试。"
-NOT_FOUND = "第 {n} 份的审核记录已不存在，请发送「待审核」刷新列表。"
+# Outcomes, one review ({item}: "第 3 份 <unit>", or the unit alone when it was not numbered)
+ITEM = "第 {n} 份 {unit}"
+ITEM_PLAIN = "「{unit}」"
+APPROVED_NEXT = "已通过{item}（{level}），已转交上一级工会继续审核，结果会通知联系人。"
+APPROVED_DONE = "已通过{item}（{level}），这是最后一级，年审已完成。"
+RETURNED = "已退回{item}，原因已转告联系人。"
+DECIDED_MEANWHILE = "{item} 已由 {who} 于 {at} {decision}，无需再处理。"
+REROUTED = "{item} 的隶属关系已调整，已改由新的上级工会审核，您无需再处理。"
+REFUSED = "{item}：{why}"
+FAILED = "{item} 生效时出现问题，没有处理，数据保持不变，请稍后再试。"
+NOT_FOUND = "{item} 的审核记录已不存在，请发送「待审核」刷新列表。"
 
 # Flagged (S6)
 FLAGGED_ASK = (
@@ -80,6 +83,8 @@ FLAGGED_SKIPPED = (
 BULK_HEAD = "已通过 {k} 份{detail}。"
 BULK_DETAIL = "（{done} 份年审已完成，{next} 份已转交上一级工会）"
 BULK_NOTHING = "这次没有通过任何年审。"
+BULK_MORE = "……另有 {k} 份没有通过（已由他人处理或无法处理），发送「待审核」刷新列表查看。"
+BULK_LINES_MAX = 10
 CONFIRM_ALL_ASK = (
     "将通过 {k} 份未标 ⚠ 的待审核年审（全部页，不只本页）{flagged}。\n"
     "确认请回复「确认通过 {k} 份」；回复其他内容则不通过。"
