@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import html
 import secrets
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from bot.simulator.wecom.sim import WecomSimulator
 
 CODE_TTL = 300
 INVALID_CODE = 40029
 
 
-def add_oauth_routes(app: web.Application, sim: WecomSimulator) -> None:
+def add_oauth_routes(app: web.Application, sim: Any) -> None:
+    """``sim``: the WeCom simulator (its clock, users and corp id); typed loosely so this
+    module imports nothing of the simulator (no import circle)."""
     codes: dict[str, tuple[str, float]] = {}  # code -> (user id, expiry on the sim clock)
     sim.oauth_codes = codes  # type: ignore[attr-defined]
     sim.oauth_outsiders = set()  # type: ignore[attr-defined]

@@ -50,7 +50,7 @@ class RestApi(PlatformState, Records):
         r.add_get("/cgi-bin/media/get", self._h_media_get)
         from bot.simulator.oauth import add_oauth_routes  # the workbench's sign-in
 
-        add_oauth_routes(app, self)  # type: ignore[arg-type]
+        add_oauth_routes(app, self)
         r.add_route("*", "/cgi-bin/{tail:.*}", self._h_unknown)
 
     # ------------------------------------------------------------------ REST helpers
