@@ -233,12 +233,10 @@ async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):
 
     await load_demo(db, members=2000)
     code = generate(2000).featured()["contact"]["unit"]
-    async with db.transaction() as s:
-        unit = (await s.scalars(select(Union).where(Union.code == code))).one()
-        review = Review(union_id=unit.id, year=2026, unit_confirmed=True)
-        s.add(review)
-        await s.flush()
-        rid = review.id
+    async with build_tree(db) as t:
+        unit = (await t.s.scalars(select(Union).where(Union.code == code))).one()
+        await t.existing(code, unit.id)
+        rid = (await t.review(code, 2026, unit_confirmed=True)).id
     got = await sg.suggest(db, rid, date(2026, 11, 27))
     assert [x.age for x in got.old] == [105] and got.old[0].index > 0
     assert len(got.sure) >= 3 and all(x.index > 0 for x in got.sure)
