@@ -83,7 +83,11 @@ async def _drop_pg(admin: str, db_url: str) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     from bot.simulator.stack import LocalStack
+    from services import bulk
 
+    if args.concurrency:
+        bulk.CONCURRENCY = args.concurrency
+    print(f"decisions in flight: {bulk.CONCURRENCY}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
     admin = ""
     if args.pg:
@@ -223,5 +227,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--flagged", type=int, default=5, help="flagged reviews (never bulk-approved)")
     p.add_argument("--members", type=int, default=20, help="members per unit")
     p.add_argument("--final", action="store_true", help="the district is the last level")
+    p.add_argument(
+        "--concurrency", type=int, default=None, help="decisions in flight (services.bulk)"
+    )
     p.add_argument("--pg", default=None, help="a PostgreSQL URL (a private database is made)")
     asyncio.run(run(p.parse_args(argv)))
