@@ -71,7 +71,7 @@ async def approve_many(
     identity: Identity,
     step_ids: Sequence[int],
     *,
-    concurrency: int = CONCURRENCY,
+    concurrency: int | None = None,
 ) -> BulkResult:
     """通过 for each step (audited ``mode=bulk``); one failure stops nothing else.
 
@@ -80,7 +80,7 @@ async def approve_many(
     lock with the guarded UPDATE, the first statement, so writers queue and never deadlock).
     """
     ids = list(dict.fromkeys(step_ids))  # repeats once, order kept
-    gate = asyncio.Semaphore(max(1, concurrency))
+    gate = asyncio.Semaphore(max(1, concurrency or CONCURRENCY))
 
     async def one(sid: int) -> DecideResult | None:
         async with gate:
