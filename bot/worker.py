@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,14 @@ from services import upload_store
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
+from storage.models import utcnow
 from storage.redis import connect
 
 logger = logging.getLogger("unioncard.worker")
 
 REMINDER_PERIOD_SECONDS = 60.0
 SWEEP_PERIOD_SECONDS = 300.0  # uploads older than an hour are deleted (services.upload_store)
+TRANSFER_PERIOD_SECONDS = 3600.0  # transfers unanswered for 7 days escalate (services.transfers)
 
 
 class Worker:
@@ -59,6 +63,7 @@ class Worker:
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
         self.jobs = JobRunner(redis, {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job})
+        self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -145,10 +150,27 @@ class Worker:
             except TimeoutError:
                 pass
 
+    async def _transfer_loop(self, stop: asyncio.Event) -> None:
+        """Member transfers nobody answered in 7 days go to the approvers of the two units'
+        nearest common parent (E3, issue 14); hourly, idempotent."""
+        from services.transfers import escalate_due_transfers
+
+        while not stop.is_set():
+            try:
+                done = await escalate_due_transfers(self.db, self.settings, self.clock())
+                if done:
+                    log(logger, "transfers.escalated", count=len(done))
+            except Exception:
+                logger.exception("transfers.escalate_error")
+            try:
+                await asyncio.wait_for(stop.wait(), TRANSFER_PERIOD_SECONDS)
+            except TimeoutError:
+                pass
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
         loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
-        loops.append(self._sweep_loop(stop))
+        loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bot.cli import approvals, cycle, db, import_export, reminders, serve
+from bot.cli import approvals, cycle, db, import_export, reminders, serve, units
 from bot.cli.common import EXIT_FAILED, EXIT_USAGE, CommandError
 from storage.settings import ConfigError
 
@@ -25,6 +25,7 @@ REGISTER: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     import_export.register_export,  # export, demo-data
     reminders.register,  # remind, report
     approvals.register,
+    units.register,  # issue 14: the tree
 )
 
 

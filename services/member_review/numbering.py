@@ -8,6 +8,11 @@ between, and a flushed Redis changes nothing. Whether members joined or left sin
 were brought up to date is told by the roster's signature (count, sum and a hashed sum of the
 active members' ids: one scan of the unit's members); only when it changed is the roster read
 again.
+
+R2: only members whose card was issued on or before the year's cut-off (the ``ReviewCycle`` row
+of the review's year, opened with ``unioncard cycle open``) are in this year's review; a member
+added after it (补录, issue 14) gets no number and is not counted. A member without an issue
+date is in; without a cycle row for the year nobody is left out.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import zlib
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, cast, func, insert, or_, select, update
@@ -38,6 +44,7 @@ from storage.models import (
     Removal,
     RemovalReason,
     Review,
+    ReviewCycle,
     ReviewRoster,
     utcnow,
 )
@@ -56,8 +63,25 @@ def _sig_of(ids: Sequence[int]) -> str:
     return f"{len(ids)}:{sum(ids)}:{sum(i * _SIG_K % _SIG_P for i in ids)}"
 
 
-async def _roster_now(session: AsyncSession, union_id: int) -> tuple[int, str]:
-    """(the unit's active members, the roster's signature)."""
+async def review_cutoff(session: AsyncSession, review: Review) -> date | None:
+    """R2: the cut-off of the review's year (its ``ReviewCycle`` row), or None."""
+    return await session.scalar(
+        select(ReviewCycle.cutoff_date).where(ReviewCycle.year == review.year)
+    )
+
+
+def in_review(union_id: int, cutoff: date | None) -> list[Any]:
+    """The conditions of a member in this year's review of ``union_id`` (active; R2)."""
+    cond = [Member.union_id == union_id, Member.status == MemberStatus.active]
+    if cutoff is not None:
+        cond.append(or_(Member.card_issued_on.is_(None), Member.card_issued_on <= cutoff))
+    return cond
+
+
+async def _roster_now(
+    session: AsyncSession, union_id: int, cutoff: date | None = None
+) -> tuple[int, str]:
+    """(the unit's active members in the review, the roster's signature)."""
     mid = cast(Member.id, BigInteger)
     n, total, hashed = (
         await session.execute(
@@ -65,7 +89,7 @@ async def _roster_now(session: AsyncSession, union_id: int) -> tuple[int, str]:
                 func.count(),
                 func.coalesce(func.sum(mid), 0),
                 func.coalesce(func.sum(mid * _SIG_K % _SIG_P), 0),
-            ).where(Member.union_id == union_id, Member.status == MemberStatus.active)
+            ).where(*in_review(union_id, cutoff))
         )
     ).one()
     return int(n), f"{int(n)}:{int(total)}:{int(hashed)}"
@@ -116,38 +140,54 @@ class _NotNumbered(Exception):
 
 
 _ACTIVE_IDS_SQL = "SELECT id FROM members WHERE union_id = {p} AND status = 'active' ORDER BY id"
+_CUTOFF_IDS_SQL = (
+    "SELECT id FROM members WHERE union_id = {p} AND status = 'active'"
+    " AND (card_issued_on IS NULL OR card_issued_on <= {q}) ORDER BY id"
+)
 
 
-async def _active_ids(session: AsyncSession, union_id: int) -> list[int]:
-    """The ids of the unit's active members in order, read through the driver itself (100,000
-    rows: SQLAlchemy's rows would cost ten times the query, as in ``_active_by_id_number``)."""
+async def _active_ids(
+    session: AsyncSession, union_id: int, cutoff: date | None = None
+) -> list[int]:
+    """The ids of the unit's active members in the review (R2) in order, read through the
+    driver itself (100,000 rows: SQLAlchemy's rows would cost ten times the query, as in
+    ``_active_by_id_number``)."""
     conn = await session.connection()
     driver = (await conn.get_raw_connection()).driver_connection
     name = conn.dialect.name
     with collection_paused():
         if name == "sqlite" and hasattr(driver, "execute"):
-            cursor = await driver.execute(_ACTIVE_IDS_SQL.format(p="?"), (union_id,))
+            if cutoff is None:
+                cursor = await driver.execute(_ACTIVE_IDS_SQL.format(p="?"), (union_id,))
+            else:  # SQLite keeps dates as ISO text
+                sql = _CUTOFF_IDS_SQL.format(p="?", q="?")
+                cursor = await driver.execute(sql, (union_id, cutoff.isoformat()))
             try:
                 return [r[0] for r in await cursor.fetchall()]
             finally:
                 await cursor.close()
         if name == "postgresql" and hasattr(driver, "fetch"):
-            return [r[0] for r in await driver.fetch(_ACTIVE_IDS_SQL.format(p="$1"), union_id)]
+            if cutoff is None:
+                rows = await driver.fetch(_ACTIVE_IDS_SQL.format(p="$1"), union_id)
+            else:
+                sql = _CUTOFF_IDS_SQL.format(p="$1", q="$2")
+                rows = await driver.fetch(sql, union_id, cutoff)
+            return [r[0] for r in rows]
     rows = await conn.execute(
-        select(Member.id)
-        .where(Member.union_id == union_id, Member.status == MemberStatus.active)
-        .order_by(Member.id)
+        select(Member.id).where(*in_review(union_id, cutoff)).order_by(Member.id)
     )
     return list(rows.scalars())
 
 
-async def _renumber(db: Database, review: Review, roster: ReviewRoster | None) -> Numbers:
+async def _renumber(
+    db: Database, review: Review, roster: ReviewRoster | None, cutoff: date | None = None
+) -> Numbers:
     """Number the unit's active members who have no number yet, after the last (all of them,
     in id order, the first time); compare-and-set on the signature, so that when two processes
     do it at once one wins and the other takes the winner's numbers."""
     for _ in range(3):
         async with db.session() as s:
-            active = await _active_ids(s, review.union_id)
+            active = await _active_ids(s, review.union_id, cutoff)
         ids = _unpack(roster.members) if roster is not None else array("q")
         known = set(ids)
         ids.extend(mid for mid in active if mid not in known)
@@ -188,11 +228,12 @@ async def _numbering(db: Database, review_id: int) -> tuple[Review, int, Numbers
     a number. Costs one signature query while nobody joins or leaves the unit."""
     async with db.session() as s:
         review = await load_review(s, review_id)
-        count, sig = await _roster_now(s, review.union_id)
+        cutoff = await review_cutoff(s, review)
+        count, sig = await _roster_now(s, review.union_id, cutoff)
         roster = await s.get(ReviewRoster, review_id)
     if roster is not None and roster.roster_sig == sig:
         return review, count, Numbers(_unpack(roster.members))
-    return review, count, await _renumber(db, review, roster)
+    return review, count, await _renumber(db, review, roster, cutoff)
 
 
 async def list_numbers(db: Database, review_id: int) -> Numbers:
@@ -297,9 +338,10 @@ async def search(db: Database, review_id: int, query: str, limit: int = 10) -> l
         cond = Member.name.contains(q, autoescape=True)
         if _DIGITS_RE.fullmatch(q):
             cond = or_(cond, Member.id_number.endswith(q, autoescape=True))
+        cutoff = await review_cutoff(s, review)
         stmt = (
             select(Member)
-            .where(Member.union_id == review.union_id, Member.status == MemberStatus.active, cond)
+            .where(*in_review(review.union_id, cutoff), cond)
             .order_by(Member.id)
             .limit(limit)
         )

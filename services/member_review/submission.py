@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.member_review.drafts import EDITABLE, _active_count, _editable, load_review
+from services.member_review.drafts import EDITABLE, _editable, load_review
+from services.member_review.numbering import _roster_now, review_cutoff
 from services.member_review.remarks import missing_remarks
 from services.removal_rules import is_high_removal, removal_share
 from storage.db import Database
@@ -50,7 +51,8 @@ async def summary(db: Database, settings: Settings, review_id: int) -> Summary:
         review = await load_review(s, review_id)
         union = await s.get(Union, review.union_id)
         assert union is not None
-        total = await _active_count(s, review.union_id)
+        # R2: members whose card came after the year's cut-off are not in this review
+        total = (await _roster_now(s, review.union_id, await review_cutoff(s, review)))[0]
         counts = dict(
             (
                 await s.execute(

@@ -1,0 +1,58 @@
+"""R2 (issue 14 point 5): members added after the year's cut-off are outside this year's review.
+
+A contact brings in two new members (补录, ``services.transfers``): one before the cut-off, one
+after it. The member review's list numbers, its total, its search and the summary's total count
+the first and leave out the second (``services.member_review.numbering``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from approval_seed import YEAR, id_number, seed_tree
+from sqlalchemy import select
+
+from services import member_review as mr
+from services import transfers
+from storage.models import Member, ReviewCycle
+
+CUTOFF = date(YEAR, 7, 31)
+
+
+async def test_members_added_after_the_cutoff_are_outside_the_review(any_db, settings) -> None:
+    db = any_db
+    t = await seed_tree(db, members=10)
+    async with db.transaction() as s:
+        s.add(ReviewCycle(year=YEAR, cutoff_date=CUTOFF, deadline=date(YEAR, 12, 31)))
+    rid = t.review.id
+    page = await mr.list_page(db, rid, 1, 50)
+    assert (page.total, len(page.entries)) == (10, 10)
+
+    late = await transfers.apply_transfer_in(
+        db, settings, ("wecom", "c_unit"), id_number=id_number(501), name="晚来人",
+        now=datetime(YEAR, 9, 1, 2, 0, tzinfo=UTC),
+    )  # fmt: skip
+    assert late.preview.outside_review and late.member_id
+    early = await transfers.apply_transfer_in(
+        db, settings, ("wecom", "c_unit"), id_number=id_number(502), name="早来人",
+        now=datetime(YEAR, 7, 1, 2, 0, tzinfo=UTC),
+    )  # fmt: skip
+    assert not early.preview.outside_review
+    async with db.session() as s:
+        issued = dict((await s.execute(select(Member.id, Member.card_issued_on))).all())
+    assert issued[late.member_id] > CUTOFF >= issued[early.member_id]
+
+    page = await mr.list_page(db, rid, 1, 50)
+    ids = [e.member_id for e in page.entries]
+    assert page.total == 11 and len(ids) == 11
+    assert early.member_id in ids and late.member_id not in ids
+    assert await mr.last_number(db, rid) == 11
+    assert [e.member_id for e in await mr.search(db, rid, "早来人")] == [early.member_id]
+    assert await mr.search(db, rid, "晚来人") == []
+    assert (await mr.summary(db, settings, rid)).total == 11
+
+    # without a cycle row for the year nobody is left out
+    async with db.transaction() as s:
+        await s.delete(await s.scalar(select(ReviewCycle)))
+    page = await mr.list_page(db, rid, 1, 50)
+    assert page.total == 12 and late.member_id in [e.member_id for e in page.entries]
