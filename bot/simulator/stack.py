@@ -251,6 +251,8 @@ class LocalStack:
             self._runner = None
         if self.client is not None:
             await self.client.close()
+        if self.worker is not None:
+            await self.worker.dingtalk.close()
         await self.dsim.stop()
         await self.sim.stop()
         if self.redis is not None:
