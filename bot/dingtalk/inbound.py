@@ -24,7 +24,8 @@ from bot.dingtalk.events import CardAction, RobotMessage
 from bot.dingtalk.sender import PLATFORM, TEXT_LIMIT_BYTES
 from bot.jobs import enqueue_job
 from bot.logs import log
-from bot.replies import send_actively, split_reply
+from bot.outbox_writer import OutboxWriter
+from bot.replies import split_reply
 from dialogs.events import Event, EventKind, Handler, Reply
 from services.messages import Message, Text
 from storage.db import Database
@@ -41,9 +42,10 @@ class Inbound:
         self.redis = redis
         self.handler = handler
         self.secret = settings.server.secret_key
+        self.writer = OutboxWriter(db)  # group commit: concurrent replies share a transaction
 
     async def _queue(self, user: str, messages: list[Message]) -> None:
-        await send_actively(self.db, PLATFORM, user, messages)
+        await self.writer.write(PLATFORM, user, messages)
 
     async def robot(self, msg: RobotMessage) -> None:
         if msg.is_group:
