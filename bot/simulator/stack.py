@@ -21,7 +21,9 @@ from aiohttp import web
 
 from bot.http_limits import make_runner
 from bot.simulator.dingtalk import DingtalkSimulator
+from bot.simulator.dingtalk.chat import BothChats, DingtalkChat
 from bot.simulator.directory import provider
+from bot.simulator.page import SIM_KEY
 from bot.simulator.wecom.sim import WecomSimulator
 from services.redact import remember_secrets
 from storage.db import Database
@@ -140,6 +142,9 @@ class LocalStack:
             card_template_id=SIM_DINGTALK["card_template_id"],
         )
         self.dsim.add_routes(self.sim.app)  # one port serves both platforms' APIs
+        # the chat page offers DingTalk users too ("dingtalk:<id>", bot.simulator.dingtalk.chat)
+        self.dchat = DingtalkChat(self.dsim, self._dingtalk_users)
+        self.sim.app[SIM_KEY] = BothChats(self.sim, self.dchat)
         self.settings: Settings = base
         self.db: Database | None = None
         self.redis: Any = None
@@ -151,6 +156,9 @@ class LocalStack:
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _dingtalk_users(self) -> list[Any]:
+        return await provider(self.db, "dingtalk")() if self.db is not None else []  # type: ignore[arg-type]
 
     @property
     def bot_url(self) -> str:
