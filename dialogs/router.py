@@ -46,7 +46,7 @@ from dialogs.engine import (
 from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
-from services import acting
+from services import acting, reach
 from services.messages import CardUpdate, Message, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -166,6 +166,8 @@ class DialogRouter:
     async def handle(self, event: Event) -> Reply:
         if event.kind == EventKind.unsupported:
             return Reply().say(Text(T.UNSUPPORTED))
+        if event.kind != EventKind.upload:  # the person wrote from this account (services.reach)
+            await reach.touch(self.redis, event.platform, event.user_id)
         try:
             async with self.engine.turn(event.platform, event.user_id) as cursor:
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)

@@ -109,3 +109,44 @@ async def test_click_by_someone_who_may_not_decide_changes_nothing(hstack) -> No
     await stack.deliver()
     assert inst.data["buttons_visible"] == "true"
     assert any("失效" in t for t in dsim.texts(tree.approver_district))
+
+
+async def _twin(stack, tree) -> str:
+    """The district approver also has a DingTalk account (same union, role and name)."""
+    from storage.models import Role
+
+    async with stack.db.transaction() as s:
+        a = tree.operators[tree.approver_district]
+        s.add(
+            Operator(
+                union_id=a.union_id, platform="dingtalk", user_id="a_dist_dt", name=a.name,
+                role=Role.approver,
+            )
+        )  # fmt: skip
+    return "a_dist_dt"
+
+
+async def test_person_on_both_platforms_gets_one_card_on_the_platform_used_last(hstack) -> None:
+    stack, dsim, sim = hstack, hstack.dsim, hstack.sim
+    tree = await stack.seed(members=4)
+    twin = await _twin(stack, tree)
+    await sim.send_text(tree.approver_district, "帮助")  # WeCom first ...
+    await dsim.send_text(twin, "帮助")  # ... then DingTalk: the last used
+    await stack.deliver()
+    await stack.submit(tree)
+    await stack.deliver()
+    assert not sim.cards(tree.approver_district)
+    [card] = dcards(dsim, twin)
+    await dsim.click(twin, card.out_track_id, "approve")
+    await stack.deliver()
+    assert dsim.cards[card.out_track_id].data["buttons_visible"] == "false"
+    assert len(sim.cards(tree.approver_city)) == 1  # the next level got its card
+
+
+async def test_person_on_both_platforms_never_seen_gets_one_card(hstack) -> None:
+    stack, dsim, sim = hstack, hstack.dsim, hstack.sim
+    tree = await stack.seed(members=4)
+    twin = await _twin(stack, tree)
+    await stack.submit(tree)
+    await stack.deliver()
+    assert len(sim.cards(tree.approver_district)) == 1 and not dcards(dsim, twin)
