@@ -166,10 +166,10 @@ class DialogRouter:
     async def handle(self, event: Event) -> Reply:
         if event.kind == EventKind.unsupported:
             return Reply().say(Text(T.UNSUPPORTED))
-        if event.kind != EventKind.upload:  # the person wrote from this account (services.reach)
-            await reach.touch(self.redis, event.platform, event.user_id)
         try:
             async with self.engine.turn(event.platform, event.user_id) as cursor:
+                if event.kind != EventKind.upload:  # wrote from this account (services.reach)
+                    await reach.touch(self.redis, event.platform, event.user_id)
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:
