@@ -1,4 +1,4 @@
-"""The HTTP app: WeCom callbacks, the H5 upload page, a health check; and ``serve``."""
+"""The HTTP app: WeCom and DingTalk callbacks, the H5 upload page, a health check; and ``serve``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ logger = logging.getLogger("unioncard.app")
 DB_KEY = web.AppKey("db", Database)
 REDIS_KEY = web.AppKey("redis", object)
 CALLBACK_KEY = web.AppKey("wecom_callback", WecomCallback)
+DINGTALK_KEY = web.AppKey("dingtalk_callback", object)
 
 
 async def _health(_request: web.Request) -> web.Response:
@@ -48,6 +49,14 @@ def create_app(
     )
     callback.add_routes(app)
     app[CALLBACK_KEY] = callback
+    if settings.dingtalk.enabled:  # DingTalk HTTP mode (the routes also serve the simulator)
+        from bot.dingtalk.callback import DingtalkCallback
+
+        dingtalk = DingtalkCallback(
+            settings, db=db, redis=redis, handler=handler, reply_timeout=reply_timeout
+        )
+        dingtalk.add_routes(app)
+        app[DINGTALK_KEY] = dingtalk
     UploadPage(settings, db=db, redis=redis).add_routes(app)
     add_workbench(app, settings, db=db, redis=redis)
     return app

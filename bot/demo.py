@@ -152,18 +152,27 @@ async def _examples(db: Database) -> list[tuple[str, str, str]]:
     async with db.session() as s:
         contacts = (
             await s.execute(
-                select(Operator.user_id, Operator.name, Union.name, Union.parent_id)
+                select(
+                    Operator.user_id, Operator.name, Union.name, Union.parent_id, Operator.platform
+                )
                 .join(Union, Union.id == Operator.union_id)
                 .where(
                     Operator.role == Role.contact,
-                    Operator.platform == "wecom",
                     Union.kind.in_([UnionKind.grassroots, UnionKind.joint]),
                 )
                 .order_by(Operator.id)
                 .limit(3)
             )
         ).all()
-        out.extend((u, name, unit) for u, name, unit, _parent in contacts)
+        # DingTalk users are "dingtalk:<id>" on the chat page (bot.simulator.dingtalk.chat)
+        out.extend(
+            (
+                u if p == "wecom" else f"{p}:{u}",
+                name + ("（钉钉）" if p == "dingtalk" else ""),
+                unit,
+            )
+            for u, name, unit, _parent, p in contacts
+        )
         if contacts:
             approvers = (
                 await s.execute(

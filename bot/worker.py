@@ -1,10 +1,12 @@
 """``unioncard worker``: the outbox sender, background jobs and the reminder schedule.
 
 Jobs (``bot.jobs``, a Redis stream): ``wecom.file`` downloads a file a user sent (``media/get``)
-and hands the dialogs an ``upload`` event; ``upload`` (from the H5 page) does the same with a
+and hands the dialogs an ``upload`` event (``dingtalk.file`` the same by downloadCode); ``upload`` (from the H5 page) does the same with a
 file kept in the database (``services.upload_store``). Either is written to a scratch file of
 this worker only while it is parsed. The Reply of a job goes out through the outbox. Any
-number of workers may run; ``demo`` runs one in-process (:class:`Worker`).
+number of workers may run; ``demo`` runs one in-process (:class:`Worker`). With
+``dingtalk.mode = "stream"`` every worker also holds a DingTalk Stream connection
+(:mod:`bot.dingtalk.worker`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.dingtalk.worker import dingtalk_parts
 from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
 from bot.jobs import JobRunner
 from bot.logs import log, setup_logging
@@ -62,7 +65,9 @@ class Worker:
         self.upload_dir = upload_dir or default_upload_dir()
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
-        self.jobs = JobRunner(redis, {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job})
+        jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
+        self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
+        self.jobs = JobRunner(redis, jobs)
         self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -171,12 +176,15 @@ class Worker:
         """Run until ``stop`` is set."""
         loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
         loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
+        if self.dingtalk.stream is not None:
+            loops.append(self.dingtalk.run_stream(stop))
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)
 
     async def close(self) -> None:
         await self.client.close()
+        await self.dingtalk.close()
 
 
 async def run_worker(settings: Any) -> None:

@@ -46,7 +46,7 @@ from dialogs.engine import (
 from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
-from services import acting
+from services import acting, reach
 from services.messages import CardUpdate, Message, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -168,6 +168,8 @@ class DialogRouter:
             return Reply().say(Text(T.UNSUPPORTED))
         try:
             async with self.engine.turn(event.platform, event.user_id) as cursor:
+                if event.kind != EventKind.upload:  # wrote from this account (services.reach)
+                    await reach.touch(self.redis, event.platform, event.user_id)
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:

@@ -4,8 +4,9 @@ The tree follows the 2016 Changzhou notice (DOMAIN.md): 常州市总工会 at th
 and county-level federations (天宁区、钟楼区、新北区、武进区、金坛区、溧阳市) and industry unions
 under it; grassroots unions (companies, bureaus' offices, schools, hospitals) and joint unions
 (village and community 工会联合会) under those, with full names as on the seal (D1). Every unit
-has a contact (联系人) and every federation approvers (审核人), all on WeCom with readable user
-ids (``zhangwei01``). Members have valid ID numbers (real birth dates, correct check digit,
+has a contact (联系人) and every federation approvers (审核人), with readable user ids
+(``zhangwei01``): approvers on WeCom, the contacts of every second grassroots or joint union
+(the first one included) on DingTalk (钉钉), the others on WeCom (a mixed organisation). Members have valid ID numbers (real birth dates, correct check digit,
 unique by construction), Chinese names, 19-digit card numbers and issue dates; members of joint
 unions name their employer in the remark (E4).
 
@@ -309,9 +310,12 @@ class DemoData:
 
     def operators(self) -> Iterator[list[Any]]:
         """Rows for ``import operators``: a contact per unit, approvers per federation."""
+        reviewing = [u for u in self.units_list if UnionKind(u.kind).reviews]
+        on_dingtalk = {u.code for u in reviewing[::2]}
         for u in self.units_list:
             if u.contact[0]:
-                yield [u.code, "wecom", u.contact[0], u.contact[1], "联系人"]
+                platform = "dingtalk" if u.code in on_dingtalk else "wecom"
+                yield [u.code, platform, u.contact[0], u.contact[1], "联系人"]
             for uid, name in u.approvers:
                 yield [u.code, "wecom", uid, name, "审核人"]
 

@@ -94,6 +94,11 @@ class Stack:
         return self.local.sim
 
     @property
+    def dsim(self) -> Any:
+        """The DingTalk simulator (``bot.simulator.dingtalk.DingtalkSimulator``), same port."""
+        return self.local.dsim
+
+    @property
     def db(self) -> Database:
         assert self.local.db is not None
         return self.local.db

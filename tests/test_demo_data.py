@@ -59,7 +59,10 @@ def test_tree_names_and_people_are_realistic():
     user_ids = [o[2] for o in ops]
     assert len(set(user_ids)) == len(user_ids)
     assert all(re.fullmatch(r"[a-z]+\d{2}", uid) for uid in user_ids)
-    assert all(o[1] == "wecom" for o in ops)
+    # a mixed organisation: approvers on WeCom, every second reviewing unit's contact on DingTalk
+    assert all(o[1] == "wecom" for o in ops if o[4] == "审核人")
+    contacts = [o[1] for o in ops if o[4] == "联系人"]
+    assert {"wecom", "dingtalk"} == set(contacts) and contacts.count("dingtalk") >= 5
     roles = {(o[0], o[4]) for o in ops}
     for u in units:
         assert (u[0], "联系人") in roles

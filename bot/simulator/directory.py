@@ -13,15 +13,15 @@ from storage.models import Operator, Role, Union, UnionKind
 ROLE_LABELS = {Role.contact: "联系人", Role.approver: "审核人"}
 
 
-async def wecom_operators(db: Database) -> list[SimUser]:
-    """Active WeCom operators labelled with unit and role: contacts of the units that do the
-    review first, then approvers, then the federations' contacts."""
+async def wecom_operators(db: Database, platform: str = "wecom") -> list[SimUser]:
+    """Active operators of ``platform`` labelled with unit and role: contacts of the units that
+    do the review first, then approvers, then the federations' contacts."""
     async with db.session() as s:
         rows = (
             await s.execute(
                 select(Operator, Union)
                 .join(Union, Union.id == Operator.union_id)
-                .where(Operator.platform == "wecom", Operator.active == True)  # noqa: E712
+                .where(Operator.platform == platform, Operator.active == True)  # noqa: E712
                 .order_by(Union.code, Operator.user_id)
             )
         ).all()
@@ -44,10 +44,11 @@ async def wecom_operators(db: Database) -> list[SimUser]:
     return list(users.values())
 
 
-def provider(db: Database) -> Callable[[], Awaitable[list[SimUser]]]:
-    """A ``directory_provider`` for :class:`WecomSimulator`: re-read on every page load."""
+def provider(db: Database, platform: str = "wecom") -> Callable[[], Awaitable[list[SimUser]]]:
+    """A ``directory_provider`` for :class:`WecomSimulator` (or the DingTalk side of the page):
+    re-read on every page load."""
 
     async def load() -> list[SimUser]:
-        return await wecom_operators(db)
+        return await wecom_operators(db, platform)
 
     return load

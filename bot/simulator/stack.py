@@ -1,7 +1,9 @@
-"""Everything in one process: database, Redis, the WeCom simulator, the bot app and the worker.
+"""Everything in one process: database, Redis, the WeCom and DingTalk simulators, the bot app and
+the worker.
 
 Used by ``unioncard demo`` and by the tests' ``Stack`` (``tests/harness.py``). The simulator
-serves the WeCom API at its own port and ``settings.wecom.api_base`` points at it; the bot's
+serves the WeCom and the DingTalk API (``self.dsim``, mounted on the same application) at its
+own port and ``settings.wecom.api_base`` / ``settings.dingtalk.api_base`` point at it; the bot's
 callback URL is given to the simulator; the outbox sender and the job runner either run in the
 background (``background=True``, the demo) or on demand through :meth:`LocalStack.deliver`.
 """
@@ -18,7 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.http_limits import make_runner
+from bot.simulator.dingtalk import DingtalkSimulator
+from bot.simulator.dingtalk.chat import BothChats, DingtalkChat
 from bot.simulator.directory import provider
+from bot.simulator.page import SIM_KEY
 from bot.simulator.wecom.sim import WecomSimulator
 from services.redact import remember_secrets
 from storage.db import Database
@@ -34,6 +39,14 @@ SIM_WECOM = {
     "secret": "simulated-app-secret",
     "token": "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
     "encoding_aes_key": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+}
+
+
+SIM_DINGTALK = {
+    "app_key": "dingsimappkey0001",
+    "app_secret": "simulated-dingtalk-app-secret-0123456789abcdef",
+    "robot_code": "dingsimrobot0001",
+    "card_template_id": "unioncard-approval.schema",
 }
 
 
@@ -72,6 +85,9 @@ def stack_settings(
         update={
             "wecom": base.wecom.model_copy(
                 update={**SIM_WECOM, "api_base": api_base, "oauth_base": api_base}
+            ),
+            "dingtalk": base.dingtalk.model_copy(
+                update={**SIM_DINGTALK, "api_base": api_base, "oapi_base": api_base}
             ),
             "database": base.database.model_copy(update={"url": db_url}),
             "redis": base.redis.model_copy(update={"url": redis_url}),
@@ -121,6 +137,16 @@ class LocalStack:
             SIM_WECOM["token"],
             SIM_WECOM["encoding_aes_key"],
         )
+        self.dsim = DingtalkSimulator(
+            SIM_DINGTALK["app_key"],
+            SIM_DINGTALK["app_secret"],
+            SIM_DINGTALK["robot_code"],
+            card_template_id=SIM_DINGTALK["card_template_id"],
+        )
+        self.dsim.add_routes(self.sim.app)  # one port serves both platforms' APIs
+        # the chat page offers DingTalk users too ("dingtalk:<id>", bot.simulator.dingtalk.chat)
+        self.dchat = DingtalkChat(self.dsim, self._dingtalk_users)
+        self.sim.app[SIM_KEY] = BothChats(self.sim, self.dchat)
         self.settings: Settings = base
         self.db: Database | None = None
         self.redis: Any = None
@@ -132,6 +158,9 @@ class LocalStack:
         self._runner: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _dingtalk_users(self) -> list[Any]:
+        return await provider(self.db, "dingtalk")() if self.db is not None else []  # type: ignore[arg-type]
 
     @property
     def bot_url(self) -> str:
@@ -145,6 +174,7 @@ class LocalStack:
         from bot.app import create_app, default_handler
 
         api_base = await self.sim.start(self.host, self.sim_port)
+        self.dsim.base_url = api_base
         self.settings = stack_settings(
             self.base,
             db_url=self.db_url,
@@ -169,9 +199,13 @@ class LocalStack:
         await web.TCPSite(self._runner, self.host, self.port, backlog=1024).start()
         self.sim.callback_url = f"{self.bot_url}/wecom/callback"
         self.sim.directory_provider = provider(self.db)
+        self.dsim.mode = self.settings.dingtalk.mode
+        self.dsim.callback_url = f"{self.bot_url}/dingtalk/callback"
         self._make_worker(handler)
         if self.background:
             self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
+        elif self.worker.dingtalk.stream is not None:  # clicks and messages still arrive
+            self._tasks.append(asyncio.create_task(self.worker.dingtalk.run_stream(self._stop)))
         return self
 
     def _make_worker(self, handler: Any) -> None:
@@ -191,11 +225,13 @@ class LocalStack:
 
     async def settle(self) -> None:
         """Wait for work the bot app started after answering (queueing the rest of a reply)."""
-        from bot.app import CALLBACK_KEY
+        from bot.app import CALLBACK_KEY, DINGTALK_KEY
 
         if self.app is None:
             return
         await self.app[CALLBACK_KEY].settle()
+        if DINGTALK_KEY in self.app:
+            await self.app[DINGTALK_KEY].settle()  # type: ignore[attr-defined]
 
     async def deliver(self, rounds: int = 50) -> int:
         """Run background jobs and the outbox until nothing is left to do now; returns sends."""
@@ -225,6 +261,9 @@ class LocalStack:
             self._runner = None
         if self.client is not None:
             await self.client.close()
+        if self.worker is not None:
+            await self.worker.dingtalk.close()
+        await self.dsim.stop()
         await self.sim.stop()
         if self.redis is not None:
             await self.redis.aclose()

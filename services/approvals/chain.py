@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import acting, cards, hints, unit_fields
+from services import acting, cards, hints, reach, unit_fields
 from services.approvals.results import Identity
 from services.messages import CardUpdate, Message
 from services.outbox import enqueue
@@ -192,7 +192,7 @@ async def _send_cards(
     submitter = _identity(bundle.submitter)
     own = await acting.unit_operators(s, review.union_id)  # no self-approval
     sent = 0
-    for op in await _approvers(s, step.union_id):
+    for op in await reach.one_copy(settings, await _approvers(s, step.union_id)):
         ident = (op.platform, op.user_id)
         if ident == submitter or ident in have or ident in own:
             continue

@@ -1,0 +1,134 @@
+"""HTTP mode (``dingtalk.mode = "http"``): ``POST /dingtalk/callback`` and ``POST /dingtalk/card``.
+
+- Every POST must carry ``timestamp`` (ms, within an hour) and ``sign`` (HmacSHA256 of the
+  app secret): else 403 (400 when missing) and nothing is processed.
+- The sign does not cover the body and DingTalk redelivers: one ``SET NX`` on ``msgId`` (robot
+  messages; 1 hour) and on outTrackId+user+action (card clicks; a few seconds, so a second
+  click later still counts) drops repeats.
+- The request is answered once the event is accepted (turn run, reply queued,
+  :class:`bot.dingtalk.inbound.Inbound`), or after ``reply_timeout`` with the turn left to
+  finish in the background; the reply always goes actively through the outbox.
+- At start-up the card callback URL (``server.public_url`` + ``/dingtalk/card``) is registered
+  with ``/v1.0/card/callbacks/register`` under :data:`bot.dingtalk.sender.CALLBACK_ROUTE_KEY`.
+  Whether DingTalk signs HTTP card callbacks like robot messages is not documented; the
+  simulator does, and this route checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.dingtalk import events, signing
+from bot.dingtalk.client import DingtalkClient
+from bot.dingtalk.inbound import Inbound
+from bot.dingtalk.sender import CALLBACK_ROUTE_KEY, PLATFORM
+from bot.logs import log
+from bot.wecom.callback import Deadlines, DedupBatcher
+from dialogs.events import Handler
+from storage.db import Database
+from storage.redis import keys
+
+logger = logging.getLogger("unioncard.dingtalk.callback")
+
+MAX_BODY_BYTES = 64 * 1024
+CARD_DEDUP_SECONDS = 5
+_OK = b"{}"
+
+
+class DingtalkCallback:
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        db: Database,
+        redis: Any,
+        handler: Handler,
+        reply_timeout: float = 4.0,
+    ) -> None:
+        self.settings = settings
+        self.secret = settings.dingtalk.app_secret
+        self.inbound = Inbound(settings, db, redis, handler)
+        self.redis = redis
+        self.reply_timeout = reply_timeout
+        self.dedup = DedupBatcher(redis)
+        self._deadlines = Deadlines()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/dingtalk/callback", self.robot)
+        app.router.add_post("/dingtalk/card", self.card)
+        if self.settings.dingtalk.mode == "http":
+            app.on_startup.append(self._register)
+        app.on_cleanup.append(self._drain)
+
+    async def _register(self, _app: web.Application) -> None:
+        url = self.settings.server.public_url.rstrip("/") + "/dingtalk/card"
+        client = DingtalkClient(self.settings, self.redis)
+        try:
+            await client.register_callback(CALLBACK_ROUTE_KEY, url)
+            log(logger, "dingtalk.card_route.registered", url=url)
+        except Exception as exc:  # the app still serves; clicks fail until it is registered
+            log(logger, "dingtalk.card_route.failed", level=logging.ERROR, error=str(exc)[:200])
+        finally:
+            await client.close()
+
+    async def _drain(self, _app: web.Application) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    async def settle(self) -> None:
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.wait(pending, timeout=10)
+
+    async def _read(self, request: web.Request) -> bytes:
+        signing.verify_headers(request.headers, self.secret)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            raise signing.CallbackRejected("body too large", 400)
+        body = await request.content.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            raise signing.CallbackRejected("body too large", 400)
+        return body
+
+    def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+        log(logger, "dingtalk.callback.rejected", level=logging.WARNING, status=status,
+            reason=reason, path=request.path, peer=request.remote)  # fmt: skip
+        return web.Response(status=status, text="")
+
+    async def _accept(self, coro: Any) -> web.Response:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if not task.done():
+            waiter = self._deadlines.add(self.reply_timeout)
+            task.add_done_callback(lambda _t: waiter.done() or waiter.set_result(None))
+            await waiter
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.error("dingtalk.callback.error", exc_info=task.exception())
+        return web.Response(body=_OK, content_type="application/json")
+
+    async def robot(self, request: web.Request) -> web.Response:
+        try:
+            msg = events.parse_robot_message(await self._read(request))
+        except signing.CallbackRejected as exc:
+            return self._reject(request, exc.status, exc.reason)
+        except events.EventError as exc:
+            return self._reject(request, 400, str(exc))
+        if not await self.dedup.claim(keys.dedup(PLATFORM, msg.dedup_key)):
+            return web.Response(body=_OK, content_type="application/json")
+        return await self._accept(self.inbound.robot(msg))
+
+    async def card(self, request: web.Request) -> web.Response:
+        try:
+            act = events.parse_card_callback(await self._read(request))
+        except signing.CallbackRejected as exc:
+            return self._reject(request, exc.status, exc.reason)
+        except events.EventError as exc:
+            return self._reject(request, 400, str(exc))
+        key = keys.dedup(PLATFORM, act.dedup_key)
+        if not await self.redis.set(key, "1", nx=True, ex=CARD_DEDUP_SECONDS):
+            return web.Response(body=_OK, content_type="application/json")
+        return await self._accept(self.inbound.card(act))

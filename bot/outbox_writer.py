@@ -1,0 +1,70 @@
+"""Replies queued in the outbox with group commit: concurrent callers share one transaction.
+
+A channel without passive replies (DingTalk) writes every reply to the outbox before it
+answers the platform. One transaction (and one SQLite fsync / PostgreSQL commit) per message
+was the largest cost of that path; :class:`OutboxWriter` collects the replies that arrive
+while a write is in progress and writes them together (each caller still returns only once
+its rows are committed). Rows of one recipient keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert
+
+from services.messages import Message, to_payload
+from storage.db import Database
+from storage.models import Outbox, OutboxStatus, utcnow
+
+
+class OutboxWriter:
+    def __init__(self, db: Database, max_batch: int = 500) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._pending: list[tuple[str, str, list[Message], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, platform: str, user_id: str, messages: Iterable[Message]) -> None:
+        """Queue ``messages`` for ``user_id``; returns once they are committed."""
+        items = list(messages)
+        if not items:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((platform, user_id, items, fut))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        await fut
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                now = utcnow()
+                rows = [
+                    {"platform": platform, "recipient": user_id, "kind": msg.kind,
+                     "payload": to_payload(msg), "dedup_key": None,
+                     "status": OutboxStatus.pending, "attempts": 0,
+                     "next_attempt_at": now, "created_at": now}
+                    for platform, user_id, items, _ in batch
+                    for msg in items
+                ]  # fmt: skip
+                async with self.db.transaction() as session:  # Core executemany: no ORM flush
+                    await session.execute(insert(Outbox), rows)
+            except Exception as exc:
+                _settle(batch, exc)
+            else:
+                _settle(batch, None)
+
+
+def _settle(batch: list[Any], exc: BaseException | None) -> None:
+    for *_, fut in batch:
+        if fut.done():
+            continue
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)
