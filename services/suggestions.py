@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from services import clock
 from services import member_review as mr
@@ -73,9 +73,13 @@ class Suggestions:
         return len(self.sure) + len(self.maybe)
 
 
+# Men (odd 17th digit) only from the men's cut-off: most members of 50-60 are men too young.
+_MEN_DIGITS = ("1", "3", "5", "7", "9")
 _SQL = (
     "SELECT id, id_number, name FROM members WHERE union_id = {p1} AND status = 'active'"
     " AND substr(id_number, 7, 8) <= {p2}"
+    " AND (substr(id_number, 7, 8) <= {p4}"
+    "      OR substr(id_number, 17, 1) NOT IN ('1', '3', '5', '7', '9'))"
     " AND id NOT IN (SELECT member_id FROM removals WHERE review_id = {p3})"
 )
 
@@ -84,28 +88,31 @@ async def candidates(db: Database, review_id: int, today: date) -> R.Classified:
     """The unmarked active members at or past a retirement age on ``today``, banded.
 
     Read through the driver itself (as ``services.member_review`` does for 100,000 rows): the
-    database drops the members too young (one pass), the rest arrive as plain tuples.
+    database drops the members too young (one pass; men only from the men's cut-off), the rest
+    arrive as plain tuples.
     """
     cut = R.cutoffs(today)
+    rows = await _rows(db, review_id, cut.widest, max(cut.male, cut.old))
     with mr.collection_paused():  # thousands of row tuples, no cycles
-        return R.classify(await _rows(db, review_id, cut.widest), today)
+        return R.classify(rows, today)
 
 
-async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
+async def _rows(db: Database, review_id: int, widest: str, men: str) -> list[Any]:
     async with db.session() as s:
         review = await mr.load_review(s, review_id)
         conn = await s.connection()
         driver = (await conn.get_raw_connection()).driver_connection
         dialect = conn.dialect.name
-        args = (review.union_id, widest, review_id)
+        args = (review.union_id, widest, review_id, men)
         if dialect == "sqlite" and hasattr(driver, "execute"):
-            cursor = await driver.execute(_SQL.format(p1="?", p2="?", p3="?"), args)
+            sql = _SQL.format(p1="?1", p2="?2", p3="?3", p4="?4")
+            cursor = await driver.execute(sql, args)
             try:
                 rows = await cursor.fetchall()
             finally:
                 await cursor.close()
         elif dialect == "postgresql" and hasattr(driver, "fetch"):
-            rows = await driver.fetch(_SQL.format(p1="$1", p2="$2", p3="$3"), *args)
+            rows = await driver.fetch(_SQL.format(p1="$1", p2="$2", p3="$3", p4="$4"), *args)
         else:
             marked = select(Removal.member_id).where(Removal.review_id == review_id)
             res = await s.execute(
@@ -113,6 +120,10 @@ async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
                     Member.union_id == review.union_id,
                     Member.status == MemberStatus.active,
                     func.substr(Member.id_number, 7, 8) <= widest,
+                    or_(
+                        func.substr(Member.id_number, 7, 8) <= men,
+                        func.substr(Member.id_number, 17, 1).not_in(_MEN_DIGITS),
+                    ),
                     Member.id.not_in(marked),
                 )
             )
@@ -120,18 +131,26 @@ async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
     return list(rows)
 
 
+_UNNUMBERED = 1 << 62  # sorts after every list number
+
+
 def _bands(got: R.Classified, today: date, numbers: dict[int, int] | None) -> Suggestions:
     out = Suggestions(today)
-    pos = numbers or {}
-    for band, rows, dest in (
-        (Band.sure, got.sure, out.sure),
-        (Band.maybe, got.maybe, out.maybe),
-        (Band.old, got.old, out.old),
-    ):
-        items = [Suggested(pos.get(r[0], 0), r[0], r[1], r[2], band, today) for r in rows]
-        if numbers is not None:
-            items.sort(key=lambda x: (x.index or 1 << 62, x.member_id))
-        dest.extend(items)
+    with mr.collection_paused():  # thousands of small objects, no cycles
+        for band, rows, dest in (
+            (Band.sure, got.sure, out.sure),
+            (Band.maybe, got.maybe, out.maybe),
+            (Band.old, got.old, out.old),
+        ):
+            if numbers is None:
+                dest.extend(Suggested(0, r[0], r[1], r[2], band, today) for r in rows)
+                continue
+            # (number, member id, ...) tuples sort in C, without a key function per row
+            keyed = sorted((numbers.get(r[0]) or _UNNUMBERED, *r) for r in rows)
+            dest.extend(
+                Suggested(0 if k[0] == _UNNUMBERED else k[0], k[1], k[2], k[3], band, today)
+                for k in keyed
+            )
     return out
 
 

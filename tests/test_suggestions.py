@@ -17,11 +17,13 @@ from services import suggestions as sg
 from storage.models import (
     ApprovalStep,
     Member,
+    MemberStatus,
     Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
+    ReviewRoster,
     Union,
 )
 from tests.test_member_review import Chat, P
@@ -116,6 +118,36 @@ async def test_mark_sure_needs_the_count_and_skips_maybe_and_old(any_db):
         "孙大姐": "retired",
     }
     assert (await sg.suggest(any_db, rid, TODAY)).sure == []
+
+
+async def test_first_call_numbers_the_list_and_the_numbers_stay(any_db):
+    """建议 before any list page numbers the list (issue 10 point 6: numbers fixed for the
+    life of the review); a man of 55 (past a woman's age, not a man's) is not suggested, and
+    the numbers shown stay when members leave and join."""
+    rid = await seed(any_db)
+    async with any_db.session() as s:
+        assert await s.get(ReviewRoster, rid) is None
+    first = await sg.suggest(any_db, rid, TODAY)
+    assert [(x.index, x.name) for x in first.sure] == [(1, "王老汉"), (2, "李建国"), (4, "孙大姐")]
+    page = await mr.list_page(any_db, rid, 1, 50)
+    assert {e.index: e.name for e in page.entries}[4] == "孙大姐"
+    async with any_db.transaction() as s:  # 王老汉 leaves the unit; a man of 55 joins
+        old = (await s.scalars(select(Member).where(Member.name == "王老汉"))).one()
+        old.status = MemberStatus.removed
+        unit_id = old.union_id
+    async with any_db.transaction() as s:
+        s.add(
+            Member(
+                union_id=unit_id,
+                id_number=idn("19691010", False, 77),
+                name="中年男",
+                status=MemberStatus.active,
+            )
+        )
+    again = await sg.suggest(any_db, rid, TODAY)
+    assert [(x.index, x.name) for x in again.sure] == [(2, "李建国"), (4, "孙大姐")]
+    assert "中年男" not in [x.name for x in again.sure + again.maybe + again.old]
+    assert [x.index for x in again.maybe] == [5] and [x.index for x in again.old] == [7]
 
 
 # -- hints (points 2, 3) ----------------------------------------------------------------------
