@@ -260,6 +260,35 @@ async def test_dialog_mark_all_cancel_and_file_step(db, redis, settings):
     assert "全部标记退休" not in out
 
 
+async def test_dialog_suggest_pages(db, redis, settings):
+    """建议 shows 30 sure names a page; 「建议 2」 (also 「建议 第2页」) the next; past the last
+    page the last one is shown and said so."""
+    rid = await seed(db)
+    async with db.transaction() as s:
+        unit_id = (await s.get(Review, rid)).union_id
+        for i in range(40):  # 40 more men born in 1950: 44 sure in all
+            s.add(
+                Member(union_id=unit_id, id_number=idn("19500505", False, 100 + i), name=f"老{i}")
+            )
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    await chat.send("1")
+    out = await chat.send("建议")
+    assert "（第 1/2 页）" in out and "已到法定退休年龄 44 人" in out
+    assert "1. 王老汉" in out and "……本组后面还有 14 人" in out
+    assert "回复「建议 2」看下一页" in out
+    assert "老29" not in out  # 王老汉, 李建国, 赵新生, 孙大姐 and 老0..老25 on page 1
+    out = await chat.send("建议 2")
+    assert "（第 2/2 页）" in out and "老39" in out and "王老汉" not in out
+    assert "这是最后一页" in out and "（本组在前面几页已列完）" in out  # 可能, over-100s
+    assert "（第 2/2 页）" in await chat.send("建议 第2页")
+    out = await chat.send("建议 9")
+    assert "没有第 9 页，共 2 页" in out and "（第 2/2 页）" in out
+    assert "页码从 1 开始" in await chat.send("建议 0")
+    out = await chat.send("第2页")  # the member list's own paging is untouched
+    assert "【会员列表】第 2/" in out
+
+
 async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):
     from services.demo_data import generate, load_demo
 

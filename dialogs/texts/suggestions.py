@@ -22,7 +22,13 @@ MAYBE_HEAD = (
 OLD_HEAD = "超过 100 岁 {n} 人（可能是身份证号有误，或已死亡，请核实）："
 LINE = "{index}. {name} {masked} {sex} {age} 岁"
 SEX = {False: "男", True: "女"}
-MORE = "……另有 {n} 人未列出"
+MORE = "……本组后面还有 {n} 人"
+PAGE_OF = "（第 {page}/{pages} 页）"
+GROUP_DONE = "（本组在前面几页已列完）"
+NEXT_PAGE = "名单较长，共 {pages} 页：回复「建议 {next}」看下一页。"
+LAST_PAGE = "这是最后一页（共 {pages} 页）；回复「建议 1」回到第一页。"
+NO_SUCH_PAGE = "建议名单没有第 {page} 页，共 {pages} 页，下面是最后一页。"
+PAGE_INVALID = "页码从 1 开始，如「建议 2」。"
 ASK_ALL = (
     "标记：回复「序号 退休」，如「{example} 退休」；已到法定退休年龄的 {n} 人"
     "也可回复「全部标记退休」一次标记（不含「可能」和超过 100 岁的）。"
