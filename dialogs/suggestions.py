@@ -35,6 +35,8 @@ async def count_line(ctx: Context) -> str:
     s = await sg.count(ctx.db, _rid(ctx))
     if not (s.sure or s.maybe or s.old):
         return ""
+    if not (s.sure or s.maybe):
+        return T.COUNT_ONLY_OLD.format(n=len(s.old))
     return T.COUNT_LINE.format(
         sure=len(s.sure),
         maybe_part=T.COUNT_MAYBE.format(n=len(s.maybe)) if s.maybe else "",
@@ -118,7 +120,20 @@ async def answer(ctx: Context) -> bool:
     if word in ALL_WORDS:
         await ctx.goto("members.retire_all")
         return True
+    if word == "确认标记" or _CONFIRM_RE.fullmatch(word):  # a late or repeated confirmation
+        ctx.say(T.NO_CONFIRM_PENDING)
+        return True
     return False
+
+
+def _left_out(s: sg.Suggestions) -> str:
+    """「可能」的 3 人和超过 100 岁的 2 人 (the parts that are not 0), or ""."""
+    parts = []
+    if s.maybe:
+        parts.append(T.LEFT_OUT_MAYBE.format(n=len(s.maybe)))
+    if s.old:
+        parts.append(T.LEFT_OUT_OLD.format(n=len(s.old)))
+    return T.LEFT_OUT_SEP.join(parts)
 
 
 @step("members.retire_all")
@@ -133,11 +148,15 @@ class RetireAll(Step):
             return
         s = await sg.count(ctx.db, _rid(ctx))
         MemberData.of(ctx).retire_n = len(s.sure)
+        rest = _left_out(s)
         if not s.sure:
             ctx.say(T.NOTHING_TO_MARK)
+            if rest:
+                ctx.say(T.NOTHING_TO_MARK_REST.format(parts=rest))
             await self._leave(ctx)
             return
-        ctx.say(T.CONFIRM.format(n=len(s.sure), maybe=len(s.maybe), old=len(s.old)))
+        left_out = T.LEFT_OUT.format(parts=rest) if rest else ""
+        ctx.say(T.CONFIRM.format(n=len(s.sure), left_out=left_out))
 
     async def handle(self, ctx: Context) -> None:
         if ReviewData.of(ctx).rid is None:

@@ -219,7 +219,7 @@ async def test_dialog_suggest_and_mark_all(db, redis, settings):
     out = await chat.send("1")
     # by the real date (2026 or later) the 1965-01 man and the 1975-01 woman have reached too
     assert "已到法定退休年龄的在册会员 4 人，另有 2 名女职工可能已到" in out
-    assert "1 人超过 100 岁" in out
+    assert "另有 1 人超过 100 岁" in out
     out = await chat.send("建议")
     assert "【建议退休名单】" in out
     assert "1. 王老汉" in out and "男" in out and "岁" in out
@@ -287,6 +287,71 @@ async def test_dialog_suggest_pages(db, redis, settings):
     assert "页码从 1 开始" in await chat.send("建议 0")
     out = await chat.send("第2页")  # the member list's own paging is untouched
     assert "【会员列表】第 2/" in out
+
+
+async def _seed_people(db, people) -> int:
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "新北区总工会", parent="CITY")
+        await t.unit("U", "常州市测试机械有限公司工会委员会", parent="DIST")
+        t.contact(CONTACT, "U", "李")
+        for i, (name, birth, female) in enumerate(people):
+            await t.add_members("U", 1, ids=[idn(birth, female, i)], name=name)
+        return (await t.review("U", 2026, unit_confirmed=True)).id
+
+
+async def test_careless_no_members(db, redis, settings):
+    """建议 and 全部标记退休 in a unit without members: plain answers, nothing claimed."""
+    rid = await _seed_people(db, [])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("1")
+    assert "💡" not in out
+    assert "没有已到法定退休年龄、尚未标记的在册会员" in await chat.send("建议")
+    assert "没有已到法定退休年龄、尚未标记的在册会员" in await chat.send("建议 2")
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out and "都已标记" not in out
+    assert "【会员列表】" in out  # back at the list
+    assert await _marks(db, rid) == {}
+
+
+async def test_careless_only_over_100s(db, redis, settings):
+    """A unit of only over-100s: the count line names them without "0 人"; 全部标记退休
+    marks nothing and says how to mark them one by one."""
+    rid = await _seed_people(db, [("百岁甲", "19200101", False), ("百岁乙", "19150101", True)])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("1")
+    assert "在册会员中有 2 人超过 100 岁" in out and "在册会员 0 人" not in out
+    out = await chat.send("建议")
+    assert "超过 100 岁 2 人" in out and "1. 百岁甲" in out and "全部标记退休" not in out
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out and "都已标记" not in out
+    assert "超过 100 岁的 2 人不会一次标记" in out and "「序号 死亡」" in out
+    assert await _marks(db, rid) == {}
+
+
+async def test_careless_confirmations(db, redis, settings):
+    """全部标记退休 twice; a wrong, a 20-digit and a full-width count; the confirmation sent
+    again after marking: one mark, clear answers."""
+    rid = await _seed_people(db, [("王老汉", "19501003", False), ("郑青年", "19950505", False)])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    await chat.send("1")
+    out = await chat.send("全部标记退休")
+    assert "将把已到法定退休年龄的 1 人标记为【退休】。" in out  # no "不含 0 人"
+    assert "请回复「确认标记 1 人」" in await chat.send("全部标记退休")
+    assert "请回复「确认标记 1 人」" in await chat.send("确认标记 2 人")
+    assert "请回复「确认标记 1 人」" in await chat.send("确认标记 99999999999999999999 人")
+    assert await _marks(db, rid) == {}
+    assert "已把 1 人标记为【退休】" in await chat.send("确认标记 １ 人")  # full-width 1
+    out = await chat.send("确认标记 1 人")  # sent twice
+    assert "没有等待确认的「全部标记退休」" in out
+    assert "没有等待确认" in await chat.send("确认标记")
+    assert await _marks(db, rid) == {"王老汉": "retired"}
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out
+    assert await _marks(db, rid) == {"王老汉": "retired"}
 
 
 async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):
