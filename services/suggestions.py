@@ -15,9 +15,10 @@ banded in Python.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import func, or_, select
 
@@ -60,12 +61,59 @@ class Suggested:
         return mask_id_number(self.id_number)
 
 
+_UNNUMBERED = 1 << 62  # sorts after every list number
+
+
+class Items(Sequence[Suggested]):
+    """One band's suggestions in list order, as plain ``(number, member id, ID number, name)``
+    tuples; a :class:`Suggested` is made when read (a unit may have 20,000 suggestions, a page
+    shows 30)."""
+
+    __slots__ = ("_band", "_rows", "_today")
+
+    def __init__(self, rows: list[tuple[int, int, str, str]], band: Band, today: date) -> None:
+        self._rows, self._band, self._today = rows, band, today
+
+    def _make(self, r: tuple[int, int, str, str]) -> Suggested:
+        index = 0 if r[0] == _UNNUMBERED else r[0]
+        return Suggested(index, r[1], r[2], r[3], self._band, self._today)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Suggested: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Suggested]: ...
+    def __getitem__(self, i: int | slice) -> Suggested | list[Suggested]:
+        if isinstance(i, slice):
+            return [self._make(r) for r in self._rows[i]]
+        return self._make(self._rows[i])
+
+    def indices(self) -> list[int]:
+        """The list numbers (members without one left out)."""
+        return [r[0] for r in self._rows if r[0] != _UNNUMBERED]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[Suggested]) -> list[Suggested]:
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[Suggested]) -> list[Suggested]:
+        return [*other, *self]
+
+
 @dataclass
 class Suggestions:
     today: date
-    sure: list[Suggested] = field(default_factory=list)
-    maybe: list[Suggested] = field(default_factory=list)  # 可能: women in the 50-55 band
-    old: list[Suggested] = field(default_factory=list)  # over 100
+    sure: Sequence[Suggested] = field(default_factory=list)
+    maybe: Sequence[Suggested] = field(default_factory=list)  # 可能: women in the 50-55 band
+    old: Sequence[Suggested] = field(default_factory=list)  # over 100
 
     @property
     def count(self) -> int:
@@ -131,25 +179,18 @@ async def _rows(db: Database, review_id: int, widest: str, men: str) -> list[Any
     return list(rows)
 
 
-_UNNUMBERED = 1 << 62  # sorts after every list number
-
-
 def _bands(got: R.Classified, today: date, numbers: dict[int, int] | None) -> Suggestions:
     out = Suggestions(today)
-    with mr.collection_paused():  # thousands of small objects, no cycles
-        for band, rows, dest in (
-            (Band.sure, got.sure, out.sure),
-            (Band.maybe, got.maybe, out.maybe),
-            (Band.old, got.old, out.old),
-        ):
-            if numbers is None:
-                dest.extend(Suggested(0, r[0], r[1], r[2], band, today) for r in rows)
-                continue
-            # (number, member id, ...) tuples sort in C, without a key function per row
-            keyed = sorted((numbers.get(r[0]) or _UNNUMBERED, *r) for r in rows)
-            dest.extend(
-                Suggested(0 if k[0] == _UNNUMBERED else k[0], k[1], k[2], k[3], band, today)
-                for k in keyed
+    bands = ((Band.sure, got.sure), (Band.maybe, got.maybe), (Band.old, got.old))
+    with mr.collection_paused():  # thousands of small tuples, no cycles
+        if numbers is None:  # counts only: no numbers, no order
+            out.sure, out.maybe, out.old = (
+                Items([(_UNNUMBERED, *r) for r in rows], band, today) for band, rows in bands
+            )
+        else:  # (number, member id, ...) tuples sort in C, without a key function per row
+            out.sure, out.maybe, out.old = (
+                Items(sorted((numbers.get(r[0]) or _UNNUMBERED, *r) for r in rows), band, today)
+                for band, rows in bands
             )
     return out
 
@@ -184,7 +225,7 @@ async def mark_sure(
     """Mark 退休 the sure suggestions, if they are still the ``expected`` number the contact
     confirmed; else mark nothing and say how many there are now."""
     s = await suggest(db, review_id, today)
-    indices = [x.index for x in s.sure if x.index]
+    indices = s.sure.indices() if isinstance(s.sure, Items) else [x.index for x in s.sure]
     if len(s.sure) != expected:
         return MarkedSure(0, expected, len(s.sure))
     done = 0
