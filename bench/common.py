@@ -73,17 +73,20 @@ def peak_rss_children_mb() -> float:
 
 @dataclass
 class Timer:
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
+    cpu: float = 0.0  # this process's CPU time (all its threads: aiosqlite's too)
     _start: float = field(default=0.0, repr=False)
+    _cpu_start: float = field(default=0.0, repr=False)
 
 
 @contextmanager
 def timed() -> Iterator[Timer]:
-    t = Timer(_start=time.perf_counter())
+    t = Timer(_start=time.perf_counter(), _cpu_start=time.process_time())
     try:
         yield t
     finally:
         t.seconds = time.perf_counter() - t._start
+        t.cpu = time.process_time() - t._cpu_start
 
 
 def print_table(rows: list[dict[str, object]]) -> None:

@@ -62,14 +62,26 @@ def _pages(state: dict[str, Any]) -> int:
 
 async def show_list(ctx: Context) -> bool:
     """待审核: number the waiting reviews afresh and show page 1."""
-    rows = await pending.waiting(ctx.db, ctx.settings, ctx.user)
+    return await _show(ctx, hints_only=False)
+
+
+async def show_with_hints(ctx: Context) -> bool:
+    """待审核 提示: the same, only the reviews with hints for approvers (issue 16, 💡)."""
+    return await _show(ctx, hints_only=True)
+
+
+async def _show(ctx: Context, *, hints_only: bool) -> bool:
+    rows = await pending.waiting(ctx.db, ctx.settings, ctx.user, hints_only=hints_only)
     if not rows and not await _is_approver(ctx):
         ctx.say(T.NOT_APPROVER)
         return True
-    state = {"items": [[r.step_id, int(r.flagged), r.unit] for r in rows], "page": 1}
+    state: dict[str, Any] = {"items": [[r.step_id, int(r.flagged), r.unit] for r in rows]}
+    state["page"] = 1
+    if hints_only:
+        state["hints"] = 1
     await _save(ctx, state)
     if not rows:
-        ctx.say(T.NONE)
+        ctx.say(T.NONE_WITH_HINTS if hints_only else T.NONE)
         if ctx.cursor.step == STEP:
             ctx.finish()
         return True
@@ -88,6 +100,7 @@ async def _is_approver(ctx: Context) -> bool:
 
 
 command(*T.CMD_LIST)(show_list)
+command(*T.CMD_LIST_HINTS)(show_with_hints)
 command(*(f"menu:{k}" for k in T.MENU_KEYS))(show_list)  # the app menu (router: menu:<key>)
 
 
@@ -99,8 +112,9 @@ async def render_page(ctx: Context, state: dict[str, Any]) -> None:
     chunk = items[first : first + T.PAGE_SIZE]
     found = await pending.rows(ctx.db, ctx.settings, [it[0] for it in chunk])
     flagged = sum(1 for it in items if it[1])
+    head = T.HEAD_HINTS if state.get("hints") else T.HEAD
     lines = [
-        T.HEAD.format(
+        head.format(
             n=len(items),
             flagged=T.HEAD_FLAGGED.format(n=flagged) if flagged else "",
             page=page,
@@ -116,7 +130,7 @@ async def render_page(ctx: Context, state: dict[str, Any]) -> None:
         lines.append(
             T.ROW.format(
                 n=i,
-                warn=T.ROW_WARN if row.flagged else "",
+                warn=(T.ROW_WARN if row.flagged else "") + (T.ROW_HINT if row.hints else ""),
                 unit=row.unit,
                 before=row.members_before,
                 after=row.members_after,
@@ -128,6 +142,10 @@ async def render_page(ctx: Context, state: dict[str, Any]) -> None:
             )
         )
     lines.append(T.TAIL.format(pages=T.TAIL_PAGES if pages > 1 else ""))
+    if state.get("hints"):
+        lines.append(T.TAIL_HINTS_ONLY)
+    elif any(r.hints for r in found.values()):
+        lines.append(T.TAIL_HINTS)
     ctx.say("\n".join(lines))
 
 

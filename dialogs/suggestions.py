@@ -21,7 +21,9 @@ from services.member_review import ReviewNotEditable
 SUGGEST_WORDS = ("建议", "建议退休", "退休建议", "建议名单", "到龄", "到龄会员")
 ALL_WORDS = ("全部标记退休", "全部退休", "一键退休", "一键标记退休", "全部标为退休")
 SHOW_SURE, SHOW_MAYBE, SHOW_OLD = 30, 20, 10
-_CONFIRM_RE = re.compile(r"^(?:确认标记|确认)(\d+)人?$")
+_CONFIRM_RE = re.compile(r"^(?:确认标记|确认)(\d{1,9})人?$")
+# 「建议 2」「建议 第2页」「建议2页」 (spaces are gone from ctx.word)
+_PAGE_RE = re.compile("^(?:" + "|".join(SUGGEST_WORDS) + r")第?(\d{1,9})页?$")
 
 
 def _rid(ctx: Context) -> int:
@@ -33,6 +35,8 @@ async def count_line(ctx: Context) -> str:
     s = await sg.count(ctx.db, _rid(ctx))
     if not (s.sure or s.maybe or s.old):
         return ""
+    if not (s.sure or s.maybe):
+        return T.COUNT_ONLY_OLD.format(n=len(s.old))
     return T.COUNT_LINE.format(
         sure=len(s.sure),
         maybe_part=T.COUNT_MAYBE.format(n=len(s.maybe)) if s.maybe else "",
@@ -40,37 +44,63 @@ async def count_line(ctx: Context) -> str:
     )
 
 
-def _lines(items: list[sg.Suggested], limit: int) -> list[str]:
+def pages_of(s: sg.Suggestions) -> int:
+    """How many pages 建议 has (each page: up to 30 sure, 20 可能 and 10 over-100s)."""
+    return max(
+        1,
+        -(-len(s.sure) // SHOW_SURE),
+        -(-len(s.maybe) // SHOW_MAYBE),
+        -(-len(s.old) // SHOW_OLD),
+    )
+
+
+def _lines(items: list[sg.Suggested], limit: int, page: int) -> list[str]:
+    first = (page - 1) * limit
+    shown = items[first : first + limit]
     out = [
         T.LINE.format(
             index=x.index, name=x.name, masked=x.masked_id, sex=T.SEX[x.female], age=x.age
         )
-        for x in items[:limit]
+        for x in shown
     ]
-    if len(items) > limit:
-        out.append(T.MORE.format(n=len(items) - limit))
+    if not shown:
+        out.append(T.GROUP_DONE.format(page=page))
+    elif first + limit < len(items):
+        out.append(T.MORE.format(n=len(items) - first - limit))
     return out
 
 
-async def show(ctx: Context) -> None:
+async def show(ctx: Context, page: int = 1) -> None:
+    """建议 (page 1) or 「建议 N」: the suggested leavers, a page of each group."""
     s = await sg.suggest(ctx.db, _rid(ctx))
     today = s.today.isoformat()
     if not (s.sure or s.maybe or s.old):
         ctx.say(T.NONE.format(today=today))
         return
-    lines = [T.HEAD.format(today=today)]
+    pages = pages_of(s)
+    if page > pages:
+        ctx.say(T.NO_SUCH_PAGE.format(page=page, pages=pages))
+        page = pages
+    head = T.HEAD.format(today=today)
+    if pages > 1:
+        head += T.PAGE_OF.format(page=page, pages=pages)
+    lines = [head]
     if s.sure:
-        lines += [T.SURE_HEAD.format(n=len(s.sure)), *_lines(s.sure, SHOW_SURE)]
+        lines += [T.SURE_HEAD.format(n=len(s.sure)), *_lines(s.sure, SHOW_SURE, page)]
     if s.maybe:
-        lines += [T.MAYBE_HEAD.format(n=len(s.maybe)), *_lines(s.maybe, SHOW_MAYBE)]
+        lines += [T.MAYBE_HEAD.format(n=len(s.maybe)), *_lines(s.maybe, SHOW_MAYBE, page)]
     if s.old:
-        lines += [T.OLD_HEAD.format(n=len(s.old)), *_lines(s.old, SHOW_OLD)]
+        lines += [T.OLD_HEAD.format(n=len(s.old)), *_lines(s.old, SHOW_OLD, page)]
     first = (s.sure or s.maybe or s.old)[0].index
     lines.append("")
     if s.sure:
         lines.append(T.ASK_ALL.format(example=first, n=len(s.sure)))
     else:
         lines.append(T.ASK_ONE.format(example=first))
+    if page < pages:
+        lines.append(T.NEXT_PAGE.format(next=page + 1, pages=pages))
+    elif pages > 1:
+        lines.append(T.LAST_PAGE.format(pages=pages))
     ctx.say("\n".join(lines))
 
 
@@ -80,10 +110,30 @@ async def answer(ctx: Context) -> bool:
     if word in SUGGEST_WORDS:
         await show(ctx)
         return True
+    if m := _PAGE_RE.fullmatch(word):
+        page = int(m[1])
+        if page < 1:
+            ctx.invalid(T.PAGE_INVALID)
+            return True
+        await show(ctx, page)
+        return True
     if word in ALL_WORDS:
         await ctx.goto("members.retire_all")
         return True
+    if word == "确认标记" or _CONFIRM_RE.fullmatch(word):  # a late or repeated confirmation
+        ctx.say(T.NO_CONFIRM_PENDING)
+        return True
     return False
+
+
+def _left_out(s: sg.Suggestions) -> str:
+    """「可能」的 3 人和超过 100 岁的 2 人 (the parts that are not 0), or ""."""
+    parts = []
+    if s.maybe:
+        parts.append(T.LEFT_OUT_MAYBE.format(n=len(s.maybe)))
+    if s.old:
+        parts.append(T.LEFT_OUT_OLD.format(n=len(s.old)))
+    return T.LEFT_OUT_SEP.join(parts)
 
 
 @step("members.retire_all")
@@ -98,11 +148,15 @@ class RetireAll(Step):
             return
         s = await sg.count(ctx.db, _rid(ctx))
         MemberData.of(ctx).retire_n = len(s.sure)
+        rest = _left_out(s)
         if not s.sure:
             ctx.say(T.NOTHING_TO_MARK)
+            if rest:
+                ctx.say(T.NOTHING_TO_MARK_REST.format(parts=rest))
             await self._leave(ctx)
             return
-        ctx.say(T.CONFIRM.format(n=len(s.sure), maybe=len(s.maybe), old=len(s.old)))
+        left_out = T.LEFT_OUT.format(parts=rest) if rest else ""
+        ctx.say(T.CONFIRM.format(n=len(s.sure), left_out=left_out))
 
     async def handle(self, ctx: Context) -> None:
         if ReviewData.of(ctx).rid is None:

@@ -52,6 +52,7 @@ class PendingRow:
     levels: int
     flagged: bool = False
     open: bool = True  # still waiting at this step (False: decided meanwhile)
+    hints: int = 0  # issue 16: the review's stored hints for approvers (💡)
 
     @property
     def removed(self) -> int:
@@ -93,6 +94,7 @@ def _query():
                 Review.round == ApprovalStep.round,
                 Review.current_level == ApprovalStep.level,
             ),
+            Review.hint_count,
         )
         .join(Review, Review.id == ApprovalStep.review_id)
         .join(Union, Union.id == Review.union_id)
@@ -110,6 +112,7 @@ def _query():
             Review.round,
             ApprovalStep.round,
             Review.current_level,
+            Review.hint_count,
         )
     )
 
@@ -130,6 +133,7 @@ def _row(r: Sequence, settings: Settings) -> PendingRow:
         levels=int(r[9]),
         flagged=cards.is_high_removal(retired + resigned + deceased, before, settings),
         open=bool(r[10]),
+        hints=int(r[11] or 0),
     )
 
 
@@ -140,8 +144,11 @@ def _sort_key(row: PendingRow) -> tuple:
     return (not row.flagged, since or datetime.max.replace(tzinfo=UTC), row.step_id)
 
 
-async def waiting(db: Database, settings: Settings, identity: Identity) -> list[PendingRow]:
-    """Every review waiting for ``identity`` at its level, flagged first, oldest first."""
+async def waiting(
+    db: Database, settings: Settings, identity: Identity, *, hints_only: bool = False
+) -> list[PendingRow]:
+    """Every review waiting for ``identity`` at its level, flagged first, oldest first
+    (``hints_only``: only those with hints for approvers, issue 16)."""
     mine = select(Operator.union_id).where(
         Operator.platform == identity[0],
         Operator.user_id == identity[1],
@@ -161,6 +168,8 @@ async def waiting(db: Database, settings: Settings, identity: Identity) -> list[
         Review.current_level == ApprovalStep.level,
         Review.union_id.not_in(own),
     )
+    if hints_only:
+        q = q.where(Review.hint_count > 0)
     async with db.session() as s:
         rows = [_row(r, settings) for r in (await s.execute(q)).all()]
     return sorted(rows, key=_sort_key)

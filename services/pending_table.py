@@ -90,16 +90,14 @@ async def load_page(
         out.pages = max(1, -(-out.total // PAGE_SIZE))
         out.page = min(max(1, f.page), out.pages)
         page_q = (
-            q.add_columns(Review.hint_count)
-            .group_by(Review.hint_count)
-            .order_by(case((high, 0), else_=1), ApprovalStep.created_at, ApprovalStep.id)
+            q.order_by(case((high, 0), else_=1), ApprovalStep.created_at, ApprovalStep.id)
             .offset((out.page - 1) * PAGE_SIZE)
             .limit(PAGE_SIZE)
         )
         for r in (await s.execute(page_q)).all():
             row = pending._row(r, settings)
             out.rows.append(row)
-            out.hint_counts[row.review_id] = int(r[-1] or 0)
+            out.hint_counts[row.review_id] = row.hints  # the query carries hint_count
         out.levels = sorted(
             int(x)
             for x in await s.scalars(

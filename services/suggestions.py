@@ -15,11 +15,12 @@ banded in Python.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from services import clock
 from services import member_review as mr
@@ -60,12 +61,59 @@ class Suggested:
         return mask_id_number(self.id_number)
 
 
+_UNNUMBERED = 1 << 62  # sorts after every list number
+
+
+class Items(Sequence[Suggested]):
+    """One band's suggestions in list order, as plain ``(number, member id, ID number, name)``
+    tuples; a :class:`Suggested` is made when read (a unit may have 20,000 suggestions, a page
+    shows 30)."""
+
+    __slots__ = ("_band", "_rows", "_today")
+
+    def __init__(self, rows: list[tuple[int, int, str, str]], band: Band, today: date) -> None:
+        self._rows, self._band, self._today = rows, band, today
+
+    def _make(self, r: tuple[int, int, str, str]) -> Suggested:
+        index = 0 if r[0] == _UNNUMBERED else r[0]
+        return Suggested(index, r[1], r[2], r[3], self._band, self._today)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Suggested: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Suggested]: ...
+    def __getitem__(self, i: int | slice) -> Suggested | list[Suggested]:
+        if isinstance(i, slice):
+            return [self._make(r) for r in self._rows[i]]
+        return self._make(self._rows[i])
+
+    def indices(self) -> list[int]:
+        """The list numbers (members without one left out)."""
+        return [r[0] for r in self._rows if r[0] != _UNNUMBERED]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[Suggested]) -> list[Suggested]:
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[Suggested]) -> list[Suggested]:
+        return [*other, *self]
+
+
 @dataclass
 class Suggestions:
     today: date
-    sure: list[Suggested] = field(default_factory=list)
-    maybe: list[Suggested] = field(default_factory=list)  # 可能: women in the 50-55 band
-    old: list[Suggested] = field(default_factory=list)  # over 100
+    sure: Sequence[Suggested] = field(default_factory=list)
+    maybe: Sequence[Suggested] = field(default_factory=list)  # 可能: women in the 50-55 band
+    old: Sequence[Suggested] = field(default_factory=list)  # over 100
 
     @property
     def count(self) -> int:
@@ -73,9 +121,13 @@ class Suggestions:
         return len(self.sure) + len(self.maybe)
 
 
+# Men (odd 17th digit) only from the men's cut-off: most members of 50-60 are men too young.
+_MEN_DIGITS = ("1", "3", "5", "7", "9")
 _SQL = (
     "SELECT id, id_number, name FROM members WHERE union_id = {p1} AND status = 'active'"
     " AND substr(id_number, 7, 8) <= {p2}"
+    " AND (substr(id_number, 7, 8) <= {p4}"
+    "      OR substr(id_number, 17, 1) NOT IN ('1', '3', '5', '7', '9'))"
     " AND id NOT IN (SELECT member_id FROM removals WHERE review_id = {p3})"
 )
 
@@ -84,28 +136,31 @@ async def candidates(db: Database, review_id: int, today: date) -> R.Classified:
     """The unmarked active members at or past a retirement age on ``today``, banded.
 
     Read through the driver itself (as ``services.member_review`` does for 100,000 rows): the
-    database drops the members too young (one pass), the rest arrive as plain tuples.
+    database drops the members too young (one pass; men only from the men's cut-off), the rest
+    arrive as plain tuples.
     """
     cut = R.cutoffs(today)
+    rows = await _rows(db, review_id, cut.widest, max(cut.male, cut.old))
     with mr.collection_paused():  # thousands of row tuples, no cycles
-        return R.classify(await _rows(db, review_id, cut.widest), today)
+        return R.classify(rows, today)
 
 
-async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
+async def _rows(db: Database, review_id: int, widest: str, men: str) -> list[Any]:
     async with db.session() as s:
         review = await mr.load_review(s, review_id)
         conn = await s.connection()
         driver = (await conn.get_raw_connection()).driver_connection
         dialect = conn.dialect.name
-        args = (review.union_id, widest, review_id)
+        args = (review.union_id, widest, review_id, men)
         if dialect == "sqlite" and hasattr(driver, "execute"):
-            cursor = await driver.execute(_SQL.format(p1="?", p2="?", p3="?"), args)
+            sql = _SQL.format(p1="?1", p2="?2", p3="?3", p4="?4")
+            cursor = await driver.execute(sql, args)
             try:
                 rows = await cursor.fetchall()
             finally:
                 await cursor.close()
         elif dialect == "postgresql" and hasattr(driver, "fetch"):
-            rows = await driver.fetch(_SQL.format(p1="$1", p2="$2", p3="$3"), *args)
+            rows = await driver.fetch(_SQL.format(p1="$1", p2="$2", p3="$3", p4="$4"), *args)
         else:
             marked = select(Removal.member_id).where(Removal.review_id == review_id)
             res = await s.execute(
@@ -113,6 +168,10 @@ async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
                     Member.union_id == review.union_id,
                     Member.status == MemberStatus.active,
                     func.substr(Member.id_number, 7, 8) <= widest,
+                    or_(
+                        func.substr(Member.id_number, 7, 8) <= men,
+                        func.substr(Member.id_number, 17, 1).not_in(_MEN_DIGITS),
+                    ),
                     Member.id.not_in(marked),
                 )
             )
@@ -122,16 +181,17 @@ async def _rows(db: Database, review_id: int, widest: str) -> list[Any]:
 
 def _bands(got: R.Classified, today: date, numbers: dict[int, int] | None) -> Suggestions:
     out = Suggestions(today)
-    pos = numbers or {}
-    for band, rows, dest in (
-        (Band.sure, got.sure, out.sure),
-        (Band.maybe, got.maybe, out.maybe),
-        (Band.old, got.old, out.old),
-    ):
-        items = [Suggested(pos.get(r[0], 0), r[0], r[1], r[2], band, today) for r in rows]
-        if numbers is not None:
-            items.sort(key=lambda x: (x.index or 1 << 62, x.member_id))
-        dest.extend(items)
+    bands = ((Band.sure, got.sure), (Band.maybe, got.maybe), (Band.old, got.old))
+    with mr.collection_paused():  # thousands of small tuples, no cycles
+        if numbers is None:  # counts only: no numbers, no order
+            out.sure, out.maybe, out.old = (
+                Items([(_UNNUMBERED, *r) for r in rows], band, today) for band, rows in bands
+            )
+        else:  # (number, member id, ...) tuples sort in C, without a key function per row
+            out.sure, out.maybe, out.old = (
+                Items(sorted((numbers.get(r[0]) or _UNNUMBERED, *r) for r in rows), band, today)
+                for band, rows in bands
+            )
     return out
 
 
@@ -165,7 +225,7 @@ async def mark_sure(
     """Mark 退休 the sure suggestions, if they are still the ``expected`` number the contact
     confirmed; else mark nothing and say how many there are now."""
     s = await suggest(db, review_id, today)
-    indices = [x.index for x in s.sure if x.index]
+    indices = s.sure.indices() if isinstance(s.sure, Items) else [x.index for x in s.sure]
     if len(s.sure) != expected:
         return MarkedSure(0, expected, len(s.sure))
     done = 0

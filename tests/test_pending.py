@@ -193,3 +193,42 @@ async def test_two_approvers_bulk_overlapping_sets_decide_each_once(stack) -> No
     assert sum(counts) == 20  # the overlap 6-15 went to one or the other, never both
     said = "\n".join(stack.sim.texts("a_dist") + stack.sim.texts("a_dist2"))
     assert "无需再处理" in said or 0 in counts
+
+
+async def _set_hints(db, review_ids: list[int], hinted: set[int]) -> None:
+    """Hints as stored at submission (issue 16): on the reviews of units ``hinted`` only."""
+    from storage.models import Review
+
+    async with db.transaction() as s:
+        for i, rid in enumerate(review_ids, start=1):
+            r = await s.get(Review, rid)
+            h = [{"code": "members.declared_differs", "a": 320, "b": 9}] if i in hinted else []
+            r.hints, r.hint_count = h, len(h)
+
+
+async def test_hint_marker_and_hints_only_list(stack) -> None:
+    """Issue 16: 💡 marks a review with hints; 「待审核 提示」 lists only those, numbered afresh,
+    and 通过 N then means the N-th of that list."""
+    seeded = await seed_pending(stack.db, stack.settings, 5, removals=_removals)
+    await _set_hints(stack.db, seeded.review_ids, {3, 5})
+    await stack.deliver()
+    text = await say(stack, "a_dist", "待审核")
+    lines = [ln for ln in text.splitlines() if re.match(r"^\d+\. ", ln)]
+    assert lines[0].startswith("1. ⚠ " + unit_name(2))
+    assert lines[1].startswith("2. ⚠ 💡 " + unit_name(5))
+    assert any(ln.startswith("4. 💡 " + unit_name(3)) for ln in lines)
+    assert not any("💡" in ln for ln in lines if unit_name(1) in ln)
+    assert "「待审核 提示」只列有提示的" in text
+    text = await say(stack, "a_dist", "待审核 提示")
+    assert "有提示（💡）的年审】共 2 份" in text and "发送「待审核」查看全部" in text
+    lines = [ln for ln in text.splitlines() if re.match(r"^\d+\. ", ln)]
+    assert [ln.split(" ")[-1] for ln in lines] == [unit_name(5), unit_name(3)]
+    out = await say(stack, "a_dist", "通过 2")  # the 2nd of this list: unit 3
+    assert unit_name(3) in out
+    steps = await level_of(stack.db, seeded.review_ids[2])
+    assert steps[0].decision == Decision.approved
+    assert (await level_of(stack.db, seeded.review_ids[4]))[0].decision is None
+    # nobody else sees anything; with no hinted review left the answer says so
+    await _set_hints(stack.db, seeded.review_ids, set())
+    assert "没有带提示（💡）的" in await say(stack, "a_dist", "待审核提示")
+    assert "不是上级工会的审核人" in await say(stack, "u_nobody", "待审核 提示")

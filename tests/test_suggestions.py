@@ -17,11 +17,13 @@ from services import suggestions as sg
 from storage.models import (
     ApprovalStep,
     Member,
+    MemberStatus,
     Operator,
     Outbox,
     Removal,
     RemovalReason,
     Review,
+    ReviewRoster,
     Union,
 )
 from tests.test_member_review import Chat, P
@@ -118,6 +120,36 @@ async def test_mark_sure_needs_the_count_and_skips_maybe_and_old(any_db):
     assert (await sg.suggest(any_db, rid, TODAY)).sure == []
 
 
+async def test_first_call_numbers_the_list_and_the_numbers_stay(any_db):
+    """建议 before any list page numbers the list (issue 10 point 6: numbers fixed for the
+    life of the review); a man of 55 (past a woman's age, not a man's) is not suggested, and
+    the numbers shown stay when members leave and join."""
+    rid = await seed(any_db)
+    async with any_db.session() as s:
+        assert await s.get(ReviewRoster, rid) is None
+    first = await sg.suggest(any_db, rid, TODAY)
+    assert [(x.index, x.name) for x in first.sure] == [(1, "王老汉"), (2, "李建国"), (4, "孙大姐")]
+    page = await mr.list_page(any_db, rid, 1, 50)
+    assert {e.index: e.name for e in page.entries}[4] == "孙大姐"
+    async with any_db.transaction() as s:  # 王老汉 leaves the unit; a man of 55 joins
+        old = (await s.scalars(select(Member).where(Member.name == "王老汉"))).one()
+        old.status = MemberStatus.removed
+        unit_id = old.union_id
+    async with any_db.transaction() as s:
+        s.add(
+            Member(
+                union_id=unit_id,
+                id_number=idn("19691010", False, 77),
+                name="中年男",
+                status=MemberStatus.active,
+            )
+        )
+    again = await sg.suggest(any_db, rid, TODAY)
+    assert [(x.index, x.name) for x in again.sure] == [(2, "李建国"), (4, "孙大姐")]
+    assert "中年男" not in [x.name for x in again.sure + again.maybe + again.old]
+    assert [x.index for x in again.maybe] == [5] and [x.index for x in again.old] == [7]
+
+
 # -- hints (points 2, 3) ----------------------------------------------------------------------
 
 
@@ -187,7 +219,7 @@ async def test_dialog_suggest_and_mark_all(db, redis, settings):
     out = await chat.send("1")
     # by the real date (2026 or later) the 1965-01 man and the 1975-01 woman have reached too
     assert "已到法定退休年龄的在册会员 4 人，另有 2 名女职工可能已到" in out
-    assert "1 人超过 100 岁" in out
+    assert "另有 1 人超过 100 岁" in out
     out = await chat.send("建议")
     assert "【建议退休名单】" in out
     assert "1. 王老汉" in out and "男" in out and "岁" in out
@@ -226,6 +258,100 @@ async def test_dialog_mark_all_cancel_and_file_step(db, redis, settings):
     out = await chat.send("返回")
     assert await _marks(db, rid) == {}
     assert "全部标记退休" not in out
+
+
+async def test_dialog_suggest_pages(db, redis, settings):
+    """建议 shows 30 sure names a page; 「建议 2」 (also 「建议 第2页」) the next; past the last
+    page the last one is shown and said so."""
+    rid = await seed(db)
+    async with db.transaction() as s:
+        unit_id = (await s.get(Review, rid)).union_id
+        for i in range(40):  # 40 more men born in 1950: 44 sure in all
+            s.add(
+                Member(union_id=unit_id, id_number=idn("19500505", False, 100 + i), name=f"老{i}")
+            )
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    await chat.send("1")
+    out = await chat.send("建议")
+    assert "（第 1/2 页）" in out and "已到法定退休年龄 44 人" in out
+    assert "1. 王老汉" in out and "……本组后面还有 14 人" in out
+    assert "回复「建议 2」看下一页" in out
+    assert "老29" not in out  # 王老汉, 李建国, 赵新生, 孙大姐 and 老0..老25 on page 1
+    out = await chat.send("建议 2")
+    assert "（第 2/2 页）" in out and "老39" in out and "王老汉" not in out
+    assert "这是最后一页" in out and "（本组在前面几页已列完）" in out  # 可能, over-100s
+    assert "（第 2/2 页）" in await chat.send("建议 第2页")
+    out = await chat.send("建议 9")
+    assert "没有第 9 页，共 2 页" in out and "（第 2/2 页）" in out
+    assert "页码从 1 开始" in await chat.send("建议 0")
+    out = await chat.send("第2页")  # the member list's own paging is untouched
+    assert "【会员列表】第 2/" in out
+
+
+async def _seed_people(db, people) -> int:
+    async with build_tree(db, platform=P) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "新北区总工会", parent="CITY")
+        await t.unit("U", "常州市测试机械有限公司工会委员会", parent="DIST")
+        t.contact(CONTACT, "U", "李")
+        for i, (name, birth, female) in enumerate(people):
+            await t.add_members("U", 1, ids=[idn(birth, female, i)], name=name)
+        return (await t.review("U", 2026, unit_confirmed=True)).id
+
+
+async def test_careless_no_members(db, redis, settings):
+    """建议 and 全部标记退休 in a unit without members: plain answers, nothing claimed."""
+    rid = await _seed_people(db, [])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("1")
+    assert "💡" not in out
+    assert "没有已到法定退休年龄、尚未标记的在册会员" in await chat.send("建议")
+    assert "没有已到法定退休年龄、尚未标记的在册会员" in await chat.send("建议 2")
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out and "都已标记" not in out
+    assert "【会员列表】" in out  # back at the list
+    assert await _marks(db, rid) == {}
+
+
+async def test_careless_only_over_100s(db, redis, settings):
+    """A unit of only over-100s: the count line names them without "0 人"; 全部标记退休
+    marks nothing and says how to mark them one by one."""
+    rid = await _seed_people(db, [("百岁甲", "19200101", False), ("百岁乙", "19150101", True)])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    out = await chat.send("1")
+    assert "在册会员中有 2 人超过 100 岁" in out and "在册会员 0 人" not in out
+    out = await chat.send("建议")
+    assert "超过 100 岁 2 人" in out and "1. 百岁甲" in out and "全部标记退休" not in out
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out and "都已标记" not in out
+    assert "超过 100 岁的 2 人不会一次标记" in out and "「序号 死亡」" in out
+    assert await _marks(db, rid) == {}
+
+
+async def test_careless_confirmations(db, redis, settings):
+    """全部标记退休 twice; a wrong, a 20-digit and a full-width count; the confirmation sent
+    again after marking: one mark, clear answers."""
+    rid = await _seed_people(db, [("王老汉", "19501003", False), ("郑青年", "19950505", False)])
+    chat = Chat(DialogRouter(settings, db, redis))
+    await chat.send("年审")
+    await chat.send("1")
+    out = await chat.send("全部标记退休")
+    assert "将把已到法定退休年龄的 1 人标记为【退休】。" in out  # no "不含 0 人"
+    assert "请回复「确认标记 1 人」" in await chat.send("全部标记退休")
+    assert "请回复「确认标记 1 人」" in await chat.send("确认标记 2 人")
+    assert "请回复「确认标记 1 人」" in await chat.send("确认标记 99999999999999999999 人")
+    assert await _marks(db, rid) == {}
+    assert "已把 1 人标记为【退休】" in await chat.send("确认标记 １ 人")  # full-width 1
+    out = await chat.send("确认标记 1 人")  # sent twice
+    assert "没有等待确认的「全部标记退休」" in out
+    assert "没有等待确认" in await chat.send("确认标记")
+    assert await _marks(db, rid) == {"王老汉": "retired"}
+    out = await chat.send("全部标记退休")
+    assert "没有可以一次标记的会员" in out
+    assert await _marks(db, rid) == {"王老汉": "retired"}
 
 
 async def test_demo_unit_has_older_members_and_counts_that_do_not_add_up(db):

@@ -15,7 +15,7 @@ from services import overview, pending_table, unit_tree
 from services.pending_table import Filters
 from services.workbench_links import login_link, state_ok
 from services.workbench_scope import REFUSED
-from storage.models import ApprovalStep, AuditLog, Decision, ReviewStatus
+from storage.models import ApprovalStep, AuditLog, Decision, Review, ReviewStatus
 
 
 async def test_overview_and_pending_table_in_sql(any_db, settings) -> None:
@@ -43,6 +43,18 @@ async def test_overview_and_pending_table_in_sql(any_db, settings) -> None:
     assert (
         await pending_table.load_page(any_db, settings, ("wecom", "a_dist"), Filters(hints=True))
     ).total == 0  # no hints in this seed
+    # issue 16: a review with hints stored at submission is the one the filter keeps
+    hinted = page.rows[4].review_id
+    async with any_db.transaction() as s:
+        r = await s.get(Review, hinted)
+        r.hints = [{"code": "members.declared_differs", "a": 320, "b": 9}]
+        r.hint_count = 1
+    only = await pending_table.load_page(any_db, settings, ("wecom", "a_dist"), Filters(hints=True))
+    assert only.total == 1 and [r.review_id for r in only.rows] == [hinted]
+    assert only.hint_counts == {hinted: 1}
+    every = await pending_table.load_page(any_db, settings, ("wecom", "a_dist"), Filters())
+    assert every.total == 12 and every.hint_counts[hinted] == 1
+    assert sum(every.hint_counts.values()) == 1
 
     head, rows = await unit_tree.children(any_db, settings, seeded.union_ids["CITY"])
     assert head is not None and {r.name: r.below for r in rows}["常州市天宁区总工会"] == 12

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Commands (compared after NFKC and removing spaces)
 CMD_LIST = ("待审核", "待审", "待审核列表", "审核列表", "待我审核")
+# issue 16: only the reviews with hints for approvers (💡)
+CMD_LIST_HINTS = ("待审核提示", "待审核有提示", "有提示的待审核", "待审提示", "待审核💡")
 MENU_KEYS = ("pending", "待审核")
 CMD_NEXT = ("下一页", "下页", "后一页")
 CMD_PREV = ("上一页", "上页", "前一页")
@@ -19,6 +21,8 @@ PAGE_SIZE = 10
 # The list
 HEAD = "【待您审核的年审】共 {n} 份{flagged}，第 {page}/{pages} 页："
 HEAD_FLAGGED = "，其中 {n} 份删除会员较多（⚠，S6），排在最前"
+HEAD_HINTS = "【待您审核、有提示（💡）的年审】共 {n} 份{flagged}，第 {page}/{pages} 页："
+ROW_HINT = "💡 "  # the review has hints (人数对不上等，「明细」里有提示原文)
 ROW = (
     "{n}. {warn}{unit}\n"
     "   会员 {before} → {after}；减少 {removed} 人（{reasons}）；已等待 {days} 天"
@@ -30,6 +34,11 @@ TAIL = (
     "「退回 3 原因」退回；「明细 3」查看审核详情；{pages}发送「待审核」刷新列表（编号随之更新）。"
 )
 TAIL_PAGES = "「下一页」「上一页」翻页；"
+TAIL_HINTS = (
+    "💡 表示有提示（如申报人数与名单对不上），「明细 3」可看提示；「待审核 提示」只列有提示的。"
+)
+TAIL_HINTS_ONLY = "这里只列有提示的；发送「待审核」查看全部。"
+NONE_WITH_HINTS = "目前等待您审核的年审中没有带提示（💡）的。发送「待审核」查看全部。"
 NONE = "目前没有等待您审核的年审。新的年审提交后，您会收到审核卡片。"
 NOT_APPROVER = "您不是上级工会的审核人，没有需要您审核的年审。"
 NO_MORE_PAGES = "已经是最后一页了。"

@@ -25,6 +25,7 @@ from array import array
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import compress
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, cast, func, insert, or_, select, update
@@ -124,7 +125,11 @@ class Numbers:
         """{member id: number} (0 for a member without one)."""
         wanted = list(member_ids)
         if len(wanted) > 20:
-            pos = {mid: i for i, mid in enumerate(self.ids, 1)}
+            # one pass in C over the numbers: which are wanted, then only those into a dict
+            want = set(wanted)
+            hit = list(map(want.__contains__, self.ids))
+            found = compress(range(1, self.last + 1), hit)
+            pos = dict(zip(compress(self.ids, hit), found, strict=True))
             return {mid: pos.get(mid, 0) for mid in wanted}
         out = {}
         for mid in wanted:
@@ -181,27 +186,32 @@ async def _active_ids(
 
 async def _renumber(
     db: Database, review: Review, roster: ReviewRoster | None, cutoff: date | None = None
-) -> Numbers:
+) -> tuple[Numbers, int]:
     """Number the unit's active members who have no number yet, after the last (all of them,
     in id order, the first time); compare-and-set on the signature, so that when two processes
-    do it at once one wins and the other takes the winner's numbers."""
+    do it at once one wins and the other takes the winner's numbers. Also returns the unit's
+    active members (as read)."""
     for _ in range(3):
         async with db.session() as s:
             active = await _active_ids(s, review.union_id, cutoff)
-        ids = _unpack(roster.members) if roster is not None else array("q")
-        known = set(ids)
-        ids.extend(mid for mid in active if mid not in known)
-        values = {
-            "members": _pack(ids),
-            "count": len(ids),
-            "roster_sig": _sig_of(active),
-            "updated_at": utcnow(),
-        }
+        with collection_paused():
+            if roster is None:  # the first time: the active members in id order
+                ids = array("q", active)
+            else:
+                ids = _unpack(roster.members)
+                known = set(ids)
+                ids.extend(mid for mid in active if mid not in known)
+            values = {
+                "members": _pack(ids),
+                "count": len(ids),
+                "roster_sig": _sig_of(active),
+                "updated_at": utcnow(),
+            }
         try:
             async with db.transaction() as s:
                 if roster is None:
                     await s.execute(insert(ReviewRoster).values(review_id=review.id, **values))
-                    return Numbers(ids)
+                    return Numbers(ids), len(active)
                 res = await s.execute(
                     update(ReviewRoster)
                     .where(
@@ -212,28 +222,31 @@ async def _renumber(
                     .execution_options(synchronize_session=False)
                 )
                 if res.rowcount:
-                    return Numbers(ids)
+                    return Numbers(ids), len(active)
         except IntegrityError:  # another process numbered the list first
             pass
         async with db.session() as s:
             roster = await s.get(ReviewRoster, review.id)
         if roster is not None and roster.roster_sig == values["roster_sig"]:
-            return Numbers(_unpack(roster.members))
+            return Numbers(_unpack(roster.members)), len(active)
     assert roster is not None
-    return Numbers(_unpack(roster.members))
+    return Numbers(_unpack(roster.members)), len(active)
 
 
 async def _numbering(db: Database, review_id: int) -> tuple[Review, int, Numbers]:
     """(the review, its unit's active members, the list numbers), every active member having
-    a number. Costs one signature query while nobody joins or leaves the unit."""
+    a number. Costs one signature query while nobody joins or leaves the unit; the first
+    time (no numbers yet) the roster is read at once, without the signature query."""
     async with db.session() as s:
         review = await load_review(s, review_id)
         cutoff = await review_cutoff(s, review)
-        count, sig = await _roster_now(s, review.union_id, cutoff)
         roster = await s.get(ReviewRoster, review_id)
-    if roster is not None and roster.roster_sig == sig:
-        return review, count, Numbers(_unpack(roster.members))
-    return review, count, await _renumber(db, review, roster, cutoff)
+        if roster is not None:
+            count, sig = await _roster_now(s, review.union_id, cutoff)
+            if roster.roster_sig == sig:
+                return review, count, Numbers(_unpack(roster.members))
+    numbers, count = await _renumber(db, review, roster, cutoff)
+    return review, count, numbers
 
 
 async def list_numbers(db: Database, review_id: int) -> Numbers:
