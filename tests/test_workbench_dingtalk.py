@@ -129,3 +129,23 @@ async def test_chat_link_for_dingtalk_goes_to_dingtalk_sign_in(hstack) -> None:
     said = "\n".join(hstack.dsim.texts("d_dist"))
     assert f"{hstack.bot_url}/workbench/dingtalk/login" in said, said
     assert "oauth2/authorize" not in said
+
+
+async def test_chat_page_menu_has_pending_and_workbench(hstack) -> None:
+    seeded = await seed_workbench(hstack.db, hstack.settings, 2)
+    await dingtalk_approver(hstack, seeded)
+    base = hstack.sim.base_url
+    async with aiohttp.ClientSession() as http:
+        cfg = await (await http.get(f"{base}/sim/api/config")).json()
+        keys = {m["key"]: m["text"] for m in cfg["menu"]}
+        assert keys["pending"] == "待审核" and keys["workbench"] == "工作台"
+        for user in ("a_dist", "dingtalk:d_dist"):
+            for key in ("workbench", "pending"):
+                r = await http.post(f"{base}/sim/api/menu", json={"user": user, "key": key})
+                assert r.status == 200
+            await hstack.deliver()
+    wecom = "\n".join(hstack.sim.texts("a_dist"))
+    assert "/connect/oauth2/authorize?appid=" in wecom and "待审核" in wecom
+    dingtalk = "\n".join(hstack.dsim.texts("d_dist"))
+    assert f"{hstack.bot_url}/workbench/dingtalk/login" in dingtalk
+    assert "天宁" in dingtalk  # the pending list names the units waiting
