@@ -252,6 +252,10 @@ async def run_demo(settings: Settings, args: argparse.Namespace | Any) -> int:
                 say(f"正在载入演示数据（{members} 名会员）… Loading demo data ({members} members)…")
                 await seed_demo(db, members)
             cycle = await ensure_cycle(db, stack.settings)
+            if not unions:  # a few reviews waiting for the demo approver (the workbench)
+                from services.demo_submitted import submit_demo_reviews
+
+                await submit_demo_reviews(db, stack.settings)
             await _banner(stack, db, cycle)
             await _wait_for_signal()
         finally:
@@ -281,6 +285,15 @@ async def _banner(stack: LocalStack, db: Database, cycle: ReviewCycle) -> None:
         for user, name, unit in examples:
             say(f"      {user:<16} {name}  {unit}")
     say("  发送“年审”开始，“帮助”查看说明。 Send 年审 to start, 帮助 for help.")
+    from services.demo_submitted import demo_approver
+
+    appr = await demo_approver(db, cycle.year)
+    if appr and appr[2]:
+        user, name, waiting = appr
+        say(f"  工作台 / workbench：审核人 {user}（{name}）有 {waiting} 份年审待审核。")
+        say("      在聊天页选择该用户，点菜单「工作台」（或发送“工作台”），打开回复中的链接，")
+        say(f"      在模拟登录页选择 {name}：看总览图表，在「待审核」中勾选多份 → 通过。")
+        say("      Pick this user, menu 工作台, open the link, sign in as them, approve many.")
     say("  按 Ctrl-C 退出。 Press Ctrl-C to stop.")
     say(line)
     sys.stdout.flush()

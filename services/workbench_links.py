@@ -59,3 +59,14 @@ def authorize_url(settings: Any, state: str) -> str:
 
 def login_link(settings: Any) -> str:
     return authorize_url(settings, make_state(settings.server.secret_key))
+
+
+def dingtalk_login_link(settings: Any) -> str:
+    """The workbench's sign-in page for DingTalk (H5 micro-app 免登, ``bot.workbench.dingtalk_auth``):
+    opened inside the DingTalk client, it asks the client for an authCode."""
+    return f"{settings.server.public_url}{PREFIX}/dingtalk/login"
+
+
+def link_for(settings: Any, platform: str) -> str:
+    """The sign-in link for a person on ``platform``."""
+    return dingtalk_login_link(settings) if platform == "dingtalk" else login_link(settings)

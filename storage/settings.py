@@ -146,8 +146,12 @@ class DingtalkSettings(_Section):
     card_template_id: str = ""
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"
+    # the workbench's in-app sign-in (H5 micro-app 免登): the organisation's CorpId and the
+    # DingTalk JSAPI script the sign-in page loads (it talks to the DingTalk client)
+    corp_id: str = ""
+    jsapi_url: str = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"
 
-    @field_validator("api_base", "oapi_base")
+    @field_validator("api_base", "oapi_base", "jsapi_url")
     @classmethod
     def _base(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):

@@ -47,6 +47,7 @@ SIM_DINGTALK = {
     "app_secret": "simulated-dingtalk-app-secret-0123456789abcdef",
     "robot_code": "dingsimrobot0001",
     "card_template_id": "unioncard-approval.schema",
+    "corp_id": "dingsimcorp0001",
 }
 
 
@@ -87,7 +88,12 @@ def stack_settings(
                 update={**SIM_WECOM, "api_base": api_base, "oauth_base": api_base}
             ),
             "dingtalk": base.dingtalk.model_copy(
-                update={**SIM_DINGTALK, "api_base": api_base, "oapi_base": api_base}
+                update={
+                    **SIM_DINGTALK,
+                    "api_base": api_base,
+                    "oapi_base": api_base,
+                    "jsapi_url": f"{api_base}/_sim/dingtalk/jsapi.js",
+                }
             ),
             "database": base.database.model_copy(update={"url": db_url}),
             "redis": base.redis.model_copy(update={"url": redis_url}),
@@ -144,6 +150,7 @@ class LocalStack:
             card_template_id=SIM_DINGTALK["card_template_id"],
         )
         self.dsim.add_routes(self.sim.app)  # one port serves both platforms' APIs
+        self.dsim.directory = self._dingtalk_users  # the in-app sign-in page lists them
         # the chat page offers DingTalk users too ("dingtalk:<id>", bot.simulator.dingtalk.chat)
         self.dchat = DingtalkChat(self.dsim, self._dingtalk_users)
         self.sim.app[SIM_KEY] = BothChats(self.sim, self.dchat)

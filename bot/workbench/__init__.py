@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.workbench.core import Workbench
 from storage.db import Database
 
-PAGES = ("auth", "overview_page", "pending_page", "review_page", "units_page")
+PAGES = ("auth", "dingtalk_auth", "overview_page", "pending_page", "review_page", "units_page")
 WORKBENCH_KEY = web.AppKey("workbench", Workbench)
 
 

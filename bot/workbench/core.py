@@ -113,7 +113,9 @@ class Workbench:
                 if post:
                     log(logger, "workbench.no_session", level=logging.WARNING, path=request.path)
                     return self.message(request, None, T.FORBIDDEN_TITLE, T.CSRF_FAILED, 403)
-                login = f"{PREFIX}/login?next={request.rel_url.path}"
+                # inside the DingTalk client (its user agent says "DingTalk"): its own sign-in
+                dd = "DingTalk" in request.headers.get("User-Agent", "")
+                login = f"{PREFIX}/{'dingtalk/' if dd else ''}login?next={request.rel_url.path}"
                 raise web.HTTPFound(login)
             viewer = await scope.load_viewer(self.db, s.identity)
             request[SESSION] = s

@@ -113,7 +113,10 @@ class DingtalkSimulator(RestMixin, GatewayMixin, UserMixin):
     # ------------------------------------------------------------------ lifecycle
 
     def add_routes(self, app: web.Application) -> None:
+        from bot.simulator.dingtalk.h5auth import add_h5auth_routes
+
         self.add_rest_routes(app)
+        add_h5auth_routes(app, self)
         self.add_gateway_routes(app)
         app.on_cleanup.append(self._on_cleanup)
 

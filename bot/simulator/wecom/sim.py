@@ -54,7 +54,13 @@ class WecomSimulator(RestApi, UserSide):
         self.menu = (
             menu
             if menu is not None
-            else [("年审", "review"), ("进度", "progress"), ("帮助", "help")]
+            else [
+                ("年审", "review"),
+                ("进度", "progress"),
+                ("待审核", "pending"),
+                ("工作台", "workbench"),
+                ("帮助", "help"),
+            ]
         )
         self.clock = SimClock()
         self.directory: list[SimUser] = []
