@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
 from bot.dedup import DedupBatcher
 from bot.dingtalk import events, signing
 from bot.dingtalk.client import DingtalkClient
 from bot.dingtalk.inbound import Inbound
 from bot.dingtalk.sender import CALLBACK_ROUTE_KEY, PLATFORM
-from bot.logs import log
+from bot.logs import log, new_request_id
 from bot.wecom.callback import Deadlines
 from dialogs.events import Handler
 from storage.db import Database
@@ -96,6 +98,7 @@ class DingtalkCallback:
         return body
 
     def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+        metrics.rejected(PLATFORM, reason)
         log(logger, "dingtalk.callback.rejected", level=logging.WARNING, status=status,
             reason=reason, path=request.path, peer=request.remote)  # fmt: skip
         return web.Response(status=status, text="")
@@ -115,6 +118,14 @@ class DingtalkCallback:
         return web.Response(body=_OK, content_type="application/json")
 
     async def robot(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        new_request_id()
+        try:
+            return await self._robot(request)
+        finally:
+            metrics.observe_callback(PLATFORM, "robot", started)
+
+    async def _robot(self, request: web.Request) -> web.Response:
         try:
             msg = events.parse_robot_message(await self._read(request))
         except signing.CallbackRejected as exc:
@@ -127,6 +138,7 @@ class DingtalkCallback:
             claim = await self.dedup.settle(key, claim, self.reply_timeout)
         if not claim.new:  # done (its reply is in the outbox) or still running elsewhere
             return web.Response(body=_OK, content_type="application/json")
+        metrics.turn(PLATFORM)
         return await self._accept(self.inbound.robot(msg), key)
 
     async def _done_after(self, coro: Any, key: str) -> None:

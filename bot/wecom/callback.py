@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
 from bot.dedup import DedupBatcher
 from bot.jobs import enqueue_job
-from bot.logs import log
+from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
 from bot.wecom import render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
@@ -120,6 +122,7 @@ class WecomCallback:
 
     @staticmethod
     def _reject(request: web.Request, exc: CallbackRejected) -> web.Response:
+        metrics.rejected(PLATFORM, exc.reason)
         log(
             logger,
             "wecom.callback.rejected",
@@ -148,6 +151,15 @@ class WecomCallback:
     # -- POST: messages and events ----------------------------------------------------------------
 
     async def post(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        new_request_id()
+        kind = ["rejected"]  # set to the event's kind once parsed
+        try:
+            return await self._post(request, kind)
+        finally:
+            metrics.observe_callback(PLATFORM, kind[0], started)
+
+    async def _post(self, request: web.Request, kind: list[str]) -> web.Response:
         q = request.query
         nonce = q.get("nonce", "")
         if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -164,6 +176,7 @@ class WecomCallback:
             return self._reject(request, exc)
 
         ev = parsed.event
+        kind[0] = str(ev.kind)
         key = keys.dedup(PLATFORM, parsed.dedup_key)
         claim = await self.dedup.claim(key)
         if claim.state == "busy":  # a retry while the turn runs, or its process died
@@ -185,6 +198,7 @@ class WecomCallback:
             )  # fmt: skip
             return await self._passive(key, ev, nonce, [Text(texts.FILE_RECEIVED)], None)
 
+        metrics.turn(PLATFORM)
         task = asyncio.get_running_loop().create_task(self.handler.handle(ev))
         if not task.done():  # wait up to reply_timeout without cancelling the handler
             waiter = self._deadlines.add(self.reply_timeout)
