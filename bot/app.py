@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
 from bot.h5 import UploadPage
 from bot.http_limits import body_timeout, make_runner, max_body
 from bot.logs import log, setup_logging
@@ -27,10 +28,6 @@ CALLBACK_KEY = web.AppKey("wecom_callback", WecomCallback)
 DINGTALK_KEY = web.AppKey("dingtalk_callback", object)
 
 
-async def _health(_request: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
 def create_app(
     settings: Any,
     *,
@@ -43,7 +40,7 @@ def create_app(
     app = web.Application(client_max_size=max_body(settings), middlewares=[body_timeout(settings)])
     app[DB_KEY] = db
     app[REDIS_KEY] = redis
-    app.router.add_get("/healthz", _health)
+    metrics.add_routes(app, db, redis)  # /metrics, /healthz, /readyz
     callback = WecomCallback(
         settings, db=db, redis=redis, handler=handler, reply_timeout=reply_timeout
     )

@@ -30,7 +30,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from bot.logs import log
+from bot.logs import REQUEST_ID, log, new_request_id
 from storage.redis import keys
 
 logger = logging.getLogger("unioncard.jobs")
@@ -44,6 +44,8 @@ JobFn = Callable[[dict[str, Any]], Awaitable[None]]
 async def enqueue_job(redis: Any, name: str, payload: dict[str, Any], attempt: int = 0) -> str:
     """Queue job ``name`` with a JSON ``payload``; returns the stream id."""
     fields = {"name": name, "data": json.dumps(payload, ensure_ascii=False), "attempt": attempt}
+    if rid := REQUEST_ID.get():  # the job's log lines carry the callback's request id
+        fields["rid"] = rid
     return await redis.xadd(STREAM, fields, maxlen=100_000, approximate=True)
 
 
@@ -124,6 +126,7 @@ class JobRunner:
 
     async def _execute(self, msg_id: str, fields: dict[str, str]) -> None:
         name = fields.get("name", "")
+        new_request_id(fields.get("rid", ""))
         attempt = int(fields.get("attempt", 0) or 0)
         try:
             payload = json.loads(fields.get("data") or "{}")

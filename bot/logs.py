@@ -17,13 +17,39 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from services.redact import scrub
 
 OWN_LOGGERS = ("unioncard", "bot", "dialogs", "services", "storage")
 _named_debug: set[str] = set()
+
+# one id for every line of one callback, its jobs and its outbox rows (tasks inherit it)
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_rid(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    record.rid = REQUEST_ID.get()  # taken when the line is made, in its task's context
+    return record
+
+
+if not getattr(_base_factory, "_unioncard", False):
+    _record_with_rid._unioncard = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(_record_with_rid)
+
+
+def new_request_id(rid: str = "") -> str:
+    """Set (and return) the request id of what runs from here: ``rid`` or a new one."""
+    rid = rid or uuid.uuid4().hex[:16]
+    REQUEST_ID.set(rid)
+    return rid
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -35,6 +61,8 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        if rid := getattr(record, "rid", ""):
+            data["rid"] = rid
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             data.update(fields)

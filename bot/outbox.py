@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.logs import log
 from services.redact import scrub
 from storage.db import Database
@@ -321,6 +322,8 @@ class OutboxWorker:
             now = self.clock()
             try:
                 wait, done = await self._attempt(row)
+                if done is not None:
+                    await metrics.record_send(self.redis, row.platform, done.result)
             except Exception as exc:  # a bug or bad payload: keep it, retry later, log
                 logger.exception("outbox.error", extra={"fields": {"id": row.id}})
                 delay = backoff_seconds(row.attempts + 1)

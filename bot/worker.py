@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
 from bot.dingtalk.worker import dingtalk_parts
 from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
 from bot.jobs import JobRunner
@@ -88,7 +90,9 @@ class Worker:
                 upload_path=str(path),
                 file_name=file_name,
             )
+            started = time.perf_counter()
             reply = await self.handler.handle(event)
+            await metrics.record_upload(self.redis, time.perf_counter() - started)
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         split = split_reply(reply.messages, reply.card_update, text_limit=0, passive=False)

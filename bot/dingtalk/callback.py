@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
+from bot.dedup import DedupBatcher
 from bot.dingtalk import events, signing
 from bot.dingtalk.client import DingtalkClient
 from bot.dingtalk.inbound import Inbound
 from bot.dingtalk.sender import CALLBACK_ROUTE_KEY, PLATFORM
-from bot.logs import log
-from bot.wecom.callback import Deadlines, DedupBatcher
+from bot.logs import log, new_request_id
+from bot.wecom.callback import Deadlines
 from dialogs.events import Handler
 from storage.db import Database
 from storage.redis import keys
@@ -36,6 +39,7 @@ logger = logging.getLogger("unioncard.dingtalk.callback")
 
 MAX_BODY_BYTES = 64 * 1024
 CARD_DEDUP_SECONDS = 5
+LATE_LEASE_SECONDS = 60
 _OK = b"{}"
 
 
@@ -54,7 +58,7 @@ class DingtalkCallback:
         self.inbound = Inbound(settings, db, redis, handler)
         self.redis = redis
         self.reply_timeout = reply_timeout
-        self.dedup = DedupBatcher(redis)
+        self.dedup = DedupBatcher(redis, lease=reply_timeout + 2)
         self._deadlines = Deadlines()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -94,32 +98,54 @@ class DingtalkCallback:
         return body
 
     def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
+        metrics.rejected(PLATFORM, reason)
         log(logger, "dingtalk.callback.rejected", level=logging.WARNING, status=status,
             reason=reason, path=request.path, peer=request.remote)  # fmt: skip
         return web.Response(status=status, text="")
 
-    async def _accept(self, coro: Any) -> web.Response:
-        task = asyncio.get_running_loop().create_task(coro)
+    async def _accept(self, coro: Any, key: str = "") -> web.Response:
+        task = asyncio.get_running_loop().create_task(self._done_after(coro, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if not task.done():
             waiter = self._deadlines.add(self.reply_timeout)
             task.add_done_callback(lambda _t: waiter.done() or waiter.set_result(None))
             await waiter
+        if key and not task.done():  # late: keep the claim while the turn finishes
+            await self.dedup.extend(key, LATE_LEASE_SECONDS)
         if task.done() and not task.cancelled() and task.exception() is not None:
             logger.error("dingtalk.callback.error", exc_info=task.exception())
         return web.Response(body=_OK, content_type="application/json")
 
     async def robot(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        new_request_id()
+        try:
+            return await self._robot(request)
+        finally:
+            metrics.observe_callback(PLATFORM, "robot", started)
+
+    async def _robot(self, request: web.Request) -> web.Response:
         try:
             msg = events.parse_robot_message(await self._read(request))
         except signing.CallbackRejected as exc:
             return self._reject(request, exc.status, exc.reason)
         except events.EventError as exc:
             return self._reject(request, 400, str(exc))
-        if not await self.dedup.claim(keys.dedup(PLATFORM, msg.dedup_key)):
+        key = keys.dedup(PLATFORM, msg.dedup_key)
+        claim = await self.dedup.claim(key)
+        if claim.state == "busy":  # a retry while the turn runs, or its process died
+            claim = await self.dedup.settle(key, claim, self.reply_timeout)
+        if not claim.new:  # done (its reply is in the outbox) or still running elsewhere
             return web.Response(body=_OK, content_type="application/json")
-        return await self._accept(self.inbound.robot(msg))
+        metrics.turn(PLATFORM)
+        return await self._accept(self.inbound.robot(msg), key)
+
+    async def _done_after(self, coro: Any, key: str) -> None:
+        """Run the turn; once its reply is in the outbox the delivery is recorded done."""
+        await coro
+        if key:
+            await self.dedup.done(key)
 
     async def card(self, request: web.Request) -> web.Response:
         try:

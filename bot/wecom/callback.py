@@ -1,7 +1,8 @@
 """``GET/POST /wecom/callback``: URL check, verified and de-duplicated callbacks, passive replies.
 
 The hot path per message: one regex for the envelope, SHA-1, AES, xmltodict on the small inner
-XML, ONE Redis command for de-duplication (``SET NX EX``), the dialog handler, AES again. WeCom
+XML, ONE Redis command to claim the delivery (:mod:`bot.dedup`; recorded done with the reply after
+answering, so a retry is answered the same), the dialog handler, AES again. WeCom
 retries a callback that gets no answer within 5 s, so the handler gets ``reply_timeout`` seconds;
 a reply that comes later is delivered actively through the outbox and the request is answered
 with an empty 200. File messages are acknowledged at once and processed by a worker job.
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
+from bot.dedup import DedupBatcher
 from bot.jobs import enqueue_job
-from bot.logs import log
+from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
 from bot.wecom import render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
@@ -30,73 +34,10 @@ from storage.redis import keys
 
 logger = logging.getLogger("unioncard.wecom.callback")
 
-DEDUP_TTL_SECONDS = 3600
+LATE_LEASE_SECONDS = 60  # a late turn keeps its claim while its reply goes to the outbox
 MAX_BODY_BYTES = 64 * 1024  # a callback envelope is a few KB
 FILE_JOB = "wecom.file"
 _EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
-
-
-# SET NX EX for many keys in one call: 1 where the key was new, 0 where it existed
-_CLAIM_MANY = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) and 1 or 0
-end
-return out
-"""
-
-
-class DedupBatcher:
-    """De-duplication keys claimed with ``SET NX EX``, many requests per Redis round trip.
-
-    Requests that arrive in the same event-loop turn are claimed together by one Lua call, so
-    under load the per-request Redis cost (the largest item of the hot path) is shared.
-    """
-
-    def __init__(self, redis: Any, ttl: int = DEDUP_TTL_SECONDS, max_batch: int = 256) -> None:
-        self.redis = redis
-        self.ttl = ttl
-        self.max_batch = max_batch
-        self._script = redis.register_script(_CLAIM_MANY)
-        self._pending: list[tuple[str, asyncio.Future[bool]]] = []
-        self._scheduled = False
-
-    def claim(self, key: str) -> asyncio.Future[bool]:
-        """A future: True if ``key`` is new (this delivery is the first), else False."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((key, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return fut
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        for i in range(0, len(batch), self.max_batch):
-            task = asyncio.ensure_future(self._run(batch[i : i + self.max_batch]))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
-
-    async def _run(self, batch: list[tuple[str, asyncio.Future[bool]]]) -> None:
-        try:
-            if len(batch) == 1:
-                key, fut = batch[0]
-                results = [await self.redis.set(key, "1", nx=True, ex=self.ttl)]
-            else:
-                results = await self._script(keys=[k for k, _ in batch], args=[self.ttl])
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), res in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(bool(res))
-
-
-_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
 class Deadlines:
@@ -157,7 +98,7 @@ class WecomCallback:
         self.corp_id = settings.wecom.corp_id
         self.reply_timeout = reply_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.dedup = DedupBatcher(redis)
+        self.dedup = DedupBatcher(redis, lease=reply_timeout + 2)
         self._deadlines = Deadlines()
 
     def add_routes(self, app: web.Application) -> None:
@@ -181,6 +122,7 @@ class WecomCallback:
 
     @staticmethod
     def _reject(request: web.Request, exc: CallbackRejected) -> web.Response:
+        metrics.rejected(PLATFORM, exc.reason)
         log(
             logger,
             "wecom.callback.rejected",
@@ -209,6 +151,15 @@ class WecomCallback:
     # -- POST: messages and events ----------------------------------------------------------------
 
     async def post(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        new_request_id()
+        kind = ["rejected"]  # set to the event's kind once parsed
+        try:
+            return await self._post(request, kind)
+        finally:
+            metrics.observe_callback(PLATFORM, kind[0], started)
+
+    async def _post(self, request: web.Request, kind: list[str]) -> web.Response:
         q = request.query
         nonce = q.get("nonce", "")
         if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -225,14 +176,19 @@ class WecomCallback:
             return self._reject(request, exc)
 
         ev = parsed.event
-        fresh = await self.dedup.claim(keys.dedup(PLATFORM, parsed.dedup_key))
-        if not fresh:  # a retry: the first delivery is in progress or done
-            return web.Response(text="", headers=_EMPTY_HEADERS)
+        kind[0] = str(ev.kind)
+        key = keys.dedup(PLATFORM, parsed.dedup_key)
+        claim = await self.dedup.claim(key)
+        if claim.state == "busy":  # a retry while the turn runs, or its process died
+            claim = await self.dedup.settle(key, claim, self.reply_timeout)
+        if not claim.new:  # answered before: the same reply (or empty while still running)
+            return self._answer(claim.reply, nonce)
 
         if ev.kind is EventKind.unsupported:
             if ev.raw_type.startswith("event:"):
+                self._spawn(self.dedup.done(key))
                 return web.Response(text="", headers=_EMPTY_HEADERS)
-            return await self._passive(ev, nonce, [Text(texts.UNSUPPORTED)], None)
+            return await self._passive(key, ev, nonce, [Text(texts.UNSUPPORTED)], None)
         if ev.kind is EventKind.file:
             await enqueue_job(
                 self.redis,
@@ -240,8 +196,9 @@ class WecomCallback:
                 {"user": ev.user_id, "media_id": ev.media_id, "file_name": ev.file_name,
                  "msg_id": ev.msg_id},
             )  # fmt: skip
-            return await self._passive(ev, nonce, [Text(texts.FILE_RECEIVED)], None)
+            return await self._passive(key, ev, nonce, [Text(texts.FILE_RECEIVED)], None)
 
+        metrics.turn(PLATFORM)
         task = asyncio.get_running_loop().create_task(self.handler.handle(ev))
         if not task.done():  # wait up to reply_timeout without cancelling the handler
             waiter = self._deadlines.add(self.reply_timeout)
@@ -249,11 +206,11 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
-                self._spawn(self._deliver_late(task, ev, ev.response_code))
+                self._spawn(self._deliver_late(key, task, ev, ev.response_code))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
-            self._spawn(self._deliver_late(task, ev, ev.response_code))
+            self._spawn(self._deliver_late(key, task, ev, ev.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if task.cancelled() or task.exception() is not None:
             logger.error(
@@ -261,16 +218,22 @@ class WecomCallback:
                 exc_info=None if task.cancelled() else task.exception(),
                 extra={"fields": {"kind": ev.kind}},
             )
-            return await self._passive(ev, nonce, [Text(texts.BUSY)], None)
+            return await self._passive(key, ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
         return await self._passive(
-            ev, nonce, list(reply.messages), reply.card_update, ev.response_code
+            key, ev, nonce, list(reply.messages), reply.card_update, ev.response_code
         )
+
+    def _answer(self, plain: str, nonce: str) -> web.Response:
+        if not plain:
+            return web.Response(text="", headers=_EMPTY_HEADERS)
+        return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
 
     # -- answering ----------------------------------------------------------------------------------
 
     async def _passive(
         self,
+        key: str,
         ev: Event,
         nonce: str,
         messages: list[Message],
@@ -286,14 +249,15 @@ class WecomCallback:
         if split.active:
             await self._send_rest(ev, split.active)
         if split.passive is None:
-            return web.Response(text="", headers=_EMPTY_HEADERS)
-        if isinstance(split.passive, CardUpdate):
+            plain = ""
+        elif isinstance(split.passive, CardUpdate):
             plain = render.passive_update_button(
                 ev.user_id, self.corp_id, split.passive.replace_text
             )
         else:
             plain = render.passive_text(ev.user_id, self.corp_id, split.passive.text)
-        return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
+        self._spawn(self.dedup.done(key, plain))  # a retry of this delivery gets the same answer
+        return self._answer(plain, nonce)
 
     async def _send_rest(self, ev: Event, messages: list[Message]) -> None:
         try:
@@ -301,7 +265,10 @@ class WecomCallback:
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
-    async def _deliver_late(self, task: asyncio.Future[Reply], ev: Event, code: str) -> None:
+    async def _deliver_late(
+        self, key: str, task: asyncio.Future[Reply], ev: Event, code: str
+    ) -> None:
+        await self.dedup.extend(key, LATE_LEASE_SECONDS)
         try:
             reply = await task
         except Exception:
@@ -310,6 +277,7 @@ class WecomCallback:
         upd = _with_code(reply.card_update, ev) if reply.card_update is not None else None
         split = split_reply(reply.messages, upd, text_limit=render.TEXT_LIMIT_BYTES, passive=False)
         await self._send_rest(ev, split.active)
+        await self.dedup.done(key)  # the reply is in the outbox: a retry gets an empty 200
 
 
 def _with_code(update: CardUpdate, ev: Event) -> CardUpdate:

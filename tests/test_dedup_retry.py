@@ -1,0 +1,66 @@
+"""A delivery whose process was killed mid-turn is still answered when the platform retries it
+(issue 15 point 5): the de-dup key is a claim with a short lease, recorded done with the reply.
+
+The killed process is played by a claim written the way a serve process writes it and never
+completed; the retry comes through the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from harness import Stack
+
+from storage.redis import keys
+from tests.test_dingtalk_callback import body
+from tests.wecom_rig import rig
+
+USER = "zhangsan"
+
+
+async def test_wecom_retry_after_killed_claim_is_answered(settings, db, redis, tmp_path) -> None:
+    async with rig(settings, db, redis, tmp_path, reply_timeout=1.0) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "在吗"), ("MsgId", 99)])
+        # the first delivery was claimed by a process that was then killed (SIGKILL mid-turn)
+        await redis.set(keys.dedup("wecom", "99"), "c:4242:dead", px=300)
+        retry = await r.sim.post_callback(plain)
+        assert retry.reply is not None and retry.reply.content == "收到：在吗"
+        assert len(r.handler.events) == 1
+        # a later retry of the now completed delivery gets the same answer, without a new turn
+        again = await r.sim.post_callback(plain)
+        assert again.reply is not None and again.reply.content == "收到：在吗"
+        assert len(r.handler.events) == 1
+
+
+async def test_wecom_retry_during_a_live_turn_gets_its_reply(settings, db, redis, tmp_path) -> None:
+    from dialogs.events import Reply
+    from services.messages import Text
+
+    gate = asyncio.Event()
+
+    async def slow(ev):
+        await gate.wait()
+        return Reply([Text("好了")])
+
+    async with rig(settings, db, redis, tmp_path, script=slow) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "慢"), ("MsgId", 8)])
+        first = asyncio.create_task(r.sim.post_callback(plain))
+        await asyncio.sleep(0.2)
+        retry = asyncio.create_task(r.sim.post_callback(plain))
+        await asyncio.sleep(0.2)
+        gate.set()
+        assert (await first).reply.content == "好了"
+        assert (await retry).reply.content == "好了"
+        assert len(r.handler.events) == 1
+
+
+@pytest.mark.stack
+async def test_dingtalk_retry_after_killed_claim_is_answered(tmp_path, redis_url) -> None:
+    async with Stack.start(tmp_path, redis_url, dingtalk={"mode": "http"}) as stack:
+        dsim = stack.dsim
+        b = body(dsim, user="u7", text="帮助")
+        await stack.redis.set(keys.dedup("dingtalk", f"msg:{b['msgId']}"), "c:4242:dead", px=300)
+        assert (await dsim.post_signed(dsim.callback_url, b))[0] == 200
+        assert (await dsim.post_signed(dsim.callback_url, b))[0] == 200
+        await stack.deliver()
+        assert len(dsim.texts("u7")) == 1
