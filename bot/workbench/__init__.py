@@ -20,7 +20,18 @@ from aiohttp import web
 from bot.workbench.core import Workbench
 from storage.db import Database
 
-PAGES = ("auth", "dingtalk_auth", "overview_page", "pending_page", "review_page", "units_page")
+PAGES = (
+    "auth",
+    "dingtalk_auth",
+    "overview_page",
+    "pending_page",
+    "review_page",
+    "units_page",
+    "tree_create_page",
+    "tree_dups_page",
+    "tree_split_page",
+    "tree_move_page",
+)
 WORKBENCH_KEY = web.AppKey("workbench", Workbench)
 
 
