@@ -264,17 +264,28 @@ async def run(a) -> None:
         url = _url(a.db, tmp)
         settings = load_settings(None, database={"url": url})
         db = Database(url)
-        if db.engine.dialect.name == "postgresql":
+        reuse = None
+        if a.reuse:
+            async with db.session() as s:
+                reuse = await s.scalar(text("SELECT id FROM unions WHERE parent_id IS NULL"))
+        if reuse is not None:
+            ids = {"city": reuse}
+            print(f"reusing the seeded database (root union {reuse})")
+        elif db.engine.dialect.name == "postgresql":
             from sqlmodel import SQLModel
 
             async with db.engine.begin() as conn:
                 await conn.run_sync(SQLModel.metadata.drop_all)
-        await db.create_all()
-        t0 = time.perf_counter()
-        ids = await seed(db, settings, a)
-        seeded = time.perf_counter() - t0
-        print(f"seeded {a.units} units, {a.members} members in {seeded:.1f} s")
-        print(f"  (members alone: {ids['member_seconds']:.1f} s, bulk INSERT executemany)")
+        if reuse is None:
+            await db.create_all()
+            t0 = time.perf_counter()
+            ids = await seed(db, settings, a)
+            seeded = time.perf_counter() - t0
+            print(f"seeded {a.units} units, {a.members} members in {seeded:.1f} s")
+            print(f"  (members alone: {ids['member_seconds']:.1f} s, bulk INSERT executemany)")
+            if db.engine.dialect.name == "postgresql":
+                async with db.engine.begin() as conn:
+                    await conn.execute(text("ANALYZE"))  # as autovacuum would, soon after
         ov = await overview.load_overview(db, settings, ids["city"])
         assert ov is not None
         print(f"  root: {ov.eligible} units, counts {ov.counts}, flagged {ov.flagged_total}")
@@ -307,5 +318,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--districts", type=int, default=8)
     p.add_argument("--pending", type=int, default=2_000)
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument(
+        "--reuse", action="store_true", help="time an already seeded --db (no drop, no seed)"
+    )
     asyncio.run(run(p.parse_args(argv)))
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
