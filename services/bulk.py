@@ -10,13 +10,12 @@ each race gets ``Outcome.already`` naming who decided.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services import approvals, decision_mode
-from services.approvals import ApprovalError, DecideResult, Outcome
+from services.approvals import ApprovalError, DecideResult, Outcome, decide_many
 from storage.db import Database
 from storage.models import Decision, utcnow
 from storage.settings import Settings
@@ -75,22 +74,12 @@ async def approve_many(
 ) -> BulkResult:
     """通过 for each step (audited ``mode=bulk``); one failure stops nothing else.
 
-    Up to ``concurrency`` decisions run at once, each its own guarded transaction: the next
-    one's read-only checks overlap the current one's write (SQLite in WAL mode takes the write
-    lock with the guarded UPDATE, the first statement, so writers queue and never deadlock).
+    Decided in batches by :func:`services.approvals.decide_many.approve_many`: the same
+    outcomes, guards and audit rows as one :func:`approvals.decide` a step, in a few round
+    trips a batch (issue 13: 200 reviews in one command within 10 s on PostgreSQL too).
     """
     ids = list(dict.fromkeys(step_ids))  # repeats once, order kept
-    gate = asyncio.Semaphore(max(1, concurrency or CONCURRENCY))
-
-    async def one(sid: int) -> DecideResult | None:
-        async with gate:
-            try:
-                return await decide_one(
-                    db, settings, identity, sid, Decision.approved, mode=decision_mode.BULK
-                )
-            except Exception:  # reported as not done for this one; the others go on
-                log.exception("bulk approval failed: step %s", sid)
-                return None
-
-    results = await asyncio.gather(*(one(sid) for sid in ids))
-    return BulkResult(results=list(zip(ids, results, strict=True)))
+    del concurrency  # one batched transaction a chunk now (decide_many); kept for callers
+    with decision_mode.using(decision_mode.BULK):
+        done = await decide_many.approve_many(db, settings, ids, identity, utcnow())
+    return BulkResult(results=[(sid, done.get(sid)) for sid in ids])
