@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-12-02 14:23:44.626331
+Create Date: 2026-12-02 14:37:05.405997
 """
 
 from collections.abc import Sequence
