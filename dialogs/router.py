@@ -291,7 +291,6 @@ class DialogRouter:
             ctx.reply.card_update = CardUpdate(
                 task_id=ev.task_id,
                 replace_text=T.EXPIRED_CARD_LABEL,
-                response_code=ev.response_code or None,
             )
         ctx.say(T.EXPIRED_BUTTON)
         await self._show_current(ctx)

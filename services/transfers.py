@@ -331,7 +331,6 @@ async def decide_transfer(
     agree: bool,
     *,
     clicked_task_id: str = "",
-    response_code: str = "",
     now: datetime | None = None,
 ) -> TransferDecision:
     now = now or utcnow()
@@ -400,7 +399,7 @@ async def decide_transfer(
         passive = None
         for platform, user_id, task in req.cards or []:
             if task == clicked_task_id:
-                passive = CardUpdate(task, label, response_code or None)
+                passive = CardUpdate(task, label)
                 continue
             enqueue(s, platform, user_id, CardUpdate(task, label), dedup_key=f"cardupd:{task}")
         requester = await s.get(Operator, req.requested_by) if req.requested_by else None

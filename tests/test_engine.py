@@ -264,7 +264,7 @@ async def test_button_of_current_prompt_works_old_one_expires(router) -> None:
     key = card.buttons[0].key
     assert key.startswith("t:done:")
     # An old button (another prompt's token) is refused and the card is marked.
-    old = ev(kind=EventKind.card_action, key="t:done:ffffff", task_id="task1", response_code="rc")
+    old = ev(kind=EventKind.card_action, key="t:done:ffffff", task_id="task1")
     r = await router.handle(old)
     assert C.EXPIRED_BUTTON in texts(r) and "第二步" in texts(r)
     assert r.card_update is not None and r.card_update.replace_text == C.EXPIRED_CARD_LABEL

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from aiohttp import web
 from bot.jobs import enqueue_job
 from bot.logs import log
 from bot.replies import send_actively, split_reply
-from bot.wecom import render, texts
+from bot.wecom import card_codes, render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
 from bot.wecom.parse import PLATFORM, parse
 from dialogs.events import Event, EventKind, Handler, Reply
@@ -249,11 +248,11 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
-                self._spawn(self._deliver_late(task, ev, ev.response_code))
+                self._spawn(self._deliver_late(task, ev, parsed.response_code))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
-            self._spawn(self._deliver_late(task, ev, ev.response_code))
+            self._spawn(self._deliver_late(task, ev, parsed.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if task.cancelled() or task.exception() is not None:
             logger.error(
@@ -264,7 +263,7 @@ class WecomCallback:
             return await self._passive(ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
         return await self._passive(
-            ev, nonce, list(reply.messages), reply.card_update, ev.response_code
+            ev, nonce, list(reply.messages), reply.card_update, parsed.response_code
         )
 
     # -- answering ----------------------------------------------------------------------------------
@@ -280,11 +279,11 @@ class WecomCallback:
         """The first Text goes back passively (a card click: the update_button), the rest is
         written to the outbox before answering, so a crash after the answer loses nothing."""
         click = ev.kind is EventKind.card_action
-        if card_update is not None:
-            card_update = _with_code(card_update, ev)
         split = split_reply(messages, card_update, text_limit=render.TEXT_LIMIT_BYTES, click=click)
+        if click and not isinstance(split.passive, CardUpdate):
+            await self._keep_code(ev, code)
         if split.active:
-            await self._send_rest(ev, split.active)
+            await self._send_rest(ev, split.active, code)
         if split.passive is None:
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if isinstance(split.passive, CardUpdate):
@@ -295,9 +294,19 @@ class WecomCallback:
             plain = render.passive_text(ev.user_id, self.corp_id, split.passive.text)
         return web.Response(text=self.crypto.encrypt(plain, nonce), content_type="application/xml")
 
-    async def _send_rest(self, ev: Event, messages: list[Message]) -> None:
+    async def _keep_code(self, ev: Event, code: str) -> None:
+        """A click's code not spent in the passive answer is kept for a later active update."""
         try:
-            await send_actively(self.db, PLATFORM, ev.user_id, messages)
+            await card_codes.record_click(self.db, ev.task_id, code)
+        except Exception:
+            logger.exception("wecom.callback.card_code_error")
+
+    async def _send_rest(self, ev: Event, messages: list[Message], code: str = "") -> None:
+        try:
+            if code and ev.kind is EventKind.card_action:
+                await card_codes.queue(self.db, PLATFORM, ev.user_id, messages, ev.task_id, code)
+            else:
+                await send_actively(self.db, PLATFORM, ev.user_id, messages)
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
@@ -307,12 +316,9 @@ class WecomCallback:
         except Exception:
             logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
             reply = Reply([Text(texts.BUSY)])
-        upd = _with_code(reply.card_update, ev) if reply.card_update is not None else None
-        split = split_reply(reply.messages, upd, text_limit=render.TEXT_LIMIT_BYTES, passive=False)
-        await self._send_rest(ev, split.active)
-
-
-def _with_code(update: CardUpdate, ev: Event) -> CardUpdate:
-    if update.response_code or not ev.response_code:
-        return update
-    return replace(update, response_code=ev.response_code)
+        if ev.kind is EventKind.card_action:
+            await self._keep_code(ev, code)
+        split = split_reply(
+            reply.messages, reply.card_update, text_limit=render.TEXT_LIMIT_BYTES, passive=False
+        )
+        await self._send_rest(ev, split.active, code)
