@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from bot.replies import merge_texts
 from dialogs.engine import (
     SCHEMA_VERSION,
     Context,
@@ -19,7 +20,7 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.events import Event, EventKind
-from dialogs.router import DialogRouter, merge_texts
+from dialogs.router import DialogRouter
 from dialogs.texts import common as C
 from services.messages import Card, Text
 from storage.redis import keys
@@ -332,7 +333,7 @@ def test_cursor_roundtrip_and_merge() -> None:
     c = Cursor(step="a.b", data={"x": 1}, history=["a.a"], revision=4, token="abc")
     back = Cursor.load(f"4|{c.dump()}")
     assert (back.step, back.data, back.history, back.token) == ("a.b", {"x": 1}, ["a.a"], "abc")
-    merged = merge_texts([Text("a"), Text("b"), Card(task_id="t", title="c"), Text("d")])
+    merged = merge_texts([Text("a"), Text("b"), Card(task_id="t", title="c"), Text("d")], 2048)
     assert [getattr(m, "text", None) for m in merged] == ["a\n\nb", None, "d"]
 
 

@@ -166,11 +166,12 @@ async def test_late_reply_goes_through_the_outbox(settings, db, redis, tmp_path)
         assert time.monotonic() - started < 0.45
         for _ in range(50):
             async with db.session() as s:
-                if len((await s.execute(select(Outbox))).all()) == 2:
+                if len((await s.execute(select(Outbox))).all()) == 1:
                     break
             await asyncio.sleep(0.05)
         await r.deliver()
-        assert r.sim.texts(USER) == ["迟到的回答", "第二条"]
+        # the channel merges consecutive texts (one send, not two), in order
+        assert r.sim.texts(USER) == ["迟到的回答\n\n第二条"]
 
 
 async def test_extra_messages_go_actively_in_order(settings, db, redis, tmp_path) -> None:
