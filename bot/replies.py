@@ -1,8 +1,11 @@
 """Replies leaving a channel: what goes back passively, what goes through the outbox.
 
 :func:`split_reply` is the one place that decides it (the WeCom callback, its late answers and
-the worker's file results all use it); :func:`split_text` cuts a text to the channel's
-``text_limit``; :func:`send_actively` writes messages to the outbox in one transaction.
+the worker's file results all use it). The text size is the channel's (``text_limit``: WeCom
+2048 bytes, ``bot.wecom.render.TEXT_LIMIT_BYTES``): :func:`merge_texts` joins a reply's
+consecutive texts up to it (one message instead of several sends, which platforms limit per
+user), :func:`split_text` cuts a longer text to it. Dialogs just say their texts.
+:func:`send_actively` writes messages to the outbox in one transaction.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ def split_reply(
     passive: bool = True,
     click: bool = False,
 ) -> Split:
-    """Split a reply: with ``passive`` (the platform takes an answer in the HTTP response) the
+    """Split a reply, its consecutive texts merged up to ``text_limit``: with ``passive`` (the platform takes an answer in the HTTP response) the
     first text goes back there (its overflow, cut to ``text_limit``, right after it through the
     outbox) or, for a card ``click``, the update of the clicked card; the rest goes actively.
     Without ``passive`` everything goes actively, the card update first."""
-    items = list(messages)
+    items = merge_texts(messages, text_limit)
     if not passive:
         return Split(None, ([card_update] if card_update is not None else []) + items)
     if card_update is not None and click:
@@ -47,6 +50,23 @@ def split_reply(
             rest = items[:i] + [Text(p) for p in parts[1:]] + items[i + 1 :]
             return Split(Text(parts[0]), rest + tail)
     return Split(None, items + tail)
+
+
+def merge_texts(messages: Sequence[Message], limit: int) -> list[Message]:
+    """Join consecutive texts into one (a blank line between) while it stays within ``limit``
+    UTF-8 bytes; other messages keep their place."""
+    out: list[Message] = []
+    for m in messages:
+        prev = out[-1] if out else None
+        if (
+            isinstance(m, Text)
+            and isinstance(prev, Text)
+            and len(prev.text.encode()) + len(m.text.encode()) + 2 <= limit
+        ):
+            out[-1] = Text(prev.text + "\n\n" + m.text)
+        else:
+            out.append(m)
+    return out
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -95,7 +95,9 @@ class Worker:
             await metrics.record_upload(self.redis, time.perf_counter() - started)
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
-        split = split_reply(reply.messages, reply.card_update, text_limit=0, passive=False)
+        channel = self.sender.channels.get(platform)
+        limit = channel.text_limit if channel is not None else 0  # 0: texts as they are
+        split = split_reply(reply.messages, reply.card_update, text_limit=limit, passive=False)
         await self._reply(platform, user, split.active)
 
     async def file_job(self, payload: dict[str, Any]) -> None:

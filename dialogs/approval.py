@@ -39,13 +39,12 @@ def _answer_not_allowed(ctx: Context, res: DecideResult) -> None:
             ctx.reply.card_update = CardUpdate(
                 task_id=ev.task_id,
                 replace_text=cards.rerouted_label(""),
-                response_code=ev.response_code or None,
             )
     elif res.outcome == Outcome.already:
         ctx.say(T.ALREADY.format(stamp=_stamp(res)))
         if ev.task_id and res.decision is not None:
             ctx.reply.card_update = cards.card_update(
-                ev.task_id, res.decision, res.decided_by or "", res.decided_at, ev.response_code
+                ev.task_id, res.decision, res.decided_by or "", res.decided_at
             )
     elif res.outcome == Outcome.refused:
         ctx.say(T.REFUSED.get(res.refusal or "", T.REFUSED["stranger"]))
@@ -79,7 +78,6 @@ async def _approve(ctx: Context, step_id: int) -> None:
             ctx.user,
             Decision.approved,
             clicked_task_id=ev.task_id or None,
-            clicked_response_code=ev.response_code or None,
         )
     except ApprovalError:
         ctx.say(T.APPLY_FAILED)
@@ -96,13 +94,11 @@ async def _approve(ctx: Context, step_id: int) -> None:
 
 
 async def _ask_reason(ctx: Context, step_id: int) -> None:
-    ev = ctx.event
     res = await approvals.precheck(ctx.db, step_id, ctx.user, "return")
     if res.outcome != Outcome.allowed:
         _answer_not_allowed(ctx, res)
         return
-    # the click's response code is kept: the card is updated actively once the reason is in
-    await approvals.record_click(ctx.db, ev.task_id, ev.response_code)
+    # the card is updated actively once the reason is in (the channel kept what it needs)
     await ctx.goto("appr.return_reason", step_id=step_id, unit=res.unit_name)
 
 

@@ -19,7 +19,7 @@ class EventKind(StrEnum):
     file = "file"  # media_id (WeCom) or download_code (DingTalk), file_name
     menu = "menu"  # app-menu click; payload key in ``key``
     enter = "enter"  # the user opened the app (WeCom enter_agent)
-    card_action = "card_action"  # a card button: ``key``, ``task_id``, ``response_code``
+    card_action = "card_action"  # a card button: ``key``, ``task_id`` (the card clicked)
     upload = "upload"  # a file that arrived through the H5 page: ``upload_path``
     unsupported = "unsupported"  # image, voice, location ...: ``raw_type`` says which
 
@@ -32,7 +32,6 @@ class Event:
     text: str = ""
     key: str = ""  # menu key or card button key
     task_id: str = ""
-    response_code: str = ""
     media_id: str = ""
     file_name: str = ""
     upload_path: str = ""  # a local file already stored by the H5 page

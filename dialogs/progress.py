@@ -19,7 +19,7 @@ from dialogs.texts import common as CT
 from dialogs.texts import progress as T
 from services import clock as local_clock
 from services import reviews
-from services.messages import File, Text
+from services.messages import File
 from services.progress import Progress, approver_unions, is_contact, load_progress_in
 from services.reports import build_progress_xlsx, report_file_name
 from services.urge import urge
@@ -113,21 +113,12 @@ async def _progress_texts(ctx: Context, unions: list[Union]) -> list[Progress]:
     return out
 
 
-def _merge_texts(ctx: Context, mark: int) -> None:
-    """Join the texts said since ``mark`` into one (one passive reply instead of several)."""
-    msgs = ctx.reply.messages
-    tail = msgs[mark:]
-    if len(tail) > 1 and all(isinstance(m, Text) for m in tail):
-        msgs[mark:] = [Text("\n\n".join(m.text for m in tail))]
-
-
 @progress_view
 async def show_progress(ctx: Context) -> bool:
     """进度/状态/统计 from an approver of a higher union. False: not one (router answers)."""
     unions = await _unions(ctx)
     if not unions:
         return False
-    mark = len(ctx.reply.messages)
     for p in await _progress_texts(ctx, unions):
         ctx.say(render_progress(p))
     if ctx.cursor.step == STEP:
@@ -137,7 +128,6 @@ async def show_progress(ctx: Context) -> bool:
         await ctx.goto(STEP)
         if elsewhere:
             ctx.say(T.TAIL_BACK)
-    _merge_texts(ctx, mark)
     return True
 
 
@@ -232,11 +222,9 @@ async def idle_words(ctx: Context) -> bool:
     elif word in T.CMD_REPORT:
         await do_report(ctx, unions)
     else:
-        mark = len(ctx.reply.messages)
         for p in await _progress_texts(ctx, unions):
             ctx.say(render_progress(p))
         ctx.say(T.TAIL)
-        _merge_texts(ctx, mark)
     return False
 
 

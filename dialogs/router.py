@@ -47,7 +47,7 @@ from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
 from services import acting, reach
-from services.messages import CardUpdate, Message, Text
+from services.messages import CardUpdate, Text
 from storage.db import Database
 from storage.settings import Settings
 
@@ -174,7 +174,6 @@ class DialogRouter:
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:
                     await self._show_current(ctx)
-                ctx.reply.messages = merge_texts(ctx.reply.messages)
                 return ctx.reply
         except LockTimeout:
             log.warning("lock wait timed out user=%s:%s", event.platform, event.user_id)
@@ -293,7 +292,6 @@ class DialogRouter:
             ctx.reply.card_update = CardUpdate(
                 task_id=ev.task_id,
                 replace_text=T.EXPIRED_CARD_LABEL,
-                response_code=ev.response_code or None,
             )
         ctx.say(T.EXPIRED_BUTTON)
         await self._show_current(ctx)
@@ -373,23 +371,3 @@ class DialogRouter:
             if not await ctx.back():
                 ctx.say(T.NO_BACK)
                 await ctx.prompt()
-
-
-TEXT_LIMIT_BYTES = 2000  # WeCom text messages carry at most 2048 bytes
-
-
-def merge_texts(messages: list[Message]) -> list[Message]:
-    """Join consecutive texts into one message (one passive reply instead of several active
-    sends, which WeCom limits per user), up to :data:`TEXT_LIMIT_BYTES` each."""
-    out: list[Message] = []
-    for m in messages:
-        prev = out[-1] if out else None
-        if (
-            isinstance(m, Text)
-            and isinstance(prev, Text)
-            and len(prev.text.encode()) + len(m.text.encode()) + 2 <= TEXT_LIMIT_BYTES
-        ):
-            out[-1] = Text(prev.text + "\n\n" + m.text)
-        else:
-            out.append(m)
-    return out

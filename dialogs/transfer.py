@@ -130,7 +130,6 @@ async def on_transfer_card(ctx: Context) -> None:
         ctx.user,
         ctx.action == "agree",
         clicked_task_id=ev.task_id or "",
-        response_code=ev.response_code or "",
     )
     ctx.reply.card_update = d.card_update
     ctx.say(d.text)
@@ -150,7 +149,6 @@ async def on_move_card(ctx: Context) -> None:
         ctx.user,
         ctx.action == "accept",
         clicked_task_id=ev.task_id or "",
-        response_code=ev.response_code or "",
     )
     ctx.reply.card_update = d.card_update
     ctx.say(d.text)

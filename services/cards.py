@@ -126,13 +126,11 @@ def decision_stamp(decision: Decision, who: str, at: datetime | None) -> str:
     return f"已由 {who} 于 {local_time(at)} {DECISION_NAMES[decision]}"
 
 
-def card_update(
-    task_id: str, decision: Decision, who: str, at: datetime | None, response_code: str | None
-) -> CardUpdate:
+def card_update(task_id: str, decision: Decision, who: str, at: datetime | None) -> CardUpdate:
     """The buttons of a decided card turn into one disabled label naming who and when."""
     when = clock.short_minute(at)
     label = f"{DECISION_LABELS[decision]} · {who[:8]} {when}".strip()
-    return CardUpdate(task_id=task_id, replace_text=label, response_code=response_code or None)
+    return CardUpdate(task_id=task_id, replace_text=label)
 
 
 # --- notices (active texts through the outbox) -------------------------------------------

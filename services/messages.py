@@ -50,7 +50,6 @@ class CardUpdate:
 
     task_id: str
     replace_text: str  # e.g. "已通过" / "已退回" / "已撤回"
-    response_code: str | None = None  # WeCom needs the code from the card's click or send
     card: Card | None = None  # when given, the whole card is replaced by this one
     kind: str = field(default="card_update", init=False)
 
@@ -78,7 +77,6 @@ def from_payload(kind: str, payload: dict[str, Any]) -> Message:
         return CardUpdate(
             task_id=payload["task_id"],
             replace_text=payload["replace_text"],
-            response_code=payload.get("response_code"),
             card=_card(card) if card else None,
         )
     raise ValueError(f"unknown message kind {kind!r}")

@@ -113,7 +113,7 @@ async def reroute(
         for row in await s.scalars(select(ApprovalCard).where(ApprovalCard.step_id == old_step.id)):
             if row.updated:
                 continue
-            upd = CardUpdate(task_id=row.task_id, replace_text=label, response_code=None)
+            upd = CardUpdate(task_id=row.task_id, replace_text=label)
             enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
             row.updated = True
         bundle = await levels._facts(s, review)

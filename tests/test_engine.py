@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from bot.replies import merge_texts
 from dialogs.engine import (
     SCHEMA_VERSION,
     Context,
@@ -19,7 +20,7 @@ from dialogs.engine import (
     Step,
 )
 from dialogs.events import Event, EventKind
-from dialogs.router import DialogRouter, merge_texts
+from dialogs.router import DialogRouter
 from dialogs.texts import common as C
 from services.messages import Card, Text
 from storage.redis import keys
@@ -264,7 +265,7 @@ async def test_button_of_current_prompt_works_old_one_expires(router) -> None:
     key = card.buttons[0].key
     assert key.startswith("t:done:")
     # An old button (another prompt's token) is refused and the card is marked.
-    old = ev(kind=EventKind.card_action, key="t:done:ffffff", task_id="task1", response_code="rc")
+    old = ev(kind=EventKind.card_action, key="t:done:ffffff", task_id="task1")
     r = await router.handle(old)
     assert C.EXPIRED_BUTTON in texts(r) and "第二步" in texts(r)
     assert r.card_update is not None and r.card_update.replace_text == C.EXPIRED_CARD_LABEL
@@ -332,7 +333,7 @@ def test_cursor_roundtrip_and_merge() -> None:
     c = Cursor(step="a.b", data={"x": 1}, history=["a.a"], revision=4, token="abc")
     back = Cursor.load(f"4|{c.dump()}")
     assert (back.step, back.data, back.history, back.token) == ("a.b", {"x": 1}, ["a.a"], "abc")
-    merged = merge_texts([Text("a"), Text("b"), Card(task_id="t", title="c"), Text("d")])
+    merged = merge_texts([Text("a"), Text("b"), Card(task_id="t", title="c"), Text("d")], 2048)
     assert [getattr(m, "text", None) for m in merged] == ["a\n\nb", None, "d"]
 
 

@@ -407,7 +407,7 @@ async def test_return_reason_with_hidden_characters_is_refused(db, redis, settin
     t = await seed_tree(db)
     res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
     card = (await sent(db, "a_dist", "card"))[0]
-    await router.handle(click("a_dist", "return", res.step_id, card.task_id, "RC"))
+    await router.handle(click("a_dist", "return", res.step_id, card.task_id))
     reply = await router.handle(text_event("a_dist", "名单\u202e不符"))
     out = "\n".join(m.text for m in reply.messages)
     assert "U+202E" in out and "\u202e" not in out and AT.RETURN_HIDDEN[:6] in out

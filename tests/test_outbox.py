@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.outbox_sender import OutboxSender
 from bot.simulator import WecomSimulator
+from bot.wecom import card_codes
 from services.messages import Button, Card, CardUpdate, File, Message, Text
 from services.outbox import enqueue
 from storage.models import (
@@ -204,11 +205,32 @@ async def test_card_records_response_code_and_update_uses_it(settings, db, redis
 
 
 async def test_card_update_with_used_code_fails_without_retrying(settings, db, redis, client, sim):
-    await queue(db, (USER, CardUpdate(task_id="nope", replace_text="x", response_code="bad")))
+    task = "xfer-7-wangwu"  # not an approval card: its send's code is on its outbox row
+    await queue(
+        db, (USER, Card(task_id=task, title="转出", buttons=[Button("xfer:agree:7", "同意")]))
+    )
     snd = sender(settings, db, redis, client, sim)
     await snd.run_once()
-    (row,) = await rows(db)
+    (sent_code,) = [c.response["response_code"] for c in sim.calls_to("message/send")]
+    await queue(db, (USER, CardUpdate(task_id=task, replace_text="已同意")))
+    await snd.run_once()
+    assert sim.card(USER, task).replace_name == "已同意"
+    # an update carrying the spent code (as a click's code is kept by the WeCom callback)
+    await card_codes.queue(db, "wecom", USER, [CardUpdate(task, "x")], task, sent_code)
+    await snd.run_once()
+    row = (await rows(db))[-1]
+    assert row.status == OutboxStatus.failed and "40058" in row.last_error and row.attempts == 1
+    calls = sim.calls_to("message/update_template_card")
+    assert [(c.body["response_code"], c.errcode) for c in calls] == [
+        (sent_code, 0),
+        (sent_code, 40058),
+    ]
+    # nothing left to update it with: fails at once too, without calling WeCom
+    await queue(db, (USER, CardUpdate(task_id=task, replace_text="y")))
+    await snd.run_once()
+    row = (await rows(db))[-1]
     assert row.status == OutboxStatus.failed and "40058" in row.last_error
+    assert len(sim.calls_to("message/update_template_card")) == 2
 
 
 async def test_file_is_uploaded_then_sent(settings, db, redis, client, sim):

@@ -149,6 +149,14 @@ def _say(platform: str, user: str, text: str):
     return Event(platform=platform, user_id=user, kind=EventKind.text, text=text)
 
 
+def _wecom(reply):
+    """What the WeCom channel makes of a reply (texts merged to its limit, passive first)."""
+    from bot.replies import split_reply
+    from bot.wecom.sender import WecomChannel
+
+    return split_reply(reply.messages, reply.card_update, text_limit=WecomChannel.text_limit)
+
+
 async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -> None:
     import io
 
@@ -163,8 +171,9 @@ async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -
     router = DialogRouter(settings, db, redis)
 
     reply = await router.handle(_say("wecom", "a-CITY", "进度"))
-    assert len(reply.messages) == 1  # one passive text
-    text = reply.messages[0].text
+    out = _wecom(reply)  # the channel merges the texts: one passive text, nothing active
+    assert out.active == [] and isinstance(out.passive, Text)
+    text = out.passive.text
     assert "【年审进度】CITY工会 · 2026年度" in text
     assert "参加年审的单位：9 个" in text
     assert "· 未开始：2 个" in text and "· 已完成：2 个（完成率 22%）" in text
@@ -192,10 +201,9 @@ async def test_chat_progress_urge_and_report(db, redis, settings, monkeypatch) -
     # Without a conversation (cursor gone), 统计 / 催办 / 报表 still work for an approver.
     await redis.flushdb()
     reply = await router.handle(_say("wecom", "a-D1", "统计"))
-    assert len(reply.messages) == 1
-    assert (
-        "【年审进度】D1工会" in reply.messages[0].text and "回复「催办」" in reply.messages[0].text
-    )
+    out = _wecom(reply)
+    assert out.active == [] and isinstance(out.passive, Text)
+    assert "【年审进度】D1工会" in out.passive.text and "回复「催办」" in out.passive.text
     await redis.flushdb()
     reply = await router.handle(_say("wecom", "a-D1", "催办"))
     assert "2 个单位在 1 天内已催办过" in reply.messages[0].text

@@ -36,7 +36,6 @@ def click(user: str, key: str, task_id: str = "") -> Event:
         kind=EventKind.card_action,
         key=key,
         task_id=task_id,
-        response_code="rc",
     )
 
 

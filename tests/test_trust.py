@@ -23,14 +23,13 @@ async def router(db, settings, redis) -> DialogRouter:
     return DialogRouter(settings, db, redis)
 
 
-def click(user: str, action: str, arg: object, task_id: str = "", code: str = "") -> Event:
+def click(user: str, action: str, arg: object, task_id: str = "") -> Event:
     return Event(
         platform=W,
         user_id=user,
         kind=EventKind.card_action,
         key=f"appr:{action}:{arg}",
         task_id=task_id,
-        response_code=code,
     )
 
 
@@ -60,7 +59,7 @@ async def test_card_key_with_a_huge_number_is_an_unknown_card(db, settings, rout
     t = await seed_tree(db)
     await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
     for action in ("approve", "return", "detail"):
-        reply = await router.handle(click("a_dist", action, arg, "9" * 20, "RC"))
+        reply = await router.handle(click("a_dist", action, arg, "9" * 20))
         assert CT.SORRY not in texts(reply)
         assert AT.NOT_FOUND in texts(reply)
     async with db.session() as s:
@@ -276,10 +275,10 @@ async def test_a_deactivated_approver_can_neither_see_details_nor_decide(
     res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
     card = (await sent(db, "a_dist", "card"))[0]
     await _deactivate(db, "a_dist")
-    reply = await router.handle(click("a_dist", "detail", res.step_id, card.task_id, "RC"))
+    reply = await router.handle(click("a_dist", "detail", res.step_id, card.task_id))
     assert AT.DETAIL_REFUSED in texts(reply) and "审核详情" not in texts(reply)
     for action in ("approve", "return"):
-        reply = await router.handle(click("a_dist", action, res.step_id, card.task_id, "RC"))
+        reply = await router.handle(click("a_dist", action, res.step_id, card.task_id))
         assert AT.REFUSED["inactive"] in texts(reply)
     async with db.session() as s:
         assert (await s.get(ApprovalStep, res.step_id)).decision is None
@@ -394,11 +393,11 @@ async def test_a_moved_units_pending_review_is_rerouted(db, settings, router, tm
     (card,) = await sent(db, "a_other", "card")
     assert any("钟楼区总工会" in m.text for m in await sent(db, "c_unit", "text"))
     # the old parent can no longer decide; the new one can
-    late = await router.handle(click("a_dist", "approve", res.step_id, old_card.task_id, "RC"))
+    late = await router.handle(click("a_dist", "approve", res.step_id, old_card.task_id))
     assert "钟楼区总工会" in texts(late) or "改由" in texts(late)
     async with db.session() as s:
         assert (await s.get(Review, t.review.id)).current_level == 1
-    ok = await router.handle(click("a_other", "approve", new.id, card.task_id, "RC2"))
+    ok = await router.handle(click("a_other", "approve", new.id, card.task_id))
     assert "已通过" in texts(ok)
     async with db.session() as s:
         review = await s.get(Review, t.review.id)

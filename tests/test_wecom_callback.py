@@ -169,11 +169,12 @@ async def test_late_reply_goes_through_the_outbox(settings, db, redis, tmp_path)
         assert time.monotonic() - started < 0.45
         for _ in range(50):
             async with db.session() as s:
-                if len((await s.execute(select(Outbox))).all()) == 2:
+                if len((await s.execute(select(Outbox))).all()) == 1:
                     break
             await asyncio.sleep(0.05)
         await r.deliver()
-        assert r.sim.texts(USER) == ["迟到的回答", "第二条"]
+        # the channel merges consecutive texts (one send, not two), in order
+        assert r.sim.texts(USER) == ["迟到的回答\n\n第二条"]
 
 
 async def test_extra_messages_go_actively_in_order(settings, db, redis, tmp_path) -> None:
@@ -248,7 +249,7 @@ async def test_file_is_acknowledged_then_processed_in_background(
 async def test_card_click_answers_with_update_button(settings, db, redis, tmp_path) -> None:
     async def decide(ev: Event) -> Reply:
         assert ev.kind is EventKind.card_action
-        assert ev.response_code
+        assert not hasattr(ev, "response_code")  # the click's code stays in the channel
         return Reply(
             [Text("已通过，已通知下一级。")],
             card_update=CardUpdate(task_id=ev.task_id, replace_text="已通过"),
@@ -323,3 +324,32 @@ async def test_file_job_of_a_dead_worker_is_taken_over(settings, db, redis, tmp_
         assert [e.file_name for e in r.handler.events] == ["名单.xlsx"]
         assert r.sim.texts(USER)[-1] == "处理完毕：名单.xlsx"
         assert await redis.xlen("uc:jobs") == 0
+
+
+async def test_late_answer_to_a_click_updates_the_card_with_the_click_code(
+    settings, db, redis, tmp_path
+) -> None:
+    """The answer comes after the reply timeout: the clicked card's update goes through the
+    outbox, with the code of the click (not the one its send left)."""
+
+    async def slow(ev: Event) -> Reply:
+        await asyncio.sleep(0.5)
+        return Reply([Text("已同意。")], card_update=CardUpdate(ev.task_id, "已同意转出"))
+
+    async with rig(settings, db, redis, tmp_path, script=slow, reply_timeout=0.1) as r:
+        card = Card(
+            task_id="xfer-3-zhangsan", title="转出", buttons=[Button("xfer:agree:3", "同意")]
+        )
+        async with db.transaction() as s:
+            enqueue(s, "wecom", USER, card)
+        await r.deliver()
+        (sent_code,) = [c.response["response_code"] for c in r.sim.calls_to("message/send")]
+        reply = await r.sim.click_button(USER, "xfer-3-zhangsan", "xfer:agree:3")
+        assert reply is None  # answered late
+        await asyncio.sleep(0.6)
+        await r.deliver()
+        assert r.sim.card(USER, "xfer-3-zhangsan").replace_name == "已同意转出"
+        calls = r.sim.calls_to("message/update_template_card")
+        assert [c.errcode for c in calls] == [0]
+        assert calls[0].body["response_code"] not in ("", sent_code)  # the click's
+        assert r.sim.texts(USER) == ["已同意。"]

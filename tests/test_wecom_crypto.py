@@ -179,9 +179,10 @@ def test_parse_text_file_events() -> None:
         )
     )
     e = p.event
-    assert (e.kind, e.key, e.task_id, e.response_code, e.raw_type) == (
+    assert (e.kind, e.key, e.task_id, p.response_code, e.raw_type) == (
         EventKind.card_action, "appr:approve:5", "t-5-1", "RC", "button_interaction",
     )  # fmt: skip
+    assert not hasattr(e, "response_code")  # the code stays in the WeCom channel
     assert p.dedup_key == "li:1700000000:template_card_event:appr:approve:5:t-5-1"
     p = parse(_inner("<MsgType>image</MsgType><PicUrl>x</PicUrl><MsgId>9</MsgId>"))
     assert (p.event.kind, p.event.raw_type) == (EventKind.unsupported, "image")

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +23,7 @@ from bot.dedup import DedupBatcher
 from bot.jobs import enqueue_job
 from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
-from bot.wecom import render, texts
+from bot.wecom import card_codes, render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
 from bot.wecom.parse import PLATFORM, parse
 from dialogs.events import Event, EventKind, Handler, Reply
@@ -206,11 +205,11 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
-                self._spawn(self._deliver_late(key, task, ev, ev.response_code))
+                self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
-            self._spawn(self._deliver_late(key, task, ev, ev.response_code))
+            self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if task.cancelled() or task.exception() is not None:
             logger.error(
@@ -221,7 +220,7 @@ class WecomCallback:
             return await self._passive(key, ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
         return await self._passive(
-            key, ev, nonce, list(reply.messages), reply.card_update, ev.response_code
+            key, ev, nonce, list(reply.messages), reply.card_update, parsed.response_code
         )
 
     def _answer(self, plain: str, nonce: str) -> web.Response:
@@ -243,11 +242,11 @@ class WecomCallback:
         """The first Text goes back passively (a card click: the update_button), the rest is
         written to the outbox before answering, so a crash after the answer loses nothing."""
         click = ev.kind is EventKind.card_action
-        if card_update is not None:
-            card_update = _with_code(card_update, ev)
         split = split_reply(messages, card_update, text_limit=render.TEXT_LIMIT_BYTES, click=click)
+        if click and not isinstance(split.passive, CardUpdate):
+            await self._keep_code(ev, code)
         if split.active:
-            await self._send_rest(ev, split.active)
+            await self._send_rest(ev, split.active, code)
         if split.passive is None:
             plain = ""
         elif isinstance(split.passive, CardUpdate):
@@ -259,9 +258,19 @@ class WecomCallback:
         self._spawn(self.dedup.done(key, plain))  # a retry of this delivery gets the same answer
         return self._answer(plain, nonce)
 
-    async def _send_rest(self, ev: Event, messages: list[Message]) -> None:
+    async def _keep_code(self, ev: Event, code: str) -> None:
+        """A click's code not spent in the passive answer is kept for a later active update."""
         try:
-            await send_actively(self.db, PLATFORM, ev.user_id, messages)
+            await card_codes.record_click(self.db, ev.task_id, code)
+        except Exception:
+            logger.exception("wecom.callback.card_code_error")
+
+    async def _send_rest(self, ev: Event, messages: list[Message], code: str = "") -> None:
+        try:
+            if code and ev.kind is EventKind.card_action:
+                await card_codes.queue(self.db, PLATFORM, ev.user_id, messages, ev.task_id, code)
+            else:
+                await send_actively(self.db, PLATFORM, ev.user_id, messages)
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
@@ -274,13 +283,10 @@ class WecomCallback:
         except Exception:
             logger.exception("wecom.callback.handler_error", extra={"fields": {"kind": ev.kind}})
             reply = Reply([Text(texts.BUSY)])
-        upd = _with_code(reply.card_update, ev) if reply.card_update is not None else None
-        split = split_reply(reply.messages, upd, text_limit=render.TEXT_LIMIT_BYTES, passive=False)
-        await self._send_rest(ev, split.active)
+        if ev.kind is EventKind.card_action:
+            await self._keep_code(ev, code)
+        split = split_reply(
+            reply.messages, reply.card_update, text_limit=render.TEXT_LIMIT_BYTES, passive=False
+        )
+        await self._send_rest(ev, split.active, code)
         await self.dedup.done(key)  # the reply is in the outbox: a retry gets an empty 200
-
-
-def _with_code(update: CardUpdate, ev: Event) -> CardUpdate:
-    if update.response_code or not ev.response_code:
-        return update
-    return replace(update, response_code=ev.response_code)

@@ -22,6 +22,7 @@ class Parsed:
     event: Event
     dedup_key: str  # MsgId, or FromUserName:CreateTime:Event:EventKey:TaskId for events
     to_user: str  # the corp id (our ToUserName), the FromUserName of a passive reply
+    response_code: str = ""  # a card click's code: answers it in place once (update_button)
 
 
 def _s(d: dict[str, Any], key: str) -> str:
@@ -77,7 +78,6 @@ def parse(xml: str) -> Parsed:
                 kind=EventKind.card_action,
                 key=_s(msg, "EventKey"),
                 task_id=_s(msg, "TaskId"),
-                response_code=_s(msg, "ResponseCode"),
                 raw_type=_s(msg, "CardType"),
                 **base,
             )
@@ -91,4 +91,9 @@ def parse(xml: str) -> Parsed:
     else:
         parts = (user, created, _s(msg, "Event"), _s(msg, "EventKey"), _s(msg, "TaskId"))
         key = ":".join(parts)
-    return Parsed(event=event, dedup_key=key, to_user=_s(msg, "ToUserName"))
+    return Parsed(
+        event=event,
+        dedup_key=key,
+        to_user=_s(msg, "ToUserName"),
+        response_code=_s(msg, "ResponseCode"),
+    )

@@ -113,8 +113,7 @@ class WecomChannel:
         if isinstance(msg, Card):
             return await self.client.send_card(user, msg)
         if isinstance(msg, CardUpdate):
-            code = msg.response_code or ""
-            code = code or await card_codes.latest(self.db, msg.task_id, user)
+            code = await card_codes.for_update(self.db, row, msg.task_id)
             if not code:
                 raise WecomError(40058, "no response_code for this card", "update_template_card")
             await self.client.update_card(user, msg, code)

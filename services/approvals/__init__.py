@@ -40,7 +40,7 @@ from services.approvals.results import (
     SubmitResult,
 )
 from services.approvals.submit import submit, submitted_review_of
-from services.approvals.withdraw import record_click, withdraw
+from services.approvals.withdraw import withdraw
 
 __all__ = [
     "ApprovalError",
@@ -56,7 +56,6 @@ __all__ = [
     "current_step",
     "decide",
     "precheck",
-    "record_click",
     "send_all_pending_cards",
     "send_pending_cards",
     "submit",

@@ -258,7 +258,6 @@ async def _update_cards(
     who: str,
     at: datetime,
     clicked_task_id: str | None,
-    clicked_response_code: str | None,
 ) -> CardUpdate | None:
     """Queue an update for every card of ``step``; return the passive one for the clicked card."""
     passive: CardUpdate | None = None
@@ -267,14 +266,10 @@ async def _update_cards(
         if row.updated:
             continue
         if clicked_task_id and row.task_id == clicked_task_id:
-            passive = cards.card_update(
-                row.task_id, decision, who, at, clicked_response_code or row.response_code
-            )
+            passive = cards.card_update(row.task_id, decision, who, at)
             row.updated = True
             continue
-        # None: the outbox sender takes the card's latest code (from its send or a click)
-        code = row.response_code
-        upd = cards.card_update(row.task_id, decision, who, at, code)
+        upd = cards.card_update(row.task_id, decision, who, at)
         enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
         row.updated = True
     return passive

@@ -158,7 +158,6 @@ async def decide(
     now: datetime | None = None,
     *,
     clicked_task_id: str | None = None,
-    clicked_response_code: str | None = None,
 ) -> DecideResult:
     """One approver's 通过 or 退回 on ``step_id``; exactly one decision per step wins.
 
@@ -194,9 +193,7 @@ async def decide(
             step = await s.get(ApprovalStep, step_id, populate_existing=True)
             review = await s.get(Review, step.review_id, populate_existing=True)
             assert step is not None and review is not None
-            passive = await _update_cards(
-                s, step, decision, approver.name, now, clicked_task_id, clicked_response_code
-            )
+            passive = await _update_cards(s, step, decision, approver.name, now, clicked_task_id)
             bundle = await _facts(s, review)
             _audit(
                 s,

@@ -184,7 +184,7 @@ def _update_cards(s, step, pre, who: str, now: datetime) -> None:
     for row in pre["cards"].get(step.id, []):
         if row.updated:
             continue
-        upd = cards.card_update(row.task_id, Decision.approved, who, now, row.response_code)
+        upd = cards.card_update(row.task_id, Decision.approved, who, now)
         enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
         row.updated = True
 

@@ -11,7 +11,6 @@ from services.approvals.chain import _actor, _audit, _facts, _notify, _update_ca
 from services.approvals.results import ApprovalError, DecideResult, Identity, Outcome
 from storage.db import Database
 from storage.models import (
-    ApprovalCard,
     ApprovalStep,
     Decision,
     Operator,
@@ -74,7 +73,7 @@ async def withdraw(
         review.status = ReviewStatus.draft
         review.current_level = None
         review.updated_at = now
-        await _update_cards(s, step, Decision.withdrawn, contact.name, now, None, None)
+        await _update_cards(s, step, Decision.withdrawn, contact.name, now, None)
         bundle = await _facts(s, review)
         _notify(
             s,
@@ -101,17 +100,4 @@ async def withdraw(
             decided_at=now,
             level=1,
             levels=step.levels,
-        )
-
-
-async def record_click(db: Database, task_id: str, response_code: str) -> None:
-    """Keep a click's fresh ``response_code`` for a later active update of that card."""
-    if not task_id or not response_code:
-        return
-    async with db.transaction() as s:
-        await s.execute(
-            update(ApprovalCard)
-            .where(ApprovalCard.task_id == task_id)
-            .values(response_code=response_code)
-            .execution_options(synchronize_session=False)
         )

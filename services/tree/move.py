@@ -237,7 +237,6 @@ async def decide_move(
     accept: bool,
     *,
     clicked_task_id: str = "",
-    response_code: str = "",
     now: datetime | None = None,
 ) -> MoveDecision:
     """接收 / 拒绝 by an approver of the new parent (or a union above it). Decided once."""
@@ -288,7 +287,7 @@ async def decide_move(
         passive = None
         for platform, user_id, task in req.cards:
             if task == clicked_task_id:
-                passive = CardUpdate(task, label, response_code or None)
+                passive = CardUpdate(task, label)
                 continue
             enqueue(s, platform, user_id, CardUpdate(task, label), dedup_key=f"cardupd:{task}")
         if req.requested_by.count(":") and not req.requested_by.startswith("cli:"):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-12-02 14:37:05.405997
+Create Date: 2026-12-02 14:39:11.136225
 """
 
 from collections.abc import Sequence
