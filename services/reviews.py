@@ -16,7 +16,8 @@ Entry checks, in order (:func:`begin`):
 A contact of several units gets the first unit (by id) whose review is not completed.
 
 Unit edits (D1–D7) are saved to ``Review.unit_edits`` as the user goes; they are applied to the
-union only on final approval (``services.unit_fields.apply_edits``, called by approvals).
+union only on final approval (``services.approvals.apply.apply_unit_edits``, converting with
+``services.unit_fields.convert_unit_edits``).
 The draft writes (unit edits, confirmation) are in :mod:`services.review_drafts` (re-exported).
 """
 

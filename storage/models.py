@@ -177,7 +177,7 @@ class Review(SQLModel, table=True):
     unit_confirmed: bool = False  # U3 done
     member_mode: str | None = Field(default=None, max_length=8)  # list | file (M1/M2)
     high_removal_confirmed: bool = False  # S6
-    # +1 on every write to the draft (its guard, see services.member_review._editable); the
+    # +1 on every write to the draft (its guard, see services.member_review.drafts._editable); the
     # submission names the revision its checks (S6, E4) were made on
     revision: int = 0
     round: int = 0  # incremented at each submission; approval steps belong to a round

@@ -445,7 +445,11 @@ async def test_sim_ten_at_once_and_retried_callback(stack) -> None:
     assert result.status == 200
     first = stack.sim.callbacks[-3]
     assert first.reply is not None and "已保存：职工总数 → 40" in first.reply.content
-    assert all(not c.body.strip() for c in stack.sim.callbacks[-2:])
+    # a retry gets the same answer (or an empty 200 while the first still runs), never a 2nd turn
+    for c in stack.sim.callbacks[-2:]:
+        assert not c.body.strip() or (
+            c.reply is not None and c.reply.content == first.reply.content
+        )
     after = (
         await DialogRouter(stack.settings, stack.db, stack.redis).engine.peek(P, user)
     ).revision
