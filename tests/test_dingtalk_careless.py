@@ -88,7 +88,11 @@ async def test_stream_frame_with_unknown_topic_is_acked_and_the_link_stays(
     async with Stack.start(tmp_path, redis_url, dingtalk={"mode": "stream"}) as stack:
         dsim = stack.dsim
         await asyncio.wait_for(stack.local.worker.dingtalk.stream.connected.wait(), 5)
-        mid = await dsim.push("CALLBACK", "/v1.0/im/unknown/topic", {"x": 1})
+        # a topic we never subscribed to (the platform may add one): sent on the live link
+        conn = [c for c in dsim.connections if not c.closed][-1]
+        frame = payloads.frame("CALLBACK", "/v1.0/im/unknown/topic", {"x": 1}, app_id=dsim.app_key)
+        mid = frame["headers"]["messageId"]
+        await dsim._send(conn, frame)
         await dsim.wait_for(lambda: dsim.acked(mid), within=8)
         [ack] = dsim.acked(mid)
         assert ack["code"] == 404
