@@ -28,6 +28,7 @@ from services.tree.common import (
     ancestors,
     approvers,
     audit,
+    clean_code,
     in_scope,
     lock_units,
     require_scope,
@@ -115,7 +116,7 @@ class MoveResult:
 async def _ids(db: Database, *codes: str) -> list[int]:
     async with db.session() as s:
         return list(
-            await s.scalars(select(Union.id).where(Union.code.in_([c.strip() for c in codes])))
+            await s.scalars(select(Union.id).where(Union.code.in_([clean_code(c) for c in codes])))
         )
 
 
