@@ -56,3 +56,40 @@ async def test_members_added_after_the_cutoff_are_outside_the_review(any_db, set
         await s.delete(await s.scalar(select(ReviewCycle)))
     page = await mr.list_page(db, rid, 1, 50)
     assert page.total == 12 and late.member_id in [e.member_id for e in page.entries]
+
+
+async def test_uploaded_file_does_not_match_a_member_added_after_the_cutoff(any_db, settings):
+    """The file mode (M2) uses the same R2 rule as the list: a late member named in an uploaded
+    file is a row error that says why, and is not marked."""
+    from dialogs.member_review.files import row_error_text
+    from services.upload_sheet import Sheet
+
+    db = any_db
+    t = await seed_tree(db, members=3)
+    async with db.transaction() as s:
+        s.add(ReviewCycle(year=YEAR, cutoff_date=CUTOFF, deadline=date(YEAR, 12, 31)))
+    late = await transfers.apply_transfer_in(
+        db, settings, ("wecom", "c_unit"), id_number=id_number(601), name="晚来人",
+        now=datetime(YEAR, 9, 1, 2, 0, tzinfo=UTC),
+    )  # fmt: skip
+    early = await transfers.apply_transfer_in(
+        db, settings, ("wecom", "c_unit"), id_number=id_number(602), name="早来人",
+        now=datetime(YEAR, 7, 1, 2, 0, tzinfo=UTC),
+    )  # fmt: skip
+    ids = [id_number(601), id_number(602)]
+    sheet = Sheet(
+        "xlsx", ["id", "reason"], 1, [2, 3],
+        {"id": ids, "reason": ["退休", "离职"]}, {"id": "ss", "reason": "ss"},
+    )  # fmt: skip
+    check = await mr.check_file(db, t.review.id, sheet)
+    assert set(check.marks) == {early.member_id}
+    assert late.member_id not in check.marks
+    assert [(e.row, e.code) for e in check.errors] == [(2, "member.after_cutoff")]
+    text = row_error_text(check.errors[0], joint=False)
+    assert "截止日期之后入会" in text and "不参加今年的年审" in text
+
+    # without a cycle row for the year the late member is matched as before
+    async with db.transaction() as s:
+        await s.delete(await s.scalar(select(ReviewCycle)))
+    check = await mr.check_file(db, t.review.id, sheet)
+    assert set(check.marks) == {early.member_id, late.member_id} and not check.errors

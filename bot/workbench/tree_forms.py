@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.workbench.core import FORM, Forbidden, Workbench
-from services.tree.common import Actor
+from services.tree.common import Actor, clean_code
 from services.workbench_scope import Viewer, may_see_union
 from storage.models import Union
 
@@ -52,6 +52,7 @@ def ints(request: Any, name: str) -> list[int]:
 async def guard_code(wb: Workbench, viewer: Viewer, code: str, what: str) -> None:
     """A code naming a unit outside the person's subtree: 403 + audit row. Unknown codes pass
     (the service answers 没有编码为 … 的单位)."""
+    code = clean_code(code)  # as the services read it (full-width, spaces)
     if not code:
         return
     async with wb.db.session() as s:

@@ -274,7 +274,7 @@ async def _decide_batch(
                 review.current_level = nxt.level
                 advancing.append((step, nxt))
             else:
-                outcome = await _complete(s, review, bundle, step, approver, now)
+                outcome = await _complete(s, settings, review, bundle, step, approver, now)
                 out[step.id] = _result(pre, step, review, approver, now, outcome)
         if advancing:
             await s.flush()  # the new steps in one batched INSERT: their ids for the cards

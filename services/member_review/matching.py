@@ -6,6 +6,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from itertools import compress
 from operator import itemgetter, ne
 from typing import Any
@@ -14,6 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.member_review.drafts import collection_paused, load_review
+from services.member_review.numbering import (
+    CUTOFF_SQL,
+    after_cutoff,
+    in_review,
+    review_cutoff,
+)
 from services.member_review.reasons import _REASON_WORDS, parse_reason
 from services.member_review.remarks import clean_remark
 from services.upload_sheet import Sheet
@@ -41,7 +48,7 @@ from storage.models import (
 class RowError:
     row: int  # Excel row number
     raw: str  # the ID cell as read
-    code: str  # id.* | member.not_found | member.removed | member.name_mismatch | row.duplicate | reason.*
+    code: str  # id.* | member.not_found | member.removed | member.after_cutoff | member.name_mismatch | row.duplicate | reason.*
     detail: str = ""  # e.g. the first row of a duplicate, the unknown reason
 
 
@@ -74,10 +81,10 @@ _ACTIVE_SQL = "SELECT id_number, id, name FROM members WHERE union_id = {p} AND 
 
 
 async def _active_by_id_number(
-    session: AsyncSession, union_id: int
+    session: AsyncSession, union_id: int, cutoff: date | None = None
 ) -> dict[str, tuple[str, int, str]]:
-    """{id number: (id number, member id, name)} of the unit's active members, read through
-    the driver itself (the rows as the driver returns them: no per-row allocation here).
+    """{id number: (id number, member id, name)} of the unit's active members in this year's
+    review (R2: ``cutoff``, as :func:`numbering.in_review`), read through the driver itself (the rows as the driver returns them: no per-row allocation here).
 
     A unit may have 100,000 members; SQLAlchemy's row objects would cost more than the query,
     so this asks aiosqlite / asyncpg directly (same connection and transaction).
@@ -87,36 +94,49 @@ async def _active_by_id_number(
     driver = raw.driver_connection
     name = conn.dialect.name
     if name == "sqlite" and hasattr(driver, "execute"):
-        cursor = await driver.execute(_ACTIVE_SQL.format(p="?"), (union_id,))
+        if cutoff is None:
+            cursor = await driver.execute(_ACTIVE_SQL.format(p="?"), (union_id,))
+        else:  # SQLite keeps dates as ISO text
+            sql = _ACTIVE_SQL.format(p="?") + CUTOFF_SQL.format(q="?")
+            cursor = await driver.execute(sql, (union_id, cutoff.isoformat()))
         try:
             return {r[0]: r for r in await cursor.fetchall()}
         finally:
             await cursor.close()
     if name == "postgresql" and hasattr(driver, "fetch"):
-        records = await driver.fetch(_ACTIVE_SQL.format(p="$1"), union_id)
+        if cutoff is None:
+            records = await driver.fetch(_ACTIVE_SQL.format(p="$1"), union_id)
+        else:
+            sql = _ACTIVE_SQL.format(p="$1") + CUTOFF_SQL.format(q="$2")
+            records = await driver.fetch(sql, union_id, cutoff)
         return {r[0]: r for r in records}
-    table = Member.__table__
     rows = await conn.execute(
-        select(table.c.id_number, table.c.id, table.c.name).where(
-            table.c.union_id == union_id, table.c.status == MemberStatus.active.value
-        )
+        select(Member.id_number, Member.id, Member.name).where(*in_review(union_id, cutoff))
     )
     return {r[0]: r for r in rows.tuples().all()}
 
 
 async def _members_by_id_number(
-    session: AsyncSession, union_id: int
-) -> tuple[dict[str, tuple[str, int, str]], set[str]]:
-    """(active members by id number, id numbers of removed members)."""
+    session: AsyncSession, union_id: int, cutoff: date | None = None
+) -> tuple[dict[str, tuple[str, int, str]], set[str], set[str]]:
+    """(active members in the review by id number, id numbers of removed members, id numbers
+    of active members left out by R2)."""
     with collection_paused():
-        active = await _active_by_id_number(session, union_id)
+        active = await _active_by_id_number(session, union_id, cutoff)
     table = Member.__table__
     gone = await session.execute(
         select(table.c.id_number).where(
             table.c.union_id == union_id, table.c.status != MemberStatus.active.value
         )
     )
-    return active, {x for x in gone.scalars().all() if x not in active}
+    late: set[str] = set()
+    if cutoff is not None:
+        late = set(
+            (await session.execute(select(Member.id_number).where(*after_cutoff(union_id, cutoff))))
+            .scalars()
+            .all()
+        )
+    return active, {x for x in gone.scalars().all() if x not in active and x not in late}, late
 
 
 async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
@@ -125,7 +145,8 @@ async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
         review = await load_review(s, review_id)
         union = await s.get(Union, review.union_id)
         assert union is not None
-        active, removed = await _members_by_id_number(s, review.union_id)
+        cutoff = await review_cutoff(s, review)
+        active, removed, late = await _members_by_id_number(s, review.union_id, cutoff)
         marked_ids = set(
             (await s.execute(select(Removal.member_id).where(Removal.review_id == review_id)))
             .scalars()
@@ -135,6 +156,7 @@ async def load_match_data(db: Database, review_id: int) -> dict[str, Any]:
             "joint": union.kind == UnionKind.joint,
             "active": active,
             "removed": removed,
+            "late": late,
             "marked": marked_ids,
         }
 
@@ -154,6 +176,7 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
     joint: bool = data["joint"]
     active: dict[str, tuple[str, int, str]] = data["active"]
     removed: set[str] = data["removed"]
+    late: set[str] = data.get("late", set())
     numbers = sheet.row_numbers
     n = len(numbers)
     ids = sheet.values.get("id") or [""] * n
@@ -199,7 +222,12 @@ def match_rows(sheet: Sheet, data: dict[str, Any]) -> FileCheck:
         first_row[value] = row
         hit = active.get(value)
         if hit is None:
-            code = "member.removed" if value in removed else "member.not_found"
+            if value in late:
+                code = "member.after_cutoff"
+            elif value in removed:
+                code = "member.removed"
+            else:
+                code = "member.not_found"
             errors.append(RowError(row, raw, code))
             continue
         mid = hit[1]

@@ -79,6 +79,16 @@ def in_review(union_id: int, cutoff: date | None) -> list[Any]:
     return cond
 
 
+def after_cutoff(union_id: int, cutoff: date) -> list[Any]:
+    """The conditions of an active member of ``union_id`` left out of this year's review by R2
+    (card issued after the cut-off): the complement of :func:`in_review` among active members."""
+    return [
+        Member.union_id == union_id,
+        Member.status == MemberStatus.active,
+        Member.card_issued_on > cutoff,
+    ]
+
+
 async def _roster_now(
     session: AsyncSession, union_id: int, cutoff: date | None = None
 ) -> tuple[int, str]:
@@ -145,9 +155,12 @@ class _NotNumbered(Exception):
 
 
 _ACTIVE_IDS_SQL = "SELECT id FROM members WHERE union_id = {p} AND status = 'active' ORDER BY id"
+# R2 in raw SQL (the same rule as in_review), also used by the file matching
+CUTOFF_SQL = " AND (card_issued_on IS NULL OR card_issued_on <= {q})"
 _CUTOFF_IDS_SQL = (
     "SELECT id FROM members WHERE union_id = {p} AND status = 'active'"
-    " AND (card_issued_on IS NULL OR card_issued_on <= {q}) ORDER BY id"
+    + CUTOFF_SQL
+    + " ORDER BY id"
 )
 
 

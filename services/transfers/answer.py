@@ -74,7 +74,8 @@ async def escalate_due_transfers(
             if res.rowcount != 1:
                 continue
             await s.refresh(req)
-            send_cards(s, req, await _preview_of(s, req), await approvers(s, parent), now)
+            ops = await approvers(s, parent)
+            await send_cards(s, settings, req, await _preview_of(s, req), ops, now)
             audit(
                 s,
                 Actor("system"),

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import clock
+from services import clock, reach
 from services.cycle_rules import load_cycle
 from services.messages import Button, Card
 from services.outbox import enqueue
@@ -186,7 +186,7 @@ async def apply_transfer_in(
             if not recipients:  # nobody at the releasing unit: the common parent decides now
                 req.escalated_to = await common_parent(s, current.union_id, op.union_id)
                 recipients = await approvers(s, req.escalated_to) if req.escalated_to else []
-            send_cards(s, req, p, recipients, now)
+            await send_cards(s, settings, req, p, recipients, now)
             audit(
                 s,
                 actor,
@@ -203,11 +203,18 @@ async def apply_transfer_in(
         raise TreeRefused("transfer.race", "该会员刚刚已被登记，请重新发送“补录”查看") from None
 
 
-def send_cards(
-    s: AsyncSession, req: TransferRequest, p: TransferPreview, ops: list[Operator], now: datetime
+async def send_cards(
+    s: AsyncSession,
+    settings: Settings,
+    req: TransferRequest,
+    p: TransferPreview,
+    ops: list[Operator],
+    now: datetime,
 ) -> None:
+    """A 同意转出 / 不同意 card to each of ``ops``, each person once (``services.reach``)."""
     cards = list(req.cards or [])
-    for op in ops:
+    have = [(c[0], c[1]) for c in cards]
+    for op in await reach.one_copy(settings, ops, have):
         task = f"xf{req.id}u{op.id}t{int(now.timestamp()):x}"
         card = Card(
             task_id=task,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,10 +146,19 @@ async def require_scope(
         raise TreeRefused("scope", f"{union.name}（{union.code}）不在您管理的单位范围内，不能操作")
 
 
+def clean_code(raw: str) -> str:
+    """A unit code as typed (CLI, chat, forms) → as stored: NFKC (full-width letters and digits),
+    without any space, zero-width, bidi or control character (a code never holds one; the
+    units import reads its cells the same way)."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    return "".join(c for c in text if not c.isspace() and unicodedata.category(c)[0] not in "CZ")
+
+
 async def unit_by_code(s: AsyncSession, code: str) -> Union:
-    union = await s.scalar(select(Union).where(Union.code == code.strip()))
+    code = clean_code(code)
+    union = await s.scalar(select(Union).where(Union.code == code))
     if union is None:
-        raise TreeRefused("unit.not_found", f"没有编码为 {code} 的单位")
+        raise TreeRefused("unit.not_found", f"没有编码为 {code or '（空）'} 的单位")
     return union
 
 

@@ -18,6 +18,7 @@ from services.tree.common import (
     TreeRefused,
     audit,
     check_unit_name,
+    clean_code,
     lock_units,
     parse_operator,
     require_scope,
@@ -82,7 +83,7 @@ async def preview_create(
 
 
 async def _check(s, actor, parent, code, name, kind, status, operator) -> CreatePreview:
-    code = code.strip()
+    code = clean_code(code)
     if not CODE_RE.fullmatch(code):
         raise TreeRefused("code", f"单位编码只能包含字母、数字、点、横线和下划线（收到：{code}）")
     up = await unit_by_code(s, parent)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from services.tree.common import clean_code
 from storage.db import Database
 from storage.models import Member, MemberStatus, Union
 
@@ -25,7 +26,7 @@ async def joint_members(db: Database, code: str, limit: int = LIMIT) -> list[Joi
         rows = await s.execute(
             select(Member.id, Member.name, Member.remark)
             .join(Union, Union.id == Member.union_id)
-            .where(Union.code == code.strip(), Member.status == MemberStatus.active)
+            .where(Union.code == clean_code(code), Member.status == MemberStatus.active)
             .order_by(Member.remark, Member.id)
             .limit(limit)
         )

@@ -26,6 +26,7 @@ from services.tree.common import (
     TreeRefused,
     ancestors,
     audit,
+    clean_code,
     has_info,
     lock_units,
     refuse_if_reviewing,
@@ -85,14 +86,16 @@ class MergePreview:
 
 async def _ids(db: Database, keep: str, drop: str) -> list[int]:
     async with db.session() as s:
-        ids = await s.scalars(select(Union.id).where(Union.code.in_([keep.strip(), drop.strip()])))
+        ids = await s.scalars(
+            select(Union.id).where(Union.code.in_([clean_code(keep), clean_code(drop)]))
+        )
         return list(ids)
 
 
 async def _check(
     s: AsyncSession, settings: Settings, actor: Actor, keep_code: str, drop_code: str
 ) -> tuple[Union, Union, MergePreview]:
-    if keep_code.strip() == drop_code.strip():
+    if clean_code(keep_code) == clean_code(drop_code):
         raise TreeRefused("merge.same", "保留的单位和删除的单位不能是同一个")
     keep = await unit_by_code(s, keep_code)
     drop = await unit_by_code(s, drop_code)

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import reroute
+from services import reach, reroute
 from services.messages import Button, Card, CardUpdate, Text
 from services.outbox import enqueue
 from services.tree.common import (
@@ -28,6 +28,7 @@ from services.tree.common import (
     ancestors,
     approvers,
     audit,
+    clean_code,
     in_scope,
     lock_units,
     require_scope,
@@ -115,7 +116,7 @@ class MoveResult:
 async def _ids(db: Database, *codes: str) -> list[int]:
     async with db.session() as s:
         return list(
-            await s.scalars(select(Union.id).where(Union.code.in_([c.strip() for c in codes])))
+            await s.scalars(select(Union.id).where(Union.code.in_([clean_code(c) for c in codes])))
         )
 
 
@@ -137,7 +138,7 @@ async def apply_move(
             _do_move(s, actor, u, dest, now)
             rid = None
         else:
-            rid = await _request(s, actor, u, dest, p, now)
+            rid = await _request(s, settings, actor, u, dest, p, now)
     if rid is not None:
         return MoveResult(p, False, rid)
     return MoveResult(p, True, None, tuple(await reroute.reroute_moved(db, settings, now)))
@@ -168,7 +169,13 @@ async def _deciders(s: AsyncSession, dest: Union) -> list:
 
 
 async def _request(
-    s: AsyncSession, actor: Actor, u: Union, dest: Union, p: MovePreview, now: datetime
+    s: AsyncSession,
+    settings: Settings,
+    actor: Actor,
+    u: Union,
+    dest: Union,
+    p: MovePreview,
+    now: datetime,
 ) -> int:
     open_ = await s.scalar(
         select(MoveRequest.id).where(MoveRequest.union_id == u.id, MoveRequest.status == "pending")
@@ -184,7 +191,7 @@ async def _request(
     )
     s.add(req)
     await s.flush()
-    ops = await _deciders(s, dest)
+    ops = await reach.one_copy(settings, await _deciders(s, dest))  # each person once
     if not ops:
         raise TreeRefused("move.no_approver", f"{dest.name} 及其上级都没有审核人，无法发送调入申请")
     cards = []

@@ -21,6 +21,7 @@ from services.tree.common import (
     TreeRefused,
     audit,
     check_unit_name,
+    clean_code,
     lock_units,
     parse_operator,
     refuse_if_reviewing,
@@ -76,7 +77,7 @@ async def _check(s, settings, actor, joint_code, employer, code, name, operator,
     await refuse_if_reviewing(s, joint, settings.review.year)
     if not employer.strip():
         raise TreeRefused("split.employer", "请写明要拆分出去的单位（会员备注中的所在单位）")
-    code = code.strip()
+    code = clean_code(code)
     if not CODE_RE.fullmatch(code):
         raise TreeRefused("code", f"单位编码只能包含字母、数字、点、横线和下划线（收到：{code}）")
     if await s.scalar(select(Union.id).where(Union.code == code)) is not None:
@@ -137,7 +138,7 @@ async def apply_split(
 ) -> Union:
     now = now or utcnow()
     async with db.session() as s:
-        jid = await s.scalar(select(Union.id).where(Union.code == joint.strip()))
+        jid = await s.scalar(select(Union.id).where(Union.code == clean_code(joint)))
     async with db.transaction() as s:
         await lock_units(s, [jid or 0], now)
         j, p = await _check(s, settings, actor, joint, employer, code, name, operator, member_ids)
