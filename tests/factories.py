@@ -189,6 +189,19 @@ class TreeBuilder(Tree):
         self.unions[code] = u
         return u
 
+    async def units(
+        self, items: Iterable[tuple[str, str]], parent: str, kind: UnionKind = UnionKind.grassroots
+    ) -> list[Union]:
+        """Many unions ``(code, name)`` under ``parent``, flushed once (not once a union)."""
+        made = [
+            Union(code=code, kind=kind, name=name, parent_id=self.union_id(parent))
+            for code, name in items
+        ]
+        self.s.add_all(made)
+        await self.s.flush()
+        self.unions.update({u.code: u for u in made})
+        return made
+
     async def lookup(self, *codes: str) -> None:
         """Unions already in the database (an earlier block, a CLI run), known here by code."""
         found = await self.s.scalars(select(Union).where(Union.code.in_(codes)))
@@ -291,10 +304,13 @@ class TreeBuilder(Tree):
         self.s.add(c)
         return c
 
-    async def review(self, code: str, year: int, **kw) -> Review:
+    async def review(self, code: str, year: int, *, flush: bool = True, **kw) -> Review:
+        """``code``'s review of ``year``; ``flush=False`` leaves the flush (the id) to the caller,
+        to add many at once."""
         r = Review(union_id=self.union_id(code), year=year, **kw)
         self.s.add(r)
-        await self.s.flush()
+        if flush:
+            await self.s.flush()
         self.reviews[code] = r
         return r
 
