@@ -116,17 +116,23 @@ def bulk_id(n: int) -> str:
     return valid_id(f"320402{date(1960, 1, 1) + timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}")
 
 
+_SEQ = [
+    (f"{k:03d}", sum(int(c) * w for c, w in zip(f"{k:03d}", _WEIGHTS[14:], strict=True)))
+    for k in range(1000)
+]
+
+
 def bulk_ids(count: int, start: int = 1) -> Iterator[str]:
     """``bulk_id(start)``, ``bulk_id(start + 1)``... ``count`` of them, fast: the weighted sum
-    of the first 14 digits is computed once per birth date, not once per number."""
-    day_prefix, day_sum = "", 0
-    for n in range(start, start + count):
-        if n % 1000 == 0 or not day_prefix:
-            day_prefix = f"320402{date(1960, 1, 1) + timedelta(days=n // 1000):%Y%m%d}"
-            day_sum = sum(int(c) * w for c, w in zip(day_prefix, _WEIGHTS, strict=False))
-        seq = f"{n % 1000:03d}"
-        total = day_sum + sum(int(c) * w for c, w in zip(seq, _WEIGHTS[14:], strict=True))
-        yield day_prefix + seq + "10X98765432"[total % 11]
+    of the first 14 digits is computed once per birth date, the sequence's once for all."""
+    n, end = start, start + count
+    while n < end:
+        day = n // 1000
+        prefix = f"320402{date(1960, 1, 1) + timedelta(days=day):%Y%m%d}"
+        base = sum(int(c) * w for c, w in zip(prefix, _WEIGHTS, strict=False))
+        for seq, weight in _SEQ[n % 1000 : min(1000, end - day * 1000)]:
+            yield prefix + seq + "10X98765432"[(base + weight) % 11]
+        n = (day + 1) * 1000
 
 
 # -- the union tree ----------------------------------------------------------------------------
