@@ -435,8 +435,9 @@ def operator_rows(
     role: str = "contact",
     name: str = "联系人",
     platform: str = "wecom",
+    **fields: Any,
 ) -> Iterator[dict]:
-    """Operator rows for ``(union_id, user_id)`` pairs."""
+    """Operator rows for ``(union_id, user_id)`` pairs; ``fields`` override (``created_at``...)."""
     now = utcnow()
     for union_id, user in people:
         yield {
@@ -447,7 +448,7 @@ def operator_rows(
             "role": role,
             "active": True,
             "created_at": now,
-        }
+        } | fields
 
 
 def member_rows(
