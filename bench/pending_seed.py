@@ -10,34 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
+import factories
+from sqlalchemy import select
 
 from services import approvals
-from services.validators import id_check_digit
 from storage.db import Database
 from storage.models import (
     ApprovalStep,
     Member,
-    Operator,
     Removal,
     RemovalReason,
     Review,
-    Role,
-    Union,
-    UnionKind,
     utcnow,
 )
 from storage.settings import Settings
 
 REASONS = list(RemovalReason)
-
-
-def _id(n: int) -> str:
-    born = date(1960, 1, 1) + timedelta(days=n // 1000)
-    first = f"320402{born:%Y%m%d}{n % 1000:03d}"
-    return first + id_check_digit(first)
 
 
 @dataclass
@@ -65,65 +55,34 @@ async def seed_pending(
     out = Seeded()
     year = settings.review.year
     start = start or utcnow() - timedelta(days=3)
-    async with db.transaction() as s:
-        city = Union(code="CITY", kind=UnionKind.city_federation, name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dist = Union(code="DIST", kind=UnionKind.district_federation, name="常州市天宁区总工会")
-        dist.parent_id = city.id
-        dist.is_final_approver = levels == 1
-        s.add(dist)
-        await s.flush()
-        out.union_ids = {"CITY": city.id, "DIST": dist.id}
-        for user, uid, name in (
-            ("a_city", city.id, "市总审核员"),
-            ("a_dist", dist.id, "区总审核员甲"),
-            ("a_dist2", dist.id, "区总审核员乙"),
-        ):
-            s.add(
-                Operator(
-                    union_id=uid, platform="wecom", user_id=user, name=name, role=Role.approver
-                )
+    async with factories.build_tree(db) as t:
+        await t.federation("CITY", "常州市总工会")
+        await t.district("DIST", "常州市天宁区总工会", is_final_approver=levels == 1)
+        t.approver("a_city", "CITY", "市总审核员")
+        t.approver("a_dist", "DIST", "区总审核员甲")
+        t.approver("a_dist2", "DIST", "区总审核员乙")
+        units = await t.units(((f"P{i:03d}", unit_name(i)) for i in range(1, n + 1)), "DIST")
+        out.units = [u.name for u in units]
+        contacts = [t.contact(f"c_{u.code}", u.code, f"联系人{i}") for i, u in enumerate(units, 1)]
+        out.union_ids = {code: t.union_id(code) for code in t.unions}
+        await t.s.flush()
+        # members k = 1, 2, ... unit by unit: ID number bulk_id(k), name 会员k
+        await factories.bulk_insert(
+            t.s, Member, factories.member_rows([u.id for u in units], members)
+        )
+        reviews = [
+            await t.review(
+                u.code,
+                year,
+                flush=False,
+                unit_confirmed=True,
+                member_mode="list",
+                started_by=op.id,
             )
-        units = []
-        for i in range(1, n + 1):
-            u = Union(
-                code=f"P{i:03d}", kind=UnionKind.grassroots, parent_id=dist.id, name=unit_name(i)
-            )
-            s.add(u)
-            units.append(u)
-            out.units.append(u.name)
-        await s.flush()
-        contacts = []
-        for i, u in enumerate(units, start=1):
-            op = Operator(
-                union_id=u.id,
-                platform="wecom",
-                user_id=f"c_P{i:03d}",
-                name=f"联系人{i}",
-                role=Role.contact,
-            )
-            s.add(op)
-            contacts.append(op)
-            out.union_ids[u.code] = u.id
-        await s.flush()
-        rows = []
-        k = 0
-        for u in units:
-            for _ in range(members):
-                k += 1
-                rows.append(
-                    {"union_id": u.id, "id_number": _id(k), "name": f"会员{k}", "status": "active"}
-                )
-        await s.execute(insert(Member), rows)
-        reviews = []
-        for u, op in zip(units, contacts, strict=True):
-            r = Review(
-                union_id=u.id, year=year, unit_confirmed=True, member_mode="list", started_by=op.id
-            )
-            s.add(r)
-            reviews.append(r)
-        await s.flush()
+            for u, op in zip(units, contacts, strict=True)
+        ]
+        await t.s.flush()
+        s = t.s
         member_ids: dict[int, list[int]] = {}
         for mid, uid in (await s.execute(select(Member.id, Member.union_id))).all():
             member_ids.setdefault(uid, []).append(mid)
@@ -138,8 +97,7 @@ async def seed_pending(
                         "source": "list",
                     }
                 )
-        if rem:
-            await s.execute(insert(Removal), rem)
+        await factories.bulk_insert(s, Removal, rem)
         out.review_ids = [r.id for r in reviews]
         contact_ids = [op.id for op in contacts]
     for i, (rid, cid) in enumerate(zip(out.review_ids, contact_ids, strict=True)):

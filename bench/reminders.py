@@ -24,8 +24,8 @@ import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+import factories
 from sqlalchemy import func, insert, select
 
 from bench.common import machine_info, peak_rss_mb, print_table, timed
@@ -96,86 +96,46 @@ async def seed(db: Database, units: int, operators: int, hot: int, hot_units: in
     now = datetime(2026, 11, 1, tzinfo=UTC)
     approvers = DISTRICTS * APPROVERS_PER_DISTRICT
     per_unit = max(1, (operators - approvers - hot * hot_units) // units)
-    async with db.transaction() as s:
-        await s.execute(
-            insert(Union),
-            [{"id": 1, "code": "CITY", "kind": "city_federation", "name": "常州市总工会"}],
-        )
-        await s.execute(
-            insert(Union),
-            [
-                {
-                    "id": 1 + d,
-                    "code": f"D{d}",
-                    "kind": "district_federation",
-                    "name": f"第{d}区总工会",
-                    "parent_id": 1,
-                }
-                for d in range(1, DISTRICTS + 1)
-            ],
-        )
-        base = DISTRICTS + 2
-        await s.execute(
-            insert(Union),
-            [
-                {
-                    "id": base + i,
-                    "code": f"U{i:06d}",
-                    "kind": "joint" if i % 7 == 0 else "grassroots",
-                    "name": f"常州市第{i}有限公司工会委员会",
-                    "parent_id": 2 + i % DISTRICTS,
-                    "registered_on": late if i % 50 == 49 else reg,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in range(units)
-            ],
-        )
-        ops: list[dict[str, Any]] = []
+    async with factories.build_tree(db) as t:
+        s = t.s
+        await t.federation("CITY", "常州市总工会")
         for d in range(1, DISTRICTS + 1):
+            await t.district(f"D{d}", f"第{d}区总工会")
             for k in range(APPROVERS_PER_DISTRICT):
-                ops.append(
-                    {
-                        "union_id": 1 + d,
-                        "platform": "wecom",
-                        "user_id": f"appr-{d}-{k}",
-                        "name": "审核人",
-                        "role": "approver",
-                        "active": True,
-                        "created_at": now,
-                    }
-                )
+                t.approver(f"appr-{d}-{k}", f"D{d}", "审核人", created_at=now)
+        dist_ids = [t.union_id(f"D{d}") for d in range(1, DISTRICTS + 1)]
+        appr_of = {uid: d for d, uid in enumerate(dist_ids, start=1)}  # district id -> d
+        base = max(dist_ids) + 1  # unit i gets id base + i (the reviews below refer to it)
+        await t.s.flush()
+        await factories.bulk_insert(
+            s,
+            Union,
+            factories.union_rows(
+                range(units),
+                id=lambda i: base + i,
+                code="U{i:06d}",
+                name="常州市第{i}有限公司工会委员会",
+                kind=lambda i: "joint" if i % 7 == 0 else "grassroots",
+                parent_id=lambda i: dist_ids[i % DISTRICTS],
+                registered_on=lambda i: late if i % 50 == 49 else reg,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
         extra = max(0, operators - approvers - hot * hot_units - per_unit * units)
-        for i in range(units):
-            for k in range(per_unit + (1 if i < extra else 0)):
-                ops.append(
-                    {
-                        "union_id": base + i,
-                        "platform": "wecom",
-                        "user_id": f"c{i}-{k}",
-                        "name": "联系人",
-                        "role": "contact",
-                        "active": True,
-                        "created_at": now,
-                    }
-                )
+        people = [
+            (base + i, f"c{i}-{k}")
+            for i in range(units)
+            for k in range(per_unit + (1 if i < extra else 0))
+        ]
         # Hot contacts: each looks after ``hot_units`` units that have not started (i % 10 == 0).
         not_started = [i for i in range(units) if i % 10 == 0 and i % 50 != 49]
         for h in range(hot):
-            for i in not_started[h * hot_units : (h + 1) * hot_units]:
-                ops.append(
-                    {
-                        "union_id": base + i,
-                        "platform": "wecom",
-                        "user_id": f"hot-{h}",
-                        "name": "联系人",
-                        "role": "contact",
-                        "active": True,
-                        "created_at": now,
-                    }
-                )
-        for i in range(0, len(ops), 20_000):
-            await s.execute(insert(Operator), ops[i : i + 20_000])
+            people += [
+                (base + i, f"hot-{h}") for i in not_started[h * hot_units : (h + 1) * hot_units]
+            ]
+        contacts = factories.operator_rows(people, created_at=now)
+        n_ops = approvers + await factories.bulk_insert(s, Operator, contacts)
 
         # Reviews: i%10 in 0-3 not started, 4-5 draft, 6-7 submitted, 8 returned, 9 completed.
         status = {4: "draft", 5: "draft", 6: "submitted", 7: "submitted", 8: "returned"}
@@ -192,7 +152,7 @@ async def seed(db: Database, units: int, operators: int, hot: int, hot_units: in
                     "year": 2026,
                     "status": st,
                     "unit_edits": {},
-                    "chain": [2 + i % DISTRICTS, 1],
+                    "chain": [dist_ids[i % DISTRICTS], t.union_id("CITY")],
                     "round": 1 if st != "draft" else 0,
                     "current_level": 1 if st == "submitted" else None,
                     "submitted_at": now if st in ("submitted", "completed") else None,
@@ -224,7 +184,7 @@ async def seed(db: Database, units: int, operators: int, hot: int, hot_units: in
                     {
                         "step_id": sid,
                         "platform": "wecom",
-                        "user_id": f"appr-{district - 1}-{k}",
+                        "user_id": f"appr-{appr_of[district]}-{k}",
                         "task_id": f"bench-{sid}-{k}",
                         "updated": False,
                     }
@@ -233,7 +193,7 @@ async def seed(db: Database, units: int, operators: int, hot: int, hot_units: in
         await s.execute(insert(ApprovalCard), cards)
     return {
         "units": units,
-        "operators": len(ops),
+        "operators": n_ops,
         "contacts/unit": per_unit,
         "hot contacts": hot,
         "reviews": len(revs),

@@ -22,7 +22,8 @@ import tempfile
 import time
 from datetime import date, timedelta
 
-from sqlalchemy import insert, text
+import factories
+from sqlalchemy import text
 
 from bench.common import machine_info
 from services import overview, pending_table
@@ -34,7 +35,6 @@ from storage.models import (
     Operator,
     Removal,
     Review,
-    ReviewCycle,
     Union,
     utcnow,
 )
@@ -49,74 +49,32 @@ def _url(raw: str | None, tmp: str) -> str:
     return raw
 
 
-async def _chunks(db: Database, model, rows: list[dict], size: int = 20_000) -> None:
-    for i in range(0, len(rows), size):
-        async with db.transaction() as s:
-            await s.execute(insert(model), rows[i : i + size])
-
-
 async def seed(db: Database, settings, a) -> dict:
     year = settings.review.year
     now = utcnow()
     reg = date(year - 3, 1, 1)
-    async with db.transaction() as s:
-        s.add(
-            ReviewCycle(
-                year=year,
-                cutoff_date=settings.review.cutoff_date,
-                deadline=settings.review.deadline,
-            )
-        )
-        city = Union(code="CITY", kind="city_federation", name="常州市总工会")
-        s.add(city)
-        await s.flush()
-        dists = []
+    async with factories.build_tree(db) as t:
+        t.cycle(year, settings.review.cutoff_date, settings.review.deadline)
+        await t.federation("CITY", "常州市总工会")
+        t.approver("a_city", "CITY", "市")
         for d in range(a.districts):
-            u = Union(
-                code=f"D{d:02d}",
-                kind="district_federation",
-                name=f"常州市第{d + 1}区总工会",
-                parent_id=city.id,
-            )
-            s.add(u)
-            dists.append(u)
-        await s.flush()
-        ids = {"city": city.id, "dists": [u.id for u in dists]}
-        s.add(
-            Operator(
-                union_id=city.id, platform="wecom", user_id="a_city", name="市", role="approver"
-            )
-        )
-        for d, u in enumerate(dists):
-            s.add(
-                Operator(
-                    union_id=u.id,
-                    platform="wecom",
-                    user_id=f"a_d{d}",
-                    name=f"区{d}",
-                    role="approver",
-                )
-            )
+            await t.district(f"D{d:02d}", f"常州市第{d + 1}区总工会")
+            t.approver(f"a_d{d}", f"D{d:02d}", f"区{d}")
+    ids = {
+        "city": t.union_id("CITY"),
+        "dists": [t.union_id(f"D{d:02d}") for d in range(a.districts)],
+    }
     # units: the first district holds the pending ones
     per = max(1, (a.units - a.pending) // max(1, a.districts - 1))
-    unit_rows = []
-    for i in range(a.units):
+
+    def district_of(i: int) -> int:
         d = 0 if i < a.pending else 1 + (i - a.pending) // per
-        d = min(d, a.districts - 1)
-        unit_rows.append(
-            {
-                "code": f"U{i:06d}",
-                "kind": "grassroots",
-                "name": f"常州市测试{i:06d}有限公司工会委员会",
-                "parent_id": ids["dists"][d],
-                "registered_on": reg,
-                "members_count": a.members // a.units,
-                "is_final_approver": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    await _chunks(db, Union, unit_rows)
+        return ids["dists"][min(d, a.districts - 1)]
+
+    units = factories.union_rows(
+        range(a.units), parent_id=district_of, registered_on=reg, members_count=a.members // a.units
+    )
+    await factories.bulk_insert(db, Union, units)
     async with db.session() as s:
         uids = [
             int(r[0])
@@ -124,35 +82,13 @@ async def seed(db: Database, settings, a) -> dict:
                 text("SELECT id FROM unions WHERE kind = 'grassroots' ORDER BY code")
             )
         ]
-    ops = [
-        {
-            "union_id": uid,
-            "platform": "wecom",
-            "user_id": f"c_{uid}",
-            "name": "联系人",
-            "role": "contact",
-            "active": True,
-            "created_at": now,
-        }
-        for k, uid in enumerate(uids)
-        if k % 50 != 7  # every 50th unit has no operator (S2)
-    ]
-    await _chunks(db, Operator, ops)
+    # every 50th unit has no operator (S2)
+    contacts = ((uid, f"c_{uid}") for k, uid in enumerate(uids) if k % 50 != 7)
+    await factories.bulk_insert(db, Operator, factories.operator_rows(contacts))
     t0 = time.perf_counter()
     per_unit = a.members // len(uids)
-    batch: list[dict] = []
-    n = 0
-    for uid in uids:
-        for _ in range(per_unit):
-            n += 1
-            batch.append(
-                {"union_id": uid, "id_number": f"{n:018d}", "name": "会员", "status": "active"}
-            )
-        if len(batch) >= 50_000:
-            await _chunks(db, Member, batch, 50_000)
-            batch = []
-    if batch:
-        await _chunks(db, Member, batch, 50_000)
+    rows = factories.member_rows(uids, per_unit, name="会员")
+    await factories.bulk_insert(db, Member, rows, chunk=50_000)
     member_seconds = time.perf_counter() - t0
     # reviews: pending in the first district, a mix elsewhere
     reviews = []
@@ -184,7 +120,7 @@ async def seed(db: Database, settings, a) -> dict:
                 "updated_at": day,
             }
         )
-    await _chunks(db, Review, reviews)
+    await factories.bulk_insert(db, Review, reviews)
     async with db.session() as s:
         pend = [
             (int(r[0]), int(r[1]))
@@ -210,7 +146,7 @@ async def seed(db: Database, settings, a) -> dict:
         }
         for k, (rid, parent) in enumerate(pend)
     ]
-    await _chunks(db, ApprovalStep, steps)
+    await factories.bulk_insert(db, ApprovalStep, steps)
     # removals: every 10th pending review removes 1 (a few many: flagged)
     async with db.session() as s:
         first_members = {
@@ -238,7 +174,7 @@ async def seed(db: Database, settings, a) -> dict:
                         "created_at": now,
                     }
                 )
-    await _chunks(db, Removal, rem)
+    await factories.bulk_insert(db, Removal, rem)
     if db.engine.dialect.name == "postgresql":
         async with db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")

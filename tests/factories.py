@@ -29,11 +29,13 @@ chunks without building objects.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
@@ -50,6 +52,7 @@ from storage.models import (
     Role,
     Union,
     UnionKind,
+    utcnow,
 )
 
 # -- ID numbers (GB 11643) ---------------------------------------------------------------------
@@ -107,6 +110,31 @@ def distinct_ids(count: int, make: Any = id_number) -> list[str]:
     return out
 
 
+def bulk_id(n: int) -> str:
+    """A valid ID number for any ``n`` >= 0, distinct for every ``n``: born ``n // 1000`` days
+    after 1960-01-01, sequence ``n % 1000`` (for big data sets; ``id_number`` repeats at 21,000)."""
+    return valid_id(f"320402{date(1960, 1, 1) + timedelta(days=n // 1000):%Y%m%d}{n % 1000:03d}")
+
+
+_SEQ = [
+    (f"{k:03d}", sum(int(c) * w for c, w in zip(f"{k:03d}", _WEIGHTS[14:], strict=True)))
+    for k in range(1000)
+]
+
+
+def bulk_ids(count: int, start: int = 1) -> Iterator[str]:
+    """``bulk_id(start)``, ``bulk_id(start + 1)``... ``count`` of them, fast: the weighted sum
+    of the first 14 digits is computed once per birth date, the sequence's once for all."""
+    n, end = start, start + count
+    while n < end:
+        day = n // 1000
+        prefix = f"320402{date(1960, 1, 1) + timedelta(days=day):%Y%m%d}"
+        base = sum(int(c) * w for c, w in zip(prefix, _WEIGHTS, strict=False))
+        for seq, weight in _SEQ[n % 1000 : min(1000, end - day * 1000)]:
+            yield prefix + seq + "10X98765432"[(base + weight) % 11]
+        n = (day + 1) * 1000
+
+
 # -- the union tree ----------------------------------------------------------------------------
 
 
@@ -124,6 +152,13 @@ class Tree:
         uid = self.unions[code].id
         assert uid is not None
         return uid
+
+    uid = union_id  # the short name the tree tests use
+
+    @property
+    def ops(self) -> dict[str, Operator]:
+        """``operators`` (the short name the tree tests use)."""
+        return self.operators
 
 
 class TreeBuilder(Tree):
@@ -159,6 +194,25 @@ class TreeBuilder(Tree):
         assert u is not None, union_id
         self.unions[code] = u
         return u
+
+    async def units(
+        self, items: Iterable[tuple[str, str]], parent: str, kind: UnionKind = UnionKind.grassroots
+    ) -> list[Union]:
+        """Many unions ``(code, name)`` under ``parent``, flushed once (not once a union)."""
+        made = [
+            Union(code=code, kind=kind, name=name, parent_id=self.union_id(parent))
+            for code, name in items
+        ]
+        self.s.add_all(made)
+        await self.s.flush()
+        self.unions.update({u.code: u for u in made})
+        return made
+
+    async def lookup(self, *codes: str) -> None:
+        """Unions already in the database (an earlier block, a CLI run), known here by code."""
+        found = await self.s.scalars(select(Union).where(Union.code.in_(codes)))
+        self.unions.update({u.code: u for u in found})
+        assert set(codes) <= set(self.unions), set(codes) - set(self.unions)
 
     async def federation(self, code: str = "CITY", name: str = "常州市总工会", **kw) -> Union:
         return await self.union(code, UnionKind.city_federation, name, None, **kw)
@@ -202,12 +256,13 @@ class TreeBuilder(Tree):
         *,
         ids: Iterable[str] | Callable[[int], str] | None = None,
         name: str | Callable[[int, int], str] = "会员{n}",
+        each: Callable[[int], dict[str, Any]] | None = None,
         **kw,
     ) -> list[Member]:
         """``count`` active members of ``code``. ID numbers from ``ids`` (a list, or a function of ``n``), else ``id_number(n)``
         with ``n`` (1, 2, ...) running on over every call; ``name`` is formatted with that ``n``
         or called with ``(n, i)`` (``i`` 0-based within this call); ``kw`` values may be
-        callables of ``n``."""
+        callables of ``n``; ``each(i)`` gives further fields of the ``i``-th member."""
         make = ids if callable(ids) else id_number
         id_iter = iter(ids) if ids is not None and not callable(ids) else None
         out = []
@@ -215,6 +270,7 @@ class TreeBuilder(Tree):
             self._member_n += 1
             n = self._member_n
             fields = {k: (v(n) if callable(v) else v) for k, v in kw.items()}
+            fields.update(each(i) if each else {})
             m = Member(
                 union_id=self.union_id(code),
                 id_number=next(id_iter) if id_iter is not None else make(n),
@@ -254,10 +310,13 @@ class TreeBuilder(Tree):
         self.s.add(c)
         return c
 
-    async def review(self, code: str, year: int, **kw) -> Review:
+    async def review(self, code: str, year: int, *, flush: bool = True, **kw) -> Review:
+        """``code``'s review of ``year``; ``flush=False`` leaves the flush (the id) to the caller,
+        to add many at once."""
         r = Review(union_id=self.union_id(code), year=year, **kw)
         self.s.add(r)
-        await self.s.flush()
+        if flush:
+            await self.s.flush()
         self.reviews[code] = r
         return r
 
@@ -315,3 +374,97 @@ async def build_tree(
         t.unions.update(unions or {})
         yield t
         await s.flush()
+
+
+# -- bulk rows (benchmarks) ----------------------------------------------------------------------
+#
+# Benchmarks seed 10,000 units and a million members: rows are plain dicts inserted with a Core
+# executemany in large chunks (no ORM objects). Column defaults written with ``default_factory``
+# are Python-side only, so the row makers fill the timestamps themselves.
+
+
+async def bulk_insert(
+    target: Database | AsyncSession, model: Any, rows: Iterable[dict], chunk: int = 20_000
+) -> int:
+    """Insert ``rows`` (any iterable, consumed ``chunk`` at a time) into ``model``'s table; with a
+    :class:`Database` each chunk is its own transaction, with a session all go into it. Returns
+    how many rows."""
+    it, total = iter(rows), 0
+    while batch := list(itertools.islice(it, chunk)):
+        total += len(batch)
+        if isinstance(target, Database):
+            async with target.transaction() as s:
+                await s.execute(insert(model), batch)
+        else:
+            await target.execute(insert(model), batch)
+    return total
+
+
+def _value(v: Any, i: int) -> Any:
+    return v(i) if callable(v) else v
+
+
+def union_rows(
+    indexes: Iterable[int],
+    *,
+    parent_id: int | Callable[[int], int],
+    code: str = "U{i:06d}",
+    name: str = "常州市测试{i:06d}有限公司工会委员会",
+    kind: str | Callable[[int], str] = "grassroots",
+    **fields: Any,
+) -> Iterator[dict]:
+    """Union rows for each ``i`` of ``indexes``: ``code``/``name`` formatted with ``i``;
+    ``parent_id``, ``kind`` and ``fields`` are values or functions of ``i``."""
+    now = utcnow()
+    for i in indexes:
+        row = {
+            "code": code.format(i=i),
+            "name": name.format(i=i),
+            "kind": _value(kind, i),
+            "parent_id": _value(parent_id, i),
+            "is_final_approver": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row.update({k: _value(v, i) for k, v in fields.items()})
+        yield row
+
+
+def operator_rows(
+    people: Iterable[tuple[int, str]],
+    role: str = "contact",
+    name: str = "联系人",
+    platform: str = "wecom",
+    **fields: Any,
+) -> Iterator[dict]:
+    """Operator rows for ``(union_id, user_id)`` pairs; ``fields`` override (``created_at``...)."""
+    now = utcnow()
+    for union_id, user in people:
+        yield {
+            "union_id": union_id,
+            "platform": platform,
+            "user_id": user,
+            "name": name,
+            "role": role,
+            "active": True,
+            "created_at": now,
+        } | fields
+
+
+def member_rows(
+    union_ids: Iterable[int], per_unit: int, *, start: int = 1, name: str = "会员{n}"
+) -> Iterator[dict]:
+    """``per_unit`` active members for each union, numbered ``n`` = ``start``, ``start + 1``...
+    across all of them, with ID number ``bulk_id(n)`` and ``name`` formatted with ``n``."""
+    ids = bulk_ids(10**9, start)
+    n = start
+    plain = "{" not in name
+    for uid in union_ids:
+        for _ in range(per_unit):
+            yield {
+                "union_id": uid,
+                "id_number": next(ids),
+                "name": name if plain else name.format(n=n),
+                "status": "active",
+            }
+            n += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from approval_seed import seed_tree
+from factories import build_tree
 from sqlalchemy import func, select
 from tree_seed import seed
 
@@ -164,12 +165,11 @@ def test_duplicates_one_pair_a_line(cli_env, capsys) -> None:
     tree(cli_env)
 
     async def copies(db):
-        async with db.transaction() as s:
-            da = await s.scalar(select(Union.id).where(Union.code == "DA"))
-            s.add(Union(code="U1X", name="常州市一号（有限公司） 工会委员会", parent_id=da,
-                        kind=UnionKind.grassroots))  # fmt: skip
-            s.add(Union(code="U2X", name="常州市另一有限公司工会委员会", parent_id=da,
-                        kind=UnionKind.grassroots, contact_mobile="13800000001"))  # fmt: skip
+        async with build_tree(db) as t:
+            await t.lookup("DA")
+            await t.unit("U1X", "常州市一号（有限公司） 工会委员会", parent="DA")
+            await t.unit("U2X", "常州市另一有限公司工会委员会", parent="DA",
+                         contact_mobile="13800000001")  # fmt: skip
 
     on_db(cli_env, copies)
     capsys.readouterr()
@@ -210,8 +210,8 @@ def test_merge_dry_run_yes_and_refusals(cli_env, capsys) -> None:
     assert one(cli_env, select(Union.id).where(Union.code == "U2")) is not None
 
     async def draft(db):  # a review in progress of U2 this year
-        async with db.transaction() as s:
-            s.add(Review(union_id=t.uid("U2"), year=load_settings().review.year))
+        async with build_tree(db, unions=t.unions) as b:
+            await b.review("U2", load_settings().review.year)
 
     on_db(cli_env, draft)
     refused(capsys, ["units", "merge", "--keep", "U1", "--drop", "U2", "-y"], "年审正在进行")
@@ -309,13 +309,9 @@ def test_merging_a_superior_unit_reroutes_a_subunits_pending_review(cli_env, cap
 
     async def prepare(db):
         t = await seed_tree(db, levels=3)
-        async with db.transaction() as s:
-            copy = Union(code="STREET2", name="天宁区青龙街道总工会（新）", kind=UnionKind.industry_union,
-                         parent_id=t.uid("DIST"))  # fmt: skip
-            s.add(copy)
-            await s.flush()
-            s.add(Operator(union_id=copy.id, platform="wecom", user_id="a_s2", name="审核二",
-                           role=Role.approver))  # fmt: skip
+        async with build_tree(db, unions=t.unions) as b:
+            await b.union("STREET2", UnionKind.industry_union, "天宁区青龙街道总工会（新）", "DIST")
+            b.approver("a_s2", "STREET2", "审核二")
         await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id, now=NOW)
         return t
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import build_tree
 from harness import Stack
 from sqlalchemy import func, select, update
 
@@ -113,16 +114,11 @@ async def test_click_by_someone_who_may_not_decide_changes_nothing(hstack) -> No
 
 async def _twin(stack, tree) -> str:
     """The district approver also has a DingTalk account (same union, role and name)."""
-    from storage.models import Role
 
-    async with stack.db.transaction() as s:
-        a = tree.operators[tree.approver_district]
-        s.add(
-            Operator(
-                union_id=a.union_id, platform="dingtalk", user_id="a_dist_dt", name=a.name,
-                role=Role.approver,
-            )
-        )  # fmt: skip
+    a = tree.operators[tree.approver_district]
+    async with build_tree(stack.db, platform="dingtalk") as b:
+        await b.existing("DIST", a.union_id)
+        b.approver("a_dist_dt", "DIST", a.name)
     return "a_dist_dt"
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+from factories import build_tree
 from pending_seed import seed_pending, unit_name
 from sqlalchemy import func, select
 
 from services import approvals, bulk, pending
-from storage.models import ApprovalStep, AuditLog, Decision, Operator, Role
+from storage.models import ApprovalStep, AuditLog, Decision
 
 
 async def test_waiting_flagged_first_with_counts(any_db, settings) -> None:
@@ -29,13 +30,9 @@ async def test_waiting_flagged_first_with_counts(any_db, settings) -> None:
 
 async def test_an_approver_who_acts_for_the_unit_does_not_see_its_review(any_db, settings) -> None:
     await seed_pending(any_db, settings, 2)
-    async with any_db.transaction() as s:
-        a = await s.scalar(select(Operator).where(Operator.user_id == "c_P001"))
-        s.add(
-            Operator(
-                union_id=a.union_id, platform="wecom", user_id="a_dist", name="x", role=Role.contact
-            )
-        )
+    async with build_tree(any_db) as b:  # a_dist is also P001's (c_P001's unit's) contact
+        await b.lookup("P001")
+        b.contact("a_dist", "P001", "x")
     rows = await pending.waiting(any_db, settings, ("wecom", "a_dist"))
     assert [r.unit for r in rows] == [unit_name(2)]
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from factories import build_tree
 from harness import Stack
 from sqlalchemy import select
 
 from services import urge
 from services.approvals import chain
 from services.reminders import remind_now
-from storage.models import ApprovalCard, Operator, Outbox, Role
+from storage.models import ApprovalCard, Outbox, Role
 
 pytestmark = pytest.mark.stack
 
@@ -25,11 +26,10 @@ async def hstack(tmp_path, redis_url):
 
 async def twin(stack, tree, user: str, uid: str, role: Role) -> str:
     """``user`` also has a DingTalk account ``uid`` (same union, role and name)."""
-    async with stack.db.transaction() as s:
-        a = tree.operators[user]
-        s.add(
-            Operator(union_id=a.union_id, platform="dingtalk", user_id=uid, name=a.name, role=role)
-        )
+    a = tree.operators[user]
+    async with build_tree(stack.db, platform="dingtalk") as b:
+        await b.existing("UNION", a.union_id)
+        b.operator(uid, "UNION", role, a.name)
     return uid
 
 

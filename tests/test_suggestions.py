@@ -135,15 +135,9 @@ async def test_first_call_numbers_the_list_and_the_numbers_stay(any_db):
         old = (await s.scalars(select(Member).where(Member.name == "王老汉"))).one()
         old.status = MemberStatus.removed
         unit_id = old.union_id
-    async with any_db.transaction() as s:
-        s.add(
-            Member(
-                union_id=unit_id,
-                id_number=idn("19691010", False, 77),
-                name="中年男",
-                status=MemberStatus.active,
-            )
-        )
+    async with build_tree(any_db) as b:
+        await b.existing("UNIT", unit_id)
+        await b.add_members("UNIT", 1, ids=[idn("19691010", False, 77)], name="中年男")
     again = await sg.suggest(any_db, rid, TODAY)
     assert [(x.index, x.name) for x in again.sure] == [(2, "李建国"), (4, "孙大姐")]
     assert "中年男" not in [x.name for x in again.sure + again.maybe + again.old]
@@ -264,12 +258,10 @@ async def test_dialog_suggest_pages(db, redis, settings):
     """建议 shows 30 sure names a page; 「建议 2」 (also 「建议 第2页」) the next; past the last
     page the last one is shown and said so."""
     rid = await seed(db)
-    async with db.transaction() as s:
-        unit_id = (await s.get(Review, rid)).union_id
-        for i in range(40):  # 40 more men born in 1950: 44 sure in all
-            s.add(
-                Member(union_id=unit_id, id_number=idn("19500505", False, 100 + i), name=f"老{i}")
-            )
+    async with build_tree(db) as b:
+        await b.existing("UNIT", (await b.s.get(Review, rid)).union_id)
+        men = [idn("19500505", False, 100 + i) for i in range(40)]  # 44 sure in all
+        await b.add_members("UNIT", 40, ids=men, name=lambda n, i: f"老{i}")
     chat = Chat(DialogRouter(settings, db, redis))
     await chat.send("年审")
     await chat.send("1")

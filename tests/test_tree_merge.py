@@ -8,6 +8,7 @@ import time
 
 import pytest
 from approval_seed import id_number
+from factories import build_tree, bulk_insert, union_rows
 from sqlalchemy import func, select
 from tree_seed import W, seed
 
@@ -20,21 +21,17 @@ from storage.models import (
     Operator,
     Review,
     ReviewStatus,
-    Role,
     Union,
-    UnionKind,
 )
 
 DA = Actor.operator(W, "a_da")
 
 
 async def add_unit(db, code, name, parent="DA", **kw) -> int:
-    async with db.transaction() as s:
-        pid = await s.scalar(select(Union.id).where(Union.code == parent))
-        u = Union(code=code, name=name, parent_id=pid, kind=UnionKind.grassroots, **kw)
-        s.add(u)
-        await s.flush()
-        return u.id
+    async with build_tree(db, platform=W) as t:
+        await t.lookup(parent)
+        u = await t.unit(code, name, parent, **kw)
+    return u.id
 
 
 def test_normal_name() -> None:
@@ -76,11 +73,9 @@ async def test_merge_moves_members_operators_history(any_db, settings) -> None:
     db = any_db
     t = await seed(db)
     # U2 is the copy holding data; c_u1 also acts for U2 (a shared operator)
-    async with db.transaction() as s:
-        s.add(
-            Operator(union_id=t.uid("U2"), platform=W, user_id="c_u1", name="x", role=Role.contact)
-        )
-        s.add(Review(union_id=t.uid("U2"), year=2025, status=ReviewStatus.completed))
+    async with build_tree(db, platform=W, unions=t.unions) as b:
+        b.contact("c_u1", "U2", "x")
+        await b.review("U2", 2025, status=ReviewStatus.completed)
     p = await preview_merge(db, settings, DA, keep="U1", drop="U2")
     assert not p.delete_only and (p.members, p.reviews) == (2, 1)
     assert "employees_total" not in p.filled
@@ -144,19 +139,15 @@ async def test_two_merges_at_once(any_db, settings) -> None:
 
 
 async def test_duplicates_fast_for_10000_units(db) -> None:
-    await seed(db)
-    async with db.transaction() as s:
-        pid = await s.scalar(select(Union.id).where(Union.code == "DA"))
-        s.add_all(
-            Union(
-                code=f"B{i}",
-                name=f"常州市第{i}号有限公司工会委员会",
-                parent_id=pid,
-                kind=UnionKind.grassroots,
-                contact_mobile=f"139{i:08d}",
-            )
-            for i in range(10_000)
-        )
+    t = await seed(db)
+    rows = union_rows(
+        range(10_000),
+        parent_id=t.uid("DA"),
+        code="B{i}",
+        name="常州市第{i}号有限公司工会委员会",
+        contact_mobile=lambda i: f"139{i:08d}",
+    )
+    await bulk_insert(db, Union, rows)
     await add_unit(db, "B9999x", "常州市第（9999）号有限公司工会委员会")
     start = time.perf_counter()
     pairs = await find_duplicates(db, DA, "DA")

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from factories import build_tree
 from harness import Stack
 from sqlalchemy import select
 from workbench_seed import seed_workbench
@@ -17,7 +18,7 @@ from workbench_seed import seed_workbench
 from bot.workbench import session as sess
 from services.workbench_links import dingtalk_login_link
 from services.workbench_scope import REFUSED
-from storage.models import AuditLog, Operator, Role
+from storage.models import AuditLog
 
 
 @pytest.fixture
@@ -27,16 +28,9 @@ async def hstack(tmp_path, redis_url):
 
 
 async def dingtalk_approver(stack, seeded) -> None:
-    async with stack.db.transaction() as s:
-        s.add(
-            Operator(
-                union_id=seeded.union_ids["DIST"],
-                platform="dingtalk",
-                user_id="d_dist",
-                name="天宁钉钉审核员",
-                role=Role.approver,
-            )
-        )
+    async with build_tree(stack.db, platform="dingtalk") as b:
+        await b.existing("DIST", seeded.union_ids["DIST"])
+        b.approver("d_dist", "DIST", "天宁钉钉审核员")
 
 
 def page_params(html: str) -> dict[str, str]:

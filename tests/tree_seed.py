@@ -10,66 +10,33 @@ City approver ``a_city``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
+import factories
 from approval_seed import id_number
 
 from storage.db import Database
-from storage.models import Member, Operator, Role, Union, UnionKind
+from storage.models import UnionKind
 
 W = "wecom"
 
 
-@dataclass
-class T:
-    units: dict[str, Union] = field(default_factory=dict)
-    ops: dict[str, Operator] = field(default_factory=dict)
-    members: dict[str, list[Member]] = field(default_factory=dict)
-
-    def uid(self, code: str) -> int:
-        return self.units[code].id or 0
-
-
-async def seed(db: Database) -> T:
-    t = T()
-    n = iter(range(1, 10_000))
-    async with db.transaction() as s:
+async def seed(db: Database) -> factories.Tree:
+    async with factories.build_tree(db, platform=W) as t:
 
         async def unit(code, kind, parent, name, members=0, remarks=(), **kw):
-            u = Union(
-                code=code,
-                kind=kind,
-                parent_id=t.units[parent].id if parent else None,
-                name=name,
-                registered_on=date(2015, 1, 1),
-                **kw,
+            await t.union(code, kind, name, parent, registered_on=date(2015, 1, 1), **kw)
+            await t.add_members(
+                code,
+                members,
+                ids=id_number,  # n runs on over the units: U1 1-3, U2 4-5, J 6-10, V1 11
+                name=lambda n, i: f"{code}员工{i + 1}",
+                card_issued_on=date(2015, 3, 1),
+                each=lambda i: {
+                    "card_no": f"C{code}{i}",
+                    "remark": remarks[i] if i < len(remarks) else None,
+                },
             )
-            s.add(u)
-            await s.flush()
-            t.units[code] = u
-            t.members[code] = []
-            for i in range(members):
-                m = Member(
-                    union_id=u.id,
-                    id_number=id_number(next(n)),
-                    name=f"{code}员工{i + 1}",
-                    card_no=f"C{code}{i}",
-                    card_issued_on=date(2015, 3, 1),
-                    remark=remarks[i] if i < len(remarks) else None,
-                )
-                s.add(m)
-                t.members[code].append(m)
-            await s.flush()
-            return u
-
-        async def op(key, code, role):
-            o = Operator(
-                union_id=t.uid(code), platform=W, user_id=key, name=f"{key}姓名", role=role
-            )
-            s.add(o)
-            await s.flush()
-            t.ops[key] = o
 
         await unit("CITY", UnionKind.city_federation, None, "常州市总工会")
         await unit("DA", UnionKind.district_federation, "CITY", "常州市天宁区总工会")
@@ -95,9 +62,8 @@ async def seed(db: Database) -> T:
             employees_total=9,
         )
         await unit("V1", UnionKind.grassroots, "DB", "常州市五号有限公司工会委员会", 1)
-        await op("a_city", "CITY", Role.approver)
-        await op("a_da", "DA", Role.approver)
-        await op("a_db", "DB", Role.approver)
+        for key, code in (("a_city", "CITY"), ("a_da", "DA"), ("a_db", "DB")):
+            t.approver(key, code, f"{key}姓名")
         for code in ("U1", "U2", "J", "V1"):
-            await op(f"c_{code.lower()}", code, Role.contact)
+            t.contact(f"c_{code.lower()}", code, f"c_{code.lower()}姓名")
     return t

@@ -5,10 +5,12 @@ unit to move, two copies of one unit holding data (same contact mobile), an empt
 
 from __future__ import annotations
 
+import factories
+from factories import build_tree
 from workbench_seed import seed_workbench
 
 from storage.db import Database
-from storage.models import Member, Operator, Role, Union, UnionKind
+from storage.models import UnionKind
 from storage.settings import Settings
 
 EMPLOYER = "常州甲乙贸易有限公司"
@@ -17,7 +19,6 @@ OTHER_EMPLOYER = "常州丙丁餐饮有限公司"
 
 async def seed_tree(db: Database, settings: Settings):
     seeded = await seed_workbench(db, settings, 2)
-    dist = seeded.union_ids["DIST"]
     units = {
         "IND": (UnionKind.industry_union, "常州市天宁区机械产业工会委员会", {}),
         "MOVEME": (UnionKind.grassroots, "常州市天宁区搬迁有限公司工会委员会", {}),
@@ -38,32 +39,18 @@ async def seed_tree(db: Database, settings: Settings):
             {"members_count": 5, "employees_total": 8, "union_status": "建立工会联合会"},
         ),
     }
-    async with db.transaction() as s:
+    async with build_tree(db) as t:
+        await t.lookup("DIST")
         for code, (kind, name, extra) in units.items():
-            u = Union(code=code, kind=kind, name=name, parent_id=dist, **extra)
-            s.add(u)
-            await s.flush()
-            seeded.union_ids[code] = u.id
+            await t.union(code, kind, name, "DIST", **extra)
+            seeded.union_ids[code] = t.union_id(code)
         for code, user in (("MOVEME", "c_moveme"), ("DUPA", "c_dupa"), ("DUPB", "c_dupb")):
-            s.add(
-                Operator(
-                    union_id=seeded.union_ids[code],
-                    platform="wecom",
-                    user_id=user,
-                    name=f"联系人{code}",
-                    role=Role.contact,
-                )
-            )
+            t.contact(user, code, f"联系人{code}")
         people = [("DUPA", "甲一", ""), ("DUPA", "甲二", ""), ("DUPB", "乙一", "")]
         people += [("JOINT", f"贸易{i}", EMPLOYER) for i in range(3)]
         people += [("JOINT", f"餐饮{i}", OTHER_EMPLOYER) for i in range(2)]
         for i, (code, name, remark) in enumerate(people):
-            s.add(
-                Member(
-                    union_id=seeded.union_ids[code],
-                    id_number=f"32040219900101{i:04d}",
-                    name=name,
-                    remark=remark or None,
-                )
-            )
+            # born 1990-01-01 as before, now with a valid check digit
+            idn = factories.id_number(i, born="19900101")
+            await t.add_members(code, 1, ids=[idn], name=name, remark=remark or None)
     return seeded
