@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import reach
 from services.cycle_rules import Cycle, load_cycle
 from services.reminder_occasions import (
     Occasion,
@@ -157,8 +158,12 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime) -> list[Planned]:
-    """Who gets what for ``occ``, computed from the database in three set-based queries."""
+async def plan(
+    session: AsyncSession, settings: Settings, cycle: Cycle, occ: Occasion, now: datetime
+) -> list[Planned]:
+    """Who gets what for ``occ``, computed from the database in three set-based queries; a
+    person with accounts on both platforms gets one text, on the one last used (reach)."""
+    route = await reach.routes(session, settings)
     # Eligible units that have not submitted (not started, draft, returned).
     unfinished = and_(
         eligible_units_clause(cycle),
@@ -184,13 +189,16 @@ async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime
     )
     by_contact: dict[tuple[str, str], list[int]] = defaultdict(list)
     for platform, user_id, uid in (await session.execute(q_contacts)).tuples():
-        by_contact[(platform, user_id)].append(uid)
+        got = by_contact[route.to(uid, Role.contact, platform, user_id)]
+        if uid not in got:
+            got.append(uid)
 
     # Approvers holding cards of steps still undecided in the current round.
     q2 = (
         select(
             ApprovalCard.platform,
             ApprovalCard.user_id,
+            ApprovalStep.union_id,
             ApprovalStep.id,
             ApprovalStep.level,
             ApprovalStep.levels,
@@ -210,10 +218,10 @@ async def plan(session: AsyncSession, cycle: Cycle, occ: Occasion, now: datetime
         .order_by(ApprovalCard.platform, ApprovalCard.user_id, Review.submitted_at, Union.code)
     )
     by_approver: dict[tuple[str, str], dict[int, PendingItem]] = defaultdict(dict)
-    for platform, user_id, step_id, level, levels, code, name, sub_at in (
+    for platform, user_id, at_union, step_id, level, levels, code, name, sub_at in (
         await session.execute(q2)
     ).tuples():
-        by_approver[(platform, user_id)].setdefault(
+        by_approver[route.to(at_union, Role.approver, platform, user_id)].setdefault(
             step_id, PendingItem(code, name, level, levels, _aware(sub_at))
         )
 
@@ -267,7 +275,7 @@ async def send_occasion(
     now = now or utcnow()
     async with db.session() as session:
         cycle = await load_cycle(session, settings, occ.year)
-        planned = await plan(session, cycle, occ, now)
+        planned = await plan(session, settings, cycle, occ, now)
         result = PlanResult(occ, planned)
         have = await existing_keys(session, occasion_prefix(occ))
         for p in planned:

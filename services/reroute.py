@@ -117,7 +117,7 @@ async def reroute(
             enqueue(s, row.platform, row.user_id, upd, dedup_key=f"cardupd:{row.task_id}")
             row.updated = True
         bundle = await levels._facts(s, review)
-        contacts = await levels._contacts(s, review, bundle.submitter)
+        contacts = await levels._contacts(s, settings, review, bundle.submitter)
         review.updated_at = now
         s.add(
             AuditLog(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select
 
+from services import reach
 from services.cycle_rules import Cycle, load_cycle, start_allowed
 from services.progress import subtree_cte
 from services.reminders import (
@@ -93,6 +94,7 @@ async def urge(
                 )
             ).all()
         )
+        route = await reach.routes(session, settings, Role.contact)
         contacts: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for uid, platform, user in (
             await session.execute(
@@ -102,7 +104,9 @@ async def urge(
                 .order_by(Operator.id)
             )
         ).tuples():
-            contacts[uid].append((platform, user))
+            ident = route.to(uid, Role.contact, platform, user)
+            if ident not in contacts[uid]:  # one copy per person (reach)
+                contacts[uid].append(ident)
         period = cycle.local_date(now).toordinal() // every
         rows: list[tuple[str, str, str, str]] = []
         audit: list[dict] = []

@@ -23,6 +23,7 @@ from storage.models import (
     ReviewStatus,
     Union,
 )
+from storage.settings import Settings
 
 
 def _local_date(now: datetime) -> date:
@@ -85,6 +86,7 @@ async def apply_unit_edits(s: AsyncSession, review: Review, now: datetime) -> li
 
 async def _complete(
     s: AsyncSession,
+    settings: Settings,
     review: Review,
     bundle: ReviewFactsBundle,
     step: ApprovalStep,
@@ -112,7 +114,7 @@ async def _complete(
         remarks=remarks,
         unit_fields=fields,
     )
-    contacts = await _contacts(s, review, bundle.submitter)
+    contacts = await _contacts(s, settings, review, bundle.submitter)
     _notify(
         s,
         contacts,

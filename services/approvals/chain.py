@@ -122,22 +122,21 @@ def _identity(op: Operator | None) -> Identity | None:
     return (op.platform, op.user_id) if op else None
 
 
-async def _contacts(s: AsyncSession, review: Review, submitter: Operator | None) -> list[Identity]:
-    """Who hears about the review: the submitter, then the unit's other active contacts."""
-    out: list[Identity] = []
-    if submitter:
-        out.append((submitter.platform, submitter.user_id))
+async def _contacts(
+    s: AsyncSession, settings: Settings, review: Review, submitter: Operator | None
+) -> list[Identity]:
+    """Who hears about the review: the submitter, then the unit's other active contacts; each
+    person once, on the account they last used (:mod:`services.reach`)."""
     rows = await s.scalars(
-        select(Operator).where(
+        select(Operator)
+        .where(
             Operator.union_id == review.union_id,
             Operator.role == Role.contact,
             Operator.active.is_(True),
         )
+        .order_by(Operator.id)
     )
-    for op in rows:
-        if (op.platform, op.user_id) not in out:
-            out.append((op.platform, op.user_id))
-    return out
+    return await reach.recipients(s, settings, [submitter, *rows])
 
 
 def _notify(s: AsyncSession, recipients: list[Identity], message: Message, key: str) -> None:
@@ -168,7 +167,7 @@ async def _open_level(
     review.current_level = level
     sent = await _send_cards(s, settings, review, bundle, step)
     if sent == 0:
-        await _no_approver(s, review, bundle, step, now)
+        await _no_approver(s, settings, review, bundle, step, now)
     return step, sent
 
 
@@ -192,7 +191,7 @@ async def _send_cards(
     submitter = _identity(bundle.submitter)
     own = await acting.unit_operators(s, review.union_id)  # no self-approval
     sent = 0
-    for op in await reach.one_copy(settings, await _approvers(s, step.union_id)):
+    for op in await reach.one_copy(settings, await _approvers(s, step.union_id), have):
         ident = (op.platform, op.user_id)
         if ident == submitter or ident in have or ident in own:
             continue
@@ -215,11 +214,16 @@ async def _send_cards(
 
 
 async def _no_approver(
-    s: AsyncSession, review: Review, bundle: ReviewFactsBundle, step: ApprovalStep, now: datetime
+    s: AsyncSession,
+    settings: Settings,
+    review: Review,
+    bundle: ReviewFactsBundle,
+    step: ApprovalStep,
+    now: datetime,
 ) -> None:
     union = await s.get(Union, step.union_id)
     assert union is not None
-    contacts = await _contacts(s, review, bundle.submitter)
+    contacts = await _contacts(s, settings, review, bundle.submitter)
     key = f"noappr:{review.id}:{review.round}:{step.level}"
     # approvers there, but every one acts for the reviewed unit: the level waits all the same
     conflicted = bool(await _approvers(s, step.union_id))
@@ -230,7 +234,7 @@ async def _no_approver(
         key,
     )
     if union.parent_id is not None:
-        upper = [(o.platform, o.user_id) for o in await _approvers(s, union.parent_id)]
+        upper = await reach.recipients(s, settings, await _approvers(s, union.parent_id))
         _notify(
             s,
             upper,

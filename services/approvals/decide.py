@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import acting, cards, decision_mode
+from services import acting, cards, decision_mode, reach
 from services.approvals.apply import _complete
 from services.approvals.chain import (
     ReviewFactsBundle,
@@ -16,7 +16,6 @@ from services.approvals.chain import (
     _audit,
     _contacts,
     _facts,
-    _identity,
     _notify,
     _open_level,
     _update_cards,
@@ -213,11 +212,13 @@ async def decide(
             review.decided_at = now
             review.updated_at = now
             if decision == Decision.returned:
-                outcome = await _return(s, review, bundle, step, approver, comment or "", now)
+                outcome = await _return(
+                    s, settings, review, bundle, step, approver, comment or "", now
+                )
             elif step.level < step.levels:
                 outcome = await _advance(s, settings, review, bundle, step, approver, now)
             else:
-                outcome = await _complete(s, review, bundle, step, approver, now)
+                outcome = await _complete(s, settings, review, bundle, step, approver, now)
             return DecideResult(
                 outcome=outcome,
                 step_id=step.id,
@@ -251,6 +252,7 @@ async def decide(
 
 async def _return(
     s: AsyncSession,
+    settings: Settings,
     review: Review,
     bundle: ReviewFactsBundle,
     step: ApprovalStep,
@@ -262,7 +264,7 @@ async def _return(
     review.return_reason = reason
     review.current_level = None
     union = await s.get(Union, step.union_id)
-    contacts = await _contacts(s, review, bundle.submitter)
+    contacts = await _contacts(s, settings, review, bundle.submitter)
     _notify(
         s,
         contacts,
@@ -285,7 +287,7 @@ async def _advance(
     if sent:
         passed = await s.get(Union, step.union_id)
         upper = await s.get(Union, nxt.union_id)
-        contacts = [_identity(bundle.submitter)] if bundle.submitter else []
+        contacts = await reach.recipients(s, settings, [bundle.submitter])
         _notify(
             s,
             contacts,
