@@ -180,6 +180,15 @@ def main(argv: list[str]) -> None:
 
     if args.serve:
         _pin(args.core)
+        prof = os.environ.get("UC_BENCH_PROFILE")  # a file: cProfile of the server process
+        if prof and args.serve == "channel":
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(_serve(args.serve, args.port, args.redis, args.workdir))",
+                globals(), {"args": args, "asyncio": asyncio, "_serve": _serve}, prof,
+            )  # fmt: skip
+            return
         asyncio.run(_serve(args.serve, args.port, args.redis, args.workdir))
         return
 

@@ -41,6 +41,14 @@ end
 return out
 """
 
+# SET KEYS[i] ARGV[i + 1] EX ARGV[1], for every key (many "done" records in one round trip)
+_DONE_MANY = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+end
+return #KEYS
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -76,6 +84,9 @@ class DedupBatcher:
         self._script = redis.register_script(_CLAIM_MANY)
         self._pending: list[tuple[str, asyncio.Future[Claim]]] = []
         self._scheduled = False
+        self._done_script = redis.register_script(_DONE_MANY)
+        self._done_pending: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._done_scheduled = False
 
     def claim(self, key: str) -> asyncio.Future[Claim]:
         loop = asyncio.get_running_loop()
@@ -120,8 +131,40 @@ class DedupBatcher:
         return claim
 
     async def done(self, key: str, reply: str = "") -> None:
-        """Record the turn done with its passive ``reply`` (plain text; '' = all went actively)."""
-        await self.redis.set(key, "d:" + reply, ex=DONE_TTL)
+        """Record the turn done with its passive ``reply`` (plain text; '' = all went actively).
+        The records of one event-loop turn share one Redis round trip, like the claims."""
+        await self._queue_done(key, reply)
+
+    def _queue_done(self, key: str, reply: str) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._done_pending.append((key, "d:" + reply, fut))
+        if not self._done_scheduled:
+            self._done_scheduled = True
+            loop.call_soon(self._flush_done)
+        return fut
+
+    def _flush_done(self) -> None:
+        self._done_scheduled = False
+        batch, self._done_pending = self._done_pending, []
+        for i in range(0, len(batch), self.max_batch):
+            task = asyncio.ensure_future(self._run_done(batch[i : i + self.max_batch]))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+    async def _run_done(self, batch: list[tuple[str, str, asyncio.Future[None]]]) -> None:
+        try:
+            await self._done_script(
+                keys=[k for k, _, _ in batch], args=[DONE_TTL, *(v for _, v, _ in batch)]
+            )
+        except Exception as exc:
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for *_, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
 
     async def extend(self, key: str, seconds: float) -> None:
         """Keep our claim alive longer (a turn that went late and is still running)."""

@@ -52,8 +52,9 @@ class OutboxWriter:
                     for platform, user_id, items, _ in batch
                     for msg in items
                 ]  # fmt: skip
-                async with self.db.transaction() as session:  # Core executemany: no ORM flush
-                    await session.execute(insert(Outbox), rows)
+                # Core executemany on a bare connection: no ORM session or flush
+                async with self.db.engine.begin() as conn:
+                    await conn.execute(insert(Outbox), rows)
             except Exception as exc:
                 _settle(batch, exc)
             else:
