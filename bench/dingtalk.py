@@ -6,9 +6,9 @@ request is a new 1:1 text message (unique msgId, fresh ``timestamp``/``sign`` he
 
 - ``floor``: aiohttp handler doing only ``signing.verify_headers`` + ``parse_robot_message``;
 - ``channel``: ``bot.app.create_app`` with DingTalk configured: verify, parse, de-duplicate
-  (Redis ``SET NX``), the dialog turn (a trivial handler: one text reply, as in
-  ``bench channel``) and the reply queued in the outbox (a database transaction) before the
-  answer.
+  (Redis), the product's dialog turn (``DialogRouter``: the user's lock and cursor, the
+  operator lookup, the answer for a user without a review; ``UC_BENCH_ECHO=1`` swaps in a
+  trivial one-reply handler) and the reply queued in the outbox before the answer.
 
 Prints requests/s, p50 and p99 latency of each, the ratio (target >= 0.5x, p99 <= 100 ms) and
 ``uptime``'s load average (the machine is shared).
@@ -70,7 +70,7 @@ async def _serve(mode: str, port: int, redis_url: str, workdir: str) -> None:
         app.router.add_post("/dingtalk/callback", handle)
         app.router.add_get("/healthz", health)
     else:
-        from bot.app import create_app
+        from bot.app import create_app, default_handler
         from bot.logs import setup_logging
         from dialogs.events import Event, Reply
         from services.messages import Text
@@ -100,7 +100,12 @@ async def _serve(mode: str, port: int, redis_url: str, workdir: str) -> None:
         await db.create_all()
         redis = connect(redis_url)
         resources = [db, redis]
-        app = create_app(settings, db=db, redis=redis, handler=Echo())
+        # the product's own dialog turn (lock, cursor, operator lookup, reply), as deployed;
+        # UC_BENCH_ECHO=1 swaps in a trivial handler to see the channel's own cost
+        handler = (
+            Echo() if os.environ.get("UC_BENCH_ECHO") else default_handler(settings, db, redis)
+        )
+        app = create_app(settings, db=db, redis=redis, handler=handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
