@@ -1,7 +1,7 @@
 """The outbox worker: claim due rows, keep each recipient's order and rate window, retry.
 
 Generic: it names no platform. Each row goes to the channel of its ``platform`` (a
-:class:`Channel`: WeCom's is ``bot.wecom.sender``; a DingTalk one is one more entry in the
+:class:`Channel`, one per platform, each in its own ``bot/<platform>/sender.py``, given in the
 ``channels`` map), which sends it and says how it went as a :class:`Delivery`.
 
 - **Claiming.** A worker takes due rows with a lease (``claimed_until``) through a conditional
@@ -70,7 +70,7 @@ class Delivery:
 
 
 class Channel(Protocol):
-    """One platform's side of the outbox: ``bot.wecom.sender.WecomChannel`` is one."""
+    """One platform's side of the outbox (``bot/<platform>/sender.py``)."""
 
     platform: str
     text_limit: int  # bytes of one text message
