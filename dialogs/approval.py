@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dialogs.engine import Context, Step, card_handler, command, step
+from dialogs.state import ApprovalData
 from dialogs.texts import approval as T
 from services import approvals, cards, details
 from services.approvals import ApprovalError, DecideResult, Outcome
@@ -82,7 +83,7 @@ async def _approve(ctx: Context, step_id: int) -> None:
     except ApprovalError:
         ctx.say(T.APPLY_FAILED)
         return
-    if ctx.cursor.step == "appr.return_reason" and ctx.data.get("step_id") == step_id:
+    if ctx.cursor.step == "appr.return_reason" and ApprovalData.of(ctx).step_id == step_id:
         await _leave(ctx)  # a pending 退回 of this step is moot now
     if res.outcome in (Outcome.advanced, Outcome.completed):
         ctx.reply.card_update = res.card_update
@@ -99,7 +100,7 @@ async def _ask_reason(ctx: Context, step_id: int) -> None:
         _answer_not_allowed(ctx, res)
         return
     # the card is updated actively once the reason is in (the channel kept what it needs)
-    await ctx.goto("appr.return_reason", step_id=step_id, unit=res.unit_name)
+    await ctx.goto("appr.return_reason", step_id=step_id, return_unit=res.unit_name)
 
 
 async def _detail(ctx: Context, step_id: int) -> None:
@@ -112,8 +113,7 @@ async def _detail(ctx: Context, step_id: int) -> None:
 
 async def _leave(ctx: Context) -> None:
     """Back to whatever the user was doing before the card click, else end the dialog."""
-    ctx.cursor.data.pop("step_id", None)
-    ctx.cursor.data.pop("unit", None)
+    ApprovalData.of(ctx).clear()
     ctx.cursor.history = [h for h in ctx.cursor.history if h != "appr.return_reason"]
     if not await ctx.back():
         ctx.finish()
@@ -126,7 +126,7 @@ class ReturnReason(Step):
     stage = "审核：填写退回原因"
 
     async def prompt(self, ctx: Context) -> None:
-        ctx.say(T.RETURN_ASK.format(unit=ctx.data.get("unit", "")))
+        ctx.say(T.RETURN_ASK.format(unit=ApprovalData.of(ctx).unit_name(ctx)))
 
     async def handle(self, ctx: Context) -> None:
         if ctx.word in T.CANCEL_WORDS:
@@ -144,8 +144,8 @@ class ReturnReason(Step):
         if len(reason) > T.RETURN_MAX:
             ctx.invalid(T.RETURN_TOO_LONG)
             return
-        step_id = int(ctx.data.get("step_id", 0))
-        unit = ctx.data.get("unit", "")
+        d = ApprovalData.of(ctx)
+        step_id, unit = d.step_id, d.unit_name(ctx)
         try:
             res = await approvals.decide(
                 ctx.db, ctx.settings, step_id, ctx.user, Decision.returned, reason

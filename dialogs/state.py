@@ -1,4 +1,4 @@
-"""The typed cursor data of the contact's review (issue 11 point 4).
+"""The typed cursor data of each flow (issue 11 point 4).
 
 Field names are the keys the cursor has always stored, so a cursor saved before these
 structures existed (live in Redis at deploy time) loads unchanged; see
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dialogs.engine import FlowData
+from dialogs.engine import Context, FlowData
 
 
 @dataclass
@@ -45,3 +45,22 @@ class MemberData(FlowData):
     pending: int | None = None  # an upload with errors waiting for 接受
     quiet: bool = False  # one-off: enter members.file without repeating the template
     retire_n: int = 0  # 全部标记退休: the count the confirmation named
+
+
+@dataclass
+class ApprovalData(FlowData):
+    """The approver's 退回 while its reason is asked (``appr.return_reason``).
+
+    ``return_unit`` has its own key: the review's ``unit`` (:class:`ReviewData`) belongs to a
+    person who is a contact too and must survive the 退回. A cursor saved by the old code
+    (``unit``) still shows the name through :attr:`unit_name`."""
+
+    step_id: int = 0
+    return_unit: str = ""
+
+    def unit_name(self, ctx: Context) -> str:
+        return self.return_unit or str(ctx.data.get("unit", ""))
+
+    def clear(self) -> None:
+        self.step_id = 0
+        self.return_unit = ""
