@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import metrics
+from bot import metrics, outbox_signal
 from bot.logs import log
 from services.redact import scrub
 from storage.db import Database
@@ -394,7 +394,20 @@ class OutboxWorker:
                 logger.exception("outbox.loop_error")
                 n = 0
             if n == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), idle)
-                except TimeoutError:
-                    pass
+                await self._idle(stop, idle)
+
+    async def _idle(self, stop: asyncio.Event, idle: float) -> None:
+        """Wait up to ``idle`` seconds: until a commit's wake-up signal, or ``stop``."""
+        woken = asyncio.ensure_future(outbox_signal.wait(self.redis, idle))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            done, _ = await asyncio.wait({woken, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if woken in done and woken.exception() is not None:  # Redis away: plain sleep
+                logger.warning(
+                    "outbox.wait_failed", extra={"fields": {"error": repr(woken.exception())}}
+                )
+                await asyncio.wait({stopped}, timeout=idle)
+        finally:
+            for t in (woken, stopped):
+                if not t.done():
+                    t.cancel()

@@ -15,14 +15,16 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bot import outbox_signal
 from services.messages import Message, to_payload
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus, utcnow
 
 
 class OutboxWriter:
-    def __init__(self, db: Database, max_batch: int = 500) -> None:
+    def __init__(self, db: Database, max_batch: int = 500, redis: Any = None) -> None:
         self.db = db
+        self.redis = redis  # woken after each commit (bot.outbox_signal)
         self.max_batch = max_batch
         self._pending: list[tuple[str, str, list[Message], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -58,6 +60,7 @@ class OutboxWriter:
             except Exception as exc:
                 _settle(batch, exc)
             else:
+                await outbox_signal.wake(self.redis)
                 _settle(batch, None)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from bot import outbox_signal
 from services.messages import CardUpdate, Message, Text
 from services.outbox import enqueue
 from storage.db import Database
@@ -98,13 +100,21 @@ def split_text(text: str, limit: int) -> list[str]:
 
 
 async def send_actively(
-    db: Database, platform: str, user_id: str, messages: Iterable[Message]
+    db: Database,
+    platform: str,
+    user_id: str,
+    messages: Iterable[Message],
+    redis: Any = None,
 ) -> int:
-    """Queue ``messages`` for ``user_id``; the outbox worker sends them in this order."""
+    """Queue ``messages`` for ``user_id``; the outbox worker sends them in this order.
+
+    With ``redis``, idle outbox workers are woken once the rows are committed (else the
+    worker's periodic scan finds them)."""
     items = list(messages)
     if not items:
         return 0
     async with db.transaction() as session:
         for msg in items:
             enqueue(session, platform, user_id, msg)
+    await outbox_signal.wake(redis)
     return len(items)

@@ -75,7 +75,7 @@ class Worker:
     # -- jobs ------------------------------------------------------------------------------------
 
     async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
-        await send_actively(self.db, platform, user, messages)
+        await send_actively(self.db, platform, user, messages, self.redis)
 
     async def _handle_upload(self, platform: str, user: str, data: bytes, file_name: str) -> None:
         """Parse ``data`` from a scratch file of this worker's own (deleted when done: the

@@ -42,7 +42,9 @@ class Inbound:
         self.redis = redis
         self.handler = handler
         self.secret = settings.server.secret_key
-        self.writer = OutboxWriter(db)  # group commit: concurrent replies share a transaction
+        self.writer = OutboxWriter(
+            db, redis=redis
+        )  # group commit: concurrent replies share a transaction
 
     async def _queue(self, user: str, messages: list[Message]) -> None:
         await self.writer.write(PLATFORM, user, messages)

@@ -270,7 +270,7 @@ class WecomCallback:
             if code and ev.kind is EventKind.card_action:
                 await card_codes.queue(self.db, PLATFORM, ev.user_id, messages, ev.task_id, code)
             else:
-                await send_actively(self.db, PLATFORM, ev.user_id, messages)
+                await send_actively(self.db, PLATFORM, ev.user_id, messages, self.redis)
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
