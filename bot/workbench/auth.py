@@ -70,21 +70,7 @@ def add_routes(wb: Workbench) -> None:
         if user is None:
             await scope.refuse(wb.db, ("wecom", "?"), "oauth_code")
             return wb.message(request, None, T.FORBIDDEN_TITLE, T.LOGIN_FAILED, 403)
-        nxt = request.cookies.get(NEXT_COOKIE, "")
-        target = nxt if nxt.startswith(PREFIX + "/") and "//" not in nxt else PREFIX + "/"
-        resp = web.HTTPFound(target)
-        resp.set_cookie(
-            sess.COOKIE,
-            sess.make_cookie(wb.secret, "wecom", user),
-            max_age=sess.TTL_SECONDS,
-            httponly=True,
-            samesite="Lax",
-            secure=wb.secure,
-            path=PREFIX + "/",
-        )
-        resp.del_cookie(NEXT_COOKIE)
-        log(logger, "workbench.signed_in", platform="wecom")
-        raise resp
+        raise signed_in(request, wb, "wecom", user)
 
     async def on_cleanup(_app: web.Application) -> None:
         if "c" in client:
@@ -93,3 +79,23 @@ def add_routes(wb: Workbench) -> None:
     wb.routes.append(("GET", PREFIX + "/login", login))
     wb.routes.append(("GET", PREFIX + "/auth", auth))
     wb.cleanup.append(on_cleanup)
+
+
+def signed_in(request: web.Request, wb: Workbench, platform: str, user: str) -> web.HTTPFound:
+    """The redirect that starts a session for ``user`` on ``platform`` (either sign-in), back to
+    the workbench page that asked for it."""
+    nxt = request.cookies.get(NEXT_COOKIE, "")
+    target = nxt if nxt.startswith(PREFIX + "/") and "//" not in nxt else PREFIX + "/"
+    resp = web.HTTPFound(target)
+    resp.set_cookie(
+        sess.COOKIE,
+        sess.make_cookie(wb.secret, platform, user),
+        max_age=sess.TTL_SECONDS,
+        httponly=True,
+        samesite="Lax",
+        secure=wb.secure,
+        path=PREFIX + "/",
+    )
+    resp.del_cookie(NEXT_COOKIE)
+    log(logger, "workbench.signed_in", platform=platform)
+    return resp

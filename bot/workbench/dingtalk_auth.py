@@ -24,9 +24,8 @@ from aiohttp import web
 from bot.dingtalk.client import DingtalkClient
 from bot.dingtalk.errors import DingtalkError
 from bot.logs import log
-from bot.workbench import session as sess
 from bot.workbench import texts as T
-from bot.workbench.auth import NEXT_COOKIE
+from bot.workbench.auth import NEXT_COOKIE, signed_in
 from bot.workbench.core import PREFIX, Workbench
 from services import workbench_scope as scope
 from services.workbench_links import make_state, state_ok
@@ -94,21 +93,7 @@ def add_routes(wb: Workbench) -> None:
         if user is None:
             await scope.refuse(wb.db, ("dingtalk", "?"), "dingtalk_code")
             return wb.message(request, None, T.FORBIDDEN_TITLE, T.LOGIN_FAILED, 403)
-        nxt = request.cookies.get(NEXT_COOKIE, "")
-        target = nxt if nxt.startswith(PREFIX + "/") and "//" not in nxt else PREFIX + "/"
-        resp = web.HTTPFound(target)
-        resp.set_cookie(
-            sess.COOKIE,
-            sess.make_cookie(wb.secret, "dingtalk", user),
-            max_age=sess.TTL_SECONDS,
-            httponly=True,
-            samesite="Lax",
-            secure=wb.secure,
-            path=PREFIX + "/",
-        )
-        resp.del_cookie(NEXT_COOKIE)
-        log(logger, "workbench.signed_in", platform="dingtalk")
-        raise resp
+        raise signed_in(request, wb, "dingtalk", user)
 
     async def on_cleanup(_app: web.Application) -> None:
         if "c" in client:

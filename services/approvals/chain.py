@@ -188,10 +188,27 @@ async def _send_cards(
             )
         ).all()
     )
-    submitter = _identity(bundle.submitter)
     own = await acting.unit_operators(s, review.union_id)  # no self-approval
+    return await deal_cards(
+        s, settings, review, bundle, step, await _approvers(s, step.union_id), have, own
+    )
+
+
+async def deal_cards(
+    s: AsyncSession,
+    settings: Settings,
+    review: Review,
+    bundle: ReviewFactsBundle,
+    step: ApprovalStep,
+    approvers: list[Operator],
+    have: set[Identity],
+    own: set[Identity],
+) -> int:
+    """One card (on the platform each person last used) to every approver of ``step`` without
+    one in ``have``, never to the submitter nor an operator of the unit (``own``)."""
+    submitter = _identity(bundle.submitter)
     sent = 0
-    for op in await reach.one_copy(settings, await _approvers(s, step.union_id), have):
+    for op in await reach.one_copy(settings, approvers, have):
         ident = (op.platform, op.user_id)
         if ident == submitter or ident in have or ident in own:
             continue

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import cards, decision_mode, hints, reach, unit_fields
+from services import cards, decision_mode, hints, unit_fields
 from services.approvals.apply import _complete
 from services.approvals.chain import (
     ReviewFactsBundle,
@@ -34,6 +34,7 @@ from services.approvals.chain import (
     _identity,
     _no_approver,
     _notify,
+    deal_cards,
 )
 from services.approvals.decide import _already, decide
 from services.approvals.results import ApprovalError, DecideResult, Identity, Outcome
@@ -305,31 +306,9 @@ async def _decide_batch(
 
 async def _send_cards(settings, s, review, bundle, step, by_union) -> int:
     """As chain._send_cards for a step just created (no card sent for it yet)."""
-    have: set[Identity] = set()
-    submitter = _identity(bundle.submitter)
     own = {(o.platform, o.user_id) for o in by_union.get(review.union_id, []) if o.active}
     approvers = [o for o in by_union.get(step.union_id, []) if o.role == Role.approver and o.active]
-    sent = 0
-    for op in await reach.one_copy(settings, approvers):
-        ident = (op.platform, op.user_id)
-        if ident == submitter or ident in have or ident in own:
-            continue
-        have.add(ident)
-        task_id = cards.task_id_for(review.id, review.round, step.level, op.id, review.submitted_at)
-        card = cards.approval_card(
-            bundle.facts,
-            step_id=step.id,
-            level=step.level,
-            levels=step.levels,
-            task_id=task_id,
-            settings=settings,
-        )
-        s.add(
-            ApprovalCard(step_id=step.id, platform=op.platform, user_id=op.user_id, task_id=task_id)
-        )
-        enqueue(s, op.platform, op.user_id, card, dedup_key=f"card:{task_id}")
-        sent += 1
-    return sent
+    return await deal_cards(s, settings, review, bundle, step, approvers, set(), own)
 
 
 def _result(pre, step, review, approver, now, outcome) -> DecideResult:
