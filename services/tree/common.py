@@ -273,3 +273,20 @@ def parse_operator(raw: str) -> tuple[str, str, str]:
     if platform not in ("wecom", "dingtalk"):
         raise TreeRefused("operator.platform", f"平台应为 wecom 或 dingtalk（收到：{parts[0]}）")
     return platform, parts[1].strip(), parts[2].strip()
+
+
+def add_contact(
+    s: AsyncSession, union_id: int, operator: tuple[str, str, str], now: datetime
+) -> None:
+    """The new unit's contact, named as ``(platform, user id, name)``."""
+    platform, user_id, name = operator
+    s.add(
+        Operator(
+            union_id=union_id,
+            platform=platform,
+            user_id=user_id,
+            name=name,
+            role=Role.contact,
+            created_at=now,
+        )
+    )

@@ -16,6 +16,7 @@ from services.tree.common import (
     KIND_NAMES,
     Actor,
     TreeRefused,
+    add_contact,
     audit,
     check_unit_name,
     clean_code,
@@ -27,7 +28,7 @@ from services.tree.common import (
 )
 from services.unit_fields import FieldInvalid, check_status
 from storage.db import Database
-from storage.models import Operator, Role, Union, UnionKind, utcnow
+from storage.models import Operator, Union, UnionKind, utcnow
 
 
 @dataclass(frozen=True)
@@ -138,17 +139,7 @@ async def apply_create(
         s.add(unit)
         await s.flush()
         if p.operator:
-            platform, user_id, op_name = p.operator
-            s.add(
-                Operator(
-                    union_id=unit.id or 0,
-                    platform=platform,
-                    user_id=user_id,
-                    name=op_name,
-                    role=Role.contact,
-                    created_at=now,
-                )
-            )
+            add_contact(s, unit.id or 0, p.operator, now)
         audit(
             s,
             actor,

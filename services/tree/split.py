@@ -19,6 +19,7 @@ from services.import_rows import CODE_RE
 from services.tree.common import (
     Actor,
     TreeRefused,
+    add_contact,
     audit,
     check_unit_name,
     clean_code,
@@ -31,7 +32,7 @@ from services.tree.common import (
 from services.tree.duplicates import normal_name
 from services.unit_fields import STATUS_ESTABLISHED
 from storage.db import Database
-from storage.models import Member, MemberStatus, Operator, Role, Union, UnionKind, utcnow
+from storage.models import Member, MemberStatus, Union, UnionKind, utcnow
 from storage.settings import Settings
 
 
@@ -174,17 +175,7 @@ async def apply_split(
         if j.employees_total is not None:
             j.employees_total = max(j.employees_total - n, j.members_count or 0)
         if p.operator:
-            platform, user_id, op_name = p.operator
-            s.add(
-                Operator(
-                    union_id=unit.id or 0,
-                    platform=platform,
-                    user_id=user_id,
-                    name=op_name,
-                    role=Role.contact,
-                    created_at=now,
-                )
-            )
+            add_contact(s, unit.id or 0, p.operator, now)
         audit(
             s,
             actor,
