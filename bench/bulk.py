@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +27,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench.common import machine_info, print_table, timed
+from bench.deployed import start_redis, uptime
 from bench.pending_seed import seed_pending
-from bench.reminders import start_redis
 from storage.models import (
     ApprovalStep,
     AuditLog,
@@ -43,15 +41,6 @@ from storage.models import (
 from storage.settings import load_settings
 
 TARGET_S = 10.0
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(
-            ["uptime"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return "load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def _pg_database(url: str) -> tuple[str, str]:
@@ -94,7 +83,8 @@ async def run(args: argparse.Namespace) -> None:
         db_url, admin = await _pg_database(args.pg)
     else:
         db_url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    redis_url, redis_proc, redis_dir = start_redis()
+    redis_dir = tempfile.mkdtemp(prefix="bench-redis-")
+    redis_url, redis_proc = start_redis(redis_dir)
     base = load_settings(None, review={"high_removal_count": 50, "high_removal_ratio": 0.2})
     stack = LocalStack(base, db_url=db_url, redis_url=redis_url, upload_dir=tmp / "up")
     n = args.reviews + args.flagged

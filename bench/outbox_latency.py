@@ -15,22 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from bench.common import machine_info
-from bench.reminders import start_redis
+from bench.deployed import start_redis, uptime
 
 
 def _pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -45,7 +40,8 @@ async def run(args: argparse.Namespace) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
     url = args.db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    redis_url, redis_proc, redis_dir = start_redis()
+    redis_dir = tempfile.mkdtemp(prefix="bench-redis-")
+    redis_url, redis_proc = start_redis(redis_dir)
     settings = load_settings(
         None,
         database={"url": url},
@@ -100,7 +96,7 @@ async def run(args: argparse.Namespace) -> None:
         for p in (50, 90, 99):
             print(f"  p{p:<3} {_pct(ms, p):8.1f} ms")
         print(f"  max  {max(ms):8.1f} ms   (target: p99 ≤ 100 ms)")
-        print(f"uptime: {_uptime()}")
+        print(f"uptime: {uptime()}")
         print(machine_info(url))
     finally:
         stop.set()

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -29,6 +26,7 @@ import factories
 from sqlalchemy import func, insert, select
 
 from bench.common import machine_info, peak_rss_mb, print_table, timed
+from bench.deployed import start_redis
 from storage.db import Database
 from storage.models import (
     ApprovalCard,
@@ -57,36 +55,6 @@ class _Clock:
 D7 = datetime(2026, 12, 24, 1, 0, tzinfo=UTC)  # 09:00 Asia/Shanghai, 7 days before 12-31
 DISTRICTS = 10
 APPROVERS_PER_DISTRICT = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis() -> tuple[str, subprocess.Popen[bytes] | None, str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return url, None, ""
-    exe = shutil.which("redis-server")
-    if not exe:
-        raise SystemExit("redis-server is not installed (or set REDIS_URL)")
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    return f"redis://127.0.0.1:{port}/0", proc, workdir
 
 
 async def seed(db: Database, units: int, operators: int, hot: int, hot_units: int) -> dict:
@@ -318,7 +286,8 @@ async def run(args: argparse.Namespace) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-remind-"))
     url = args.db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    redis_url, redis_proc, redis_dir = start_redis()
+    redis_dir = tempfile.mkdtemp(prefix="bench-redis-")
+    redis_url, redis_proc = start_redis(redis_dir)
     settings = load_settings(
         None,
         database={"url": url},
