@@ -24,7 +24,8 @@ from storage.models import Outbox, OutboxStatus, utcnow
 class OutboxWriter:
     def __init__(self, db: Database, max_batch: int = 500, redis: Any = None) -> None:
         self.db = db
-        self.redis = redis  # woken after each commit (bot.outbox_signal)
+        self.redis = redis
+        outbox_signal.attach(db, redis)  # each commit wakes the outbox workers
         self.max_batch = max_batch
         self._pending: list[tuple[str, str, list[Message], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -60,7 +61,6 @@ class OutboxWriter:
             except Exception as exc:
                 _settle(batch, exc)
             else:
-                await outbox_signal.wake(self.redis)
                 _settle(batch, None)
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import note_outbox_insert
 from storage.models import (
     Outbox,
 )
@@ -78,6 +79,7 @@ async def queue_texts(
         return len(res.all())
     due = not_before.astimezone(UTC).strftime(_SQLITE_TIME)
     created = now.astimezone(UTC).strftime(_SQLITE_TIME)
+    note_outbox_insert(conn)  # past SQLAlchemy's execution: say so, for the after-commit wake
     raw = (await conn.get_raw_connection()).driver_connection
     before = raw.total_changes
     await raw.executemany(
