@@ -46,7 +46,9 @@ async def enqueue_job(redis: Any, name: str, payload: dict[str, Any], attempt: i
     fields = {"name": name, "data": json.dumps(payload, ensure_ascii=False), "attempt": attempt}
     if rid := REQUEST_ID.get():  # the job's log lines carry the callback's request id
         fields["rid"] = rid
-    return await redis.xadd(STREAM, fields, maxlen=100_000, approximate=True)
+    msg_id = await redis.xadd(STREAM, fields, maxlen=100_000, approximate=True)
+    log(logger, "job.queued", level=logging.DEBUG, job=name, id=msg_id, attempt=attempt)
+    return msg_id
 
 
 USER_LOCK_MS = 30_000  # a dead worker's hold on a user lapses after this

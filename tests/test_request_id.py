@@ -1,0 +1,43 @@
+"""One request id on every log line of a callback, its jobs and its outbox rows (issue 15 point 6)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import select
+
+from bot.logs import JsonLineFormatter
+from storage.models import Outbox, OutboxStatus
+from tests.wecom_rig import rig
+
+USER = "lisi"
+
+
+async def test_callback_job_and_send_share_one_request_id(
+    settings, any_db, redis, tmp_path, caplog
+) -> None:
+    """A file message: the callback queues a download job; the job's answer (the media is
+    unknown: 「文件下载失败」) is queued in the outbox; the sender sends it."""
+    db = any_db
+    caplog.set_level(logging.DEBUG, logger="unioncard")
+    async with rig(settings, db, redis, tmp_path) as r:
+        plain = r.sim.plaintext(
+            USER,
+            [("MsgType", "file"), ("MediaId", "m-unknown"), ("Title", "a.xlsx"), ("MsgId", 78)],
+        )
+        await r.sim.post_callback(plain)
+        await r.deliver()
+        assert r.sim.texts(USER)  # the job's answer reached the platform
+    fmt = JsonLineFormatter()
+    lines = [json.loads(fmt.format(rec)) for rec in caplog.records]
+    callback = [x for x in lines if x["event"].startswith("wecom.callback")]
+    job = [x for x in lines if x["event"].startswith("job.")]
+    send = [x for x in lines if x["event"].startswith("outbox.")]
+    assert callback and job and send
+    rids = {x.get("rid") for x in callback + job + send}
+    assert len(rids) == 1 and None not in rids
+    async with db.session() as s:
+        rows = list(await s.scalars(select(Outbox).where(Outbox.recipient == USER)))
+    assert [row.status for row in rows] == [OutboxStatus.sent]
+    assert rows[0].request_id == rids.pop()
