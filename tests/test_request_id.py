@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 from sqlalchemy import select
 
-from bot.logs import JsonLineFormatter
+from bot.logs import JsonLineFormatter, new_request_id
+from bot.outbox_writer import OutboxWriter
+from services.messages import Text
 from storage.models import Outbox, OutboxStatus
 from tests.wecom_rig import rig
 
@@ -41,3 +44,19 @@ async def test_callback_job_and_send_share_one_request_id(
         rows = list(await s.scalars(select(Outbox).where(Outbox.recipient == USER)))
     assert [row.status for row in rows] == [OutboxStatus.sent]
     assert rows[0].request_id == rids.pop()
+
+
+async def test_group_commit_keeps_each_callers_request_id(any_db) -> None:
+    """The DingTalk path writes concurrent callers' replies in one transaction: each row keeps
+    the request id of the turn that queued it, not the first caller's."""
+    writer = OutboxWriter(any_db)
+
+    async def turn(rid: str, user: str) -> None:
+        new_request_id(rid)
+        await writer.write("dingtalk", user, [Text(f"给{user}")])
+
+    await asyncio.gather(*(turn(f"rid{i}", f"u{i}") for i in range(5)))
+    async with any_db.session() as s:
+        rows = list(await s.scalars(select(Outbox).order_by(Outbox.id)))
+    assert len(rows) == 5
+    assert {(r.recipient, r.request_id) for r in rows} == {(f"u{i}", f"rid{i}") for i in range(5)}
