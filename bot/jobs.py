@@ -97,6 +97,7 @@ class JobRunner:
         idle_ms: int = 120_000,
         max_attempts: int = 3,
         concurrency: int = 4,
+        drain_seconds: float = 60.0,
     ) -> None:
         self.redis = redis
         self.handlers = handlers
@@ -113,6 +114,8 @@ class JobRunner:
         self._parked: dict[str, deque[_Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_reclaim = 0.0
+        self.drain_seconds = drain_seconds
+        self._draining = False  # stopping: running jobs finish, the others go back to the queue
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -178,9 +181,17 @@ class JobRunner:
         keeper: asyncio.Task[None] | None = None
         try:
             if lock_key is not None:  # another worker may run a job of this user: wait (no slot)
-                await self._take_user(lock_key, token)
+                if not await self._take_user(lock_key, token):
+                    await self._requeue(job)
+                    return
                 keeper = asyncio.get_running_loop().create_task(self._keep(lock_key, token))
+            if self._draining:
+                await self._requeue(job)
+                return
             async with self._sem:
+                if self._draining:
+                    await self._requeue(job)
+                    return
                 self._busy += 1
                 try:
                     await self._execute(job.msg_id, job.fields)
@@ -207,12 +218,23 @@ class JobRunner:
             self._next_of(job.user)
             self._changed.set()
 
-    async def _take_user(self, key: str, token: str) -> None:
-        """The user's Redis key (another worker may hold it: polled, holding no slot)."""
+    async def _take_user(self, key: str, token: str) -> bool:
+        """The user's Redis key (another worker may hold it: polled, holding no slot); False
+        when this worker stops meanwhile."""
         while True:
             if await self.redis.set(key, token, nx=True, px=USER_LOCK_MS):
-                return
+                return True
+            if self._draining:
+                return False
             await asyncio.sleep(USER_LOCK_POLL_S)
+
+    async def _requeue(self, job: _Job) -> None:
+        """A job this stopping worker will not start: back at the end of the queue at once
+        (rather than pending here until another worker's ``idle_ms`` runs out)."""
+        await self.redis.xadd(STREAM, job.fields, maxlen=100_000, approximate=True)
+        await self.redis.xack(STREAM, GROUP, job.msg_id)
+        await self.redis.xdel(STREAM, job.msg_id)
+        log(logger, "job.requeued", job=job.fields.get("name", ""), id=job.msg_id)
 
     def _next_of(self, user: str | None) -> None:
         if user is None:
@@ -238,7 +260,7 @@ class JobRunner:
 
     async def _read(self, block_ms: int | None, count: int) -> list[tuple[str, dict[str, str]]]:
         await self.ensure_group()
-        await self._reclaim_parked()
+        await self._refresh_claims()
         batch: list[tuple[str, dict[str, str]]] = []
         claimed = await self.redis.xautoclaim(
             STREAM, GROUP, self.consumer, min_idle_time=self.idle_ms, start_id="0-0", count=count
@@ -251,15 +273,24 @@ class JobRunner:
             batch.extend(messages)
         return batch
 
-    async def _reclaim_parked(self) -> None:
-        """Reset the idle time of the jobs parked here, so no other worker takes them over."""
+    async def _refresh_claims(self) -> None:
+        """Reset the idle time of every job held here, running or parked, so no other worker
+        takes one over (and runs it a second time) while this one lives."""
         now = time.monotonic()
         if not self._held or now - self._last_reclaim < self.idle_ms / 3000:
             return
         self._last_reclaim = now
-        ids = [j.msg_id for q in self._parked.values() for j in q]
-        if ids:
-            await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, ids, justid=True)
+        await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, list(self._held), justid=True)
+
+    async def _keep_claims(self) -> None:
+        """:meth:`_refresh_claims` every third of ``idle_ms``, also while every slot is busy
+        (the reading loop then waits and reads nothing)."""
+        while True:
+            await asyncio.sleep(self.idle_ms / 3000)
+            try:
+                await self._refresh_claims()
+            except Exception as exc:  # Redis away: the next round tries again
+                log(logger, "job.keep_failed", level=logging.WARNING, error=repr(exc))
 
     async def run_once(self, block_ms: int | None = None, count: int = 16) -> int:
         """Run the jobs that are waiting (and any abandoned by a dead worker); returns how many."""
@@ -270,8 +301,16 @@ class JobRunner:
         return len(batch)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
-        """Read while a slot is free; jobs run (or wait for their user) in their own tasks."""
+        """Read while a slot is free; jobs run (or wait for their user) in their own tasks.
+
+        Once ``stop`` is set: read no more, let the running jobs finish (up to
+        ``drain_seconds``, then cancel them: they stay pending and another worker takes them
+        over) and put the jobs not started back in the queue for the other workers."""
         stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        keeper = loop.create_task(self._keep_claims())
+        watcher = loop.create_task(self._stop_starting(stop))
+        drain = False
         try:
             while not stop.is_set():
                 free = self.concurrency - self._busy
@@ -290,7 +329,28 @@ class JobRunner:
                 except Exception:
                     logger.exception("job.loop_error")
                     await asyncio.sleep(1)
+            drain = True
         finally:
+            if drain and self._tasks:
+                await self._drain()
+            keeper.cancel()
+            watcher.cancel()
             for task in list(self._tasks):
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(keeper, watcher, *self._tasks, return_exceptions=True)
+
+    async def _stop_starting(self, stop: asyncio.Event) -> None:
+        """From the moment ``stop`` is set no job starts here (the read loop may still be
+        blocked in its read for up to a second)."""
+        await stop.wait()
+        self._draining = True
+
+    async def _drain(self) -> None:
+        self._draining = True
+        self._changed.set()
+        log(logger, "job.draining", running=self._busy, held=len(self._held))
+        deadline = time.monotonic() + self.drain_seconds
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
+        if self._tasks:
+            log(logger, "job.drain_timeout", level=logging.WARNING, left=len(self._tasks))
