@@ -184,7 +184,6 @@ class JobRunner:
 
     async def _execute(self, msg_id: str, fields: dict[str, str]) -> None:
         name = fields.get("name", "")
-        new_request_id(fields.get("rid", ""))
         attempt = int(fields.get("attempt", 0) or 0)
         try:
             payload = json.loads(fields.get("data") or "{}")
@@ -229,6 +228,7 @@ class JobRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_job(self, job: _Job) -> None:
+        new_request_id(job.fields.get("rid", ""))  # every line of this task carries it
         token = secrets.token_hex(8)
         lock_key = keys.build("jobs", "user", job.user) if job.user else None
         keeper: asyncio.Task[None] | None = None
