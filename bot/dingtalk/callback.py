@@ -149,6 +149,7 @@ class DingtalkCallback:
             await self.dedup.done(key)
 
     async def card(self, request: web.Request) -> web.Response:
+        new_request_id()
         try:
             act = events.parse_card_callback(await self._read(request))
         except signing.CallbackRejected as exc:
