@@ -57,8 +57,7 @@ def _on_commit(conn: Any) -> None:
 
 
 def _on_rollback(conn: Any) -> None:
-    conn.info.pop(_INSERTED, None)
-    conn.info.pop(_COMMITTED, None)
+    conn.info.pop(_INSERTED, None)  # an earlier commit on the connection still counts
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
