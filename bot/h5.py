@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.http_limits import max_body
 from bot.jobs import enqueue_job
-from bot.logs import log
+from bot.logs import log, new_request_id
 from bot.wecom import texts
 from services import upload_store
 from services.file_names import clean_file_name
@@ -131,6 +131,7 @@ class UploadPage:
         return _form()
 
     async def post(self, request: web.Request) -> web.Response:
+        new_request_id()  # the upload's lines, its job and the job's outbox rows share it
         token = request.match_info["token"]
         try:
             grant = await peek_upload_token(self.redis, self.secret, token)

@@ -1,17 +1,70 @@
 """A small durable job queue on a Redis stream (consumer group, acknowledged after the work).
 
-Why not taskiq: its Redis list broker loses a job when the worker dies mid-job, and the demo
-must run everything in one process. A stream with a consumer group keeps an unacknowledged job
-pending; another worker claims it after ``idle_ms`` (``XAUTOCLAIM``). A job that raises is put
-back with its attempt count until ``max_attempts``. Jobs must therefore be safe to run twice.
+What it guarantees:
 
-Fairness (issue 10): a job that names a user (``platform`` + ``user`` in its payload) runs only
-when no other job of that user runs, in this worker (the rest wait, parked, in arrival order)
-or in another (a Redis key per user, kept alive while the job runs). A job waiting for its
-user holds no worker slot, and the worker keeps reading while its slots are free, so one
-contact's eight large files never delay another contact's small one. Parked jobs stay pending
-in the stream under this worker (re-claimed now and then, so no other worker takes them over
-while this one lives).
+- **Durable, at least once.** A job is XADDed to ``uc:jobs`` and stays pending in the group
+  until its run ends (XACK + XDEL). A worker that dies mid-job leaves it pending; any other
+  worker with a free slot (its read loop runs every second, whether jobs arrive or not)
+  XAUTOCLAIMs it once it has been idle for ``idle_ms`` (120 s) and runs it again. Jobs must
+  therefore be safe to run twice.
+- **Never taken from a live worker.** Every job a worker holds, running or parked, has its
+  claim refreshed (XCLAIM JUSTID) every third of ``idle_ms`` by a task of its own, also while
+  every slot is busy, so a long job is not run a second time by another worker meanwhile.
+- **Per-user fairness and order** (issue 10). A job that names a user (``platform`` + ``user``
+  in its payload) runs only when no other job of that user runs, here (the rest wait, parked,
+  in arrival order) or in another worker (a Redis key per user, kept alive while the job
+  runs). A job waiting for its user holds no worker slot, and the worker keeps reading while
+  its slots are free, so one contact's eight large files never delay another contact's small
+  one. ``MAX_HELD`` bounds what one worker reads ahead.
+- **Retries.** A job that raises is queued again (at the end, ``attempt`` + 1) until
+  ``max_attempts`` (3), then logged as ``job.failed`` and dropped. No delay between attempts.
+- **Graceful stop.** Once ``stop`` is set nothing new starts; running jobs finish (up to
+  ``drain_seconds``) and jobs read but not started go back to the queue at once.
+- **One request id**: a job carries the ``rid`` of the callback that queued it; its log lines
+  and the outbox rows it writes carry it too.
+- **Shared metrics**: the stream holds only queued and running jobs (done ones are deleted),
+  so ``XLEN`` and the first entry's id give ``unioncard_jobs_depth`` / ``_oldest_age_seconds``
+  to any process (``bot.metrics``). ``demo`` runs a runner in-process.
+
+Why not taskiq (issue 15 point 7). Read: taskiq-redis 1.2.4 and taskiq 0.13.0 as published on
+PyPI (the newest on 2026-12-02), and the git mirrors (taskiq-redis 374c789, taskiq ae2b788).
+``taskiq_redis.RedisStreamBroker`` acknowledges after the work and re-claims idle messages,
+but, in the source:
+
+1. **A dead worker's job waits for the next new job.** ``RedisStreamBroker.listen`` (1.2.4)
+   does ``if not fetched: continue`` right after ``XREADGROUP``, before its ``XAUTOCLAIM``
+   step, so on a quiet queue nothing is ever re-claimed. Measured against the local Redis
+   (idle_timeout 3 s, a worker SIGKILLed mid-job, a second worker idle for 15 s): the job was
+   not taken again until another job was queued, then at once.
+2. **No per-key fairness or order.** ``taskiq.receiver.Receiver.runner`` (0.13.0) takes a slot
+   of one ``asyncio.Semaphore`` (``max_async_tasks``) for every message in arrival order and
+   holds it for the whole task; neither package has a notion of a job's key (no grouping,
+   no per-key limit). A per-user lock inside the task waits *inside* a slot. Measured (2 slots;
+   user X queued four 2 s jobs that take a per-user lock, then Y one 0 s job): Y's job ended
+   8.0 s later, and X's ran out of order (x0, x2, x3, x1).
+3. **In-flight messages are not kept claimed.** The broker never XCLAIMs what it holds: a task
+   running, or waiting in the receiver, or read in a batch of ``xread_count`` (100) and not
+   yet started, for longer than ``idle_timeout`` (10 min) is XAUTOCLAIMed by another worker
+   and runs twice while the first still lives.
+4. **Acknowledged messages stay in the stream** (``_ack_generator``: XACK only, no XDEL;
+   ``maxlen`` None by default): the stream grows without bound, and its length is no longer
+   the queue's depth (our metrics would need XINFO GROUPS lag + XPENDING per group).
+   With ``maxlen`` set, XADD's trimming can drop entries still pending.
+5. Defaults that lose or strand work unless set: ``consumer_id="$"`` (a group created on first
+   start skips jobs queued before it), ``unacknowledged_lock_timeout=None`` (in the git
+   mirror's ``listen`` a worker killed inside ``async with lock`` stops all re-claiming for
+   good; 1.2.4 takes the lock inside a MULTI pipeline, where it no longer excludes anything).
+6. The scheduler (``taskiq.scheduler``; docs/guide/scheduling-tasks.md: "Please always run
+   only one instance of the scheduler!") is one more singleton process to run and watch; our
+   reminders run in every worker and are idempotent by the outbox's unique keys. Its
+   ``PrometheusMiddleware`` counts tasks per name and serves them on its own port (9000) from
+   each worker (and sets ``PROMETHEUS_MULTIPROC_DIR`` for the whole process): no queue depth
+   or age, not one view from ``serve``'s ``/metrics``.
+
+What it would give us and we have too: retries (``SimpleRetryMiddleware``), a graceful drain
+(``wait_tasks_timeout``), labels that could carry the request id. 1–3 are what this module
+exists for, so it stays; revisit when taskiq-redis re-claims on an idle queue, keeps in-flight
+claims fresh and offers a per-key concurrency limit.
 """
 
 from __future__ import annotations
@@ -46,7 +99,9 @@ async def enqueue_job(redis: Any, name: str, payload: dict[str, Any], attempt: i
     fields = {"name": name, "data": json.dumps(payload, ensure_ascii=False), "attempt": attempt}
     if rid := REQUEST_ID.get():  # the job's log lines carry the callback's request id
         fields["rid"] = rid
-    return await redis.xadd(STREAM, fields, maxlen=100_000, approximate=True)
+    msg_id = await redis.xadd(STREAM, fields, maxlen=100_000, approximate=True)
+    log(logger, "job.queued", level=logging.DEBUG, job=name, id=msg_id, attempt=attempt)
+    return msg_id
 
 
 USER_LOCK_MS = 30_000  # a dead worker's hold on a user lapses after this
@@ -95,6 +150,7 @@ class JobRunner:
         idle_ms: int = 120_000,
         max_attempts: int = 3,
         concurrency: int = 4,
+        drain_seconds: float = 60.0,
     ) -> None:
         self.redis = redis
         self.handlers = handlers
@@ -111,6 +167,8 @@ class JobRunner:
         self._parked: dict[str, deque[_Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_reclaim = 0.0
+        self.drain_seconds = drain_seconds
+        self._draining = False  # stopping: running jobs finish, the others go back to the queue
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -126,7 +184,6 @@ class JobRunner:
 
     async def _execute(self, msg_id: str, fields: dict[str, str]) -> None:
         name = fields.get("name", "")
-        new_request_id(fields.get("rid", ""))
         attempt = int(fields.get("attempt", 0) or 0)
         try:
             payload = json.loads(fields.get("data") or "{}")
@@ -171,14 +228,23 @@ class JobRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_job(self, job: _Job) -> None:
+        new_request_id(job.fields.get("rid", ""))  # every line of this task carries it
         token = secrets.token_hex(8)
         lock_key = keys.build("jobs", "user", job.user) if job.user else None
         keeper: asyncio.Task[None] | None = None
         try:
             if lock_key is not None:  # another worker may run a job of this user: wait (no slot)
-                await self._take_user(lock_key, token)
+                if not await self._take_user(lock_key, token):
+                    await self._requeue(job)
+                    return
                 keeper = asyncio.get_running_loop().create_task(self._keep(lock_key, token))
+            if self._draining:
+                await self._requeue(job)
+                return
             async with self._sem:
+                if self._draining:
+                    await self._requeue(job)
+                    return
                 self._busy += 1
                 try:
                     await self._execute(job.msg_id, job.fields)
@@ -205,12 +271,23 @@ class JobRunner:
             self._next_of(job.user)
             self._changed.set()
 
-    async def _take_user(self, key: str, token: str) -> None:
-        """The user's Redis key (another worker may hold it: polled, holding no slot)."""
+    async def _take_user(self, key: str, token: str) -> bool:
+        """The user's Redis key (another worker may hold it: polled, holding no slot); False
+        when this worker stops meanwhile."""
         while True:
             if await self.redis.set(key, token, nx=True, px=USER_LOCK_MS):
-                return
+                return True
+            if self._draining:
+                return False
             await asyncio.sleep(USER_LOCK_POLL_S)
+
+    async def _requeue(self, job: _Job) -> None:
+        """A job this stopping worker will not start: back at the end of the queue at once
+        (rather than pending here until another worker's ``idle_ms`` runs out)."""
+        await self.redis.xadd(STREAM, job.fields, maxlen=100_000, approximate=True)
+        await self.redis.xack(STREAM, GROUP, job.msg_id)
+        await self.redis.xdel(STREAM, job.msg_id)
+        log(logger, "job.requeued", job=job.fields.get("name", ""), id=job.msg_id)
 
     def _next_of(self, user: str | None) -> None:
         if user is None:
@@ -236,7 +313,7 @@ class JobRunner:
 
     async def _read(self, block_ms: int | None, count: int) -> list[tuple[str, dict[str, str]]]:
         await self.ensure_group()
-        await self._reclaim_parked()
+        await self._refresh_claims()
         batch: list[tuple[str, dict[str, str]]] = []
         claimed = await self.redis.xautoclaim(
             STREAM, GROUP, self.consumer, min_idle_time=self.idle_ms, start_id="0-0", count=count
@@ -249,15 +326,24 @@ class JobRunner:
             batch.extend(messages)
         return batch
 
-    async def _reclaim_parked(self) -> None:
-        """Reset the idle time of the jobs parked here, so no other worker takes them over."""
+    async def _refresh_claims(self) -> None:
+        """Reset the idle time of every job held here, running or parked, so no other worker
+        takes one over (and runs it a second time) while this one lives."""
         now = time.monotonic()
         if not self._held or now - self._last_reclaim < self.idle_ms / 3000:
             return
         self._last_reclaim = now
-        ids = [j.msg_id for q in self._parked.values() for j in q]
-        if ids:
-            await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, ids, justid=True)
+        await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, list(self._held), justid=True)
+
+    async def _keep_claims(self) -> None:
+        """:meth:`_refresh_claims` every third of ``idle_ms``, also while every slot is busy
+        (the reading loop then waits and reads nothing)."""
+        while True:
+            await asyncio.sleep(self.idle_ms / 3000)
+            try:
+                await self._refresh_claims()
+            except Exception as exc:  # Redis away: the next round tries again
+                log(logger, "job.keep_failed", level=logging.WARNING, error=repr(exc))
 
     async def run_once(self, block_ms: int | None = None, count: int = 16) -> int:
         """Run the jobs that are waiting (and any abandoned by a dead worker); returns how many."""
@@ -268,8 +354,16 @@ class JobRunner:
         return len(batch)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
-        """Read while a slot is free; jobs run (or wait for their user) in their own tasks."""
+        """Read while a slot is free; jobs run (or wait for their user) in their own tasks.
+
+        Once ``stop`` is set: read no more, let the running jobs finish (up to
+        ``drain_seconds``, then cancel them: they stay pending and another worker takes them
+        over) and put the jobs not started back in the queue for the other workers."""
         stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        keeper = loop.create_task(self._keep_claims())
+        watcher = loop.create_task(self._stop_starting(stop))
+        drain = False
         try:
             while not stop.is_set():
                 free = self.concurrency - self._busy
@@ -288,7 +382,28 @@ class JobRunner:
                 except Exception:
                     logger.exception("job.loop_error")
                     await asyncio.sleep(1)
+            drain = True
         finally:
+            if drain and self._tasks:
+                await self._drain()
+            keeper.cancel()
+            watcher.cancel()
             for task in list(self._tasks):
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(keeper, watcher, *self._tasks, return_exceptions=True)
+
+    async def _stop_starting(self, stop: asyncio.Event) -> None:
+        """From the moment ``stop`` is set no job starts here (the read loop may still be
+        blocked in its read for up to a second)."""
+        await stop.wait()
+        self._draining = True
+
+    async def _drain(self) -> None:
+        self._draining = True
+        self._changed.set()
+        log(logger, "job.draining", running=self._busy, held=len(self._held))
+        deadline = time.monotonic() + self.drain_seconds
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
+        if self._tasks:
+            log(logger, "job.drain_timeout", level=logging.WARNING, left=len(self._tasks))

@@ -19,16 +19,17 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from contextvars import ContextVar
 from typing import Any
 
 from services.redact import scrub
+from storage.request_id import REQUEST_ID
 
 OWN_LOGGERS = ("unioncard", "bot", "dialogs", "services", "storage")
 _named_debug: set[str] = set()
 
-# one id for every line of one callback, its jobs and its outbox rows (tasks inherit it)
-REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+# one id for every line of one callback, its jobs and its outbox rows (tasks inherit it);
+# REQUEST_ID lives in storage.request_id, so an outbox row takes it wherever it is written
+__all__ = ["REQUEST_ID", "JsonLineFormatter", "log", "new_request_id", "setup_logging"]
 
 
 _base_factory = logging.getLogRecordFactory()

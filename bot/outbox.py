@@ -35,7 +35,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics, outbox_signal
-from bot.logs import log
+from bot.logs import REQUEST_ID, log
 from services.redact import scrub
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus
@@ -319,6 +319,7 @@ class OutboxWorker:
         """Send one recipient's rows in order; stop at the first that must wait."""
         sent = 0
         for i, row in enumerate(rows):
+            REQUEST_ID.set(row.request_id or "")  # this task's lines about the row carry it
             now = self.clock()
             try:
                 wait, done = await self._attempt(row)
@@ -346,6 +347,8 @@ class OutboxWorker:
                     last_error=done.note,
                     **(done.extra or {}),
                 )
+                log(logger, "outbox.sent", level=logging.DEBUG, id=row.id, platform=row.platform,
+                    kind=row.kind)  # fmt: skip
                 sent += 1
                 continue
             if done.result is Result.unreachable:

@@ -1,10 +1,12 @@
 """The outbox wake-up signal: the worker reacts to a commit instead of waiting for its scan.
 
-Whoever commits outbox rows and holds a Redis client calls :func:`wake` after the commit; an
-idle :class:`bot.outbox.OutboxWorker` waits on :func:`wait` (``BLPOP`` with its poll interval
-as the timeout), so a queued message goes out within milliseconds. The periodic scan stays the
-safety net: rows committed by code without a Redis handle, a signal lost with Redis, or rows
-whose ``next_attempt_at`` is later, are found by the next scan.
+Every commit that inserted outbox rows calls :func:`wake`, whoever made it (a dialog, a
+service, a bulk insert, the CLI): :func:`attach` registers it with the database's after-commit
+hook (``storage.db.Database.after_outbox_commit``) wherever the bot holds both a database and a
+Redis client (``serve``, ``worker``, ``demo``, the CLI). An idle :class:`bot.outbox.OutboxWorker`
+waits on :func:`wait` (``BLPOP`` with its poll interval as the timeout), so a queued message
+goes out within milliseconds. The periodic scan stays the safety net: a signal lost with
+Redis, or rows whose ``next_attempt_at`` is later, are found by the next scan.
 
 The list holds at most a few tokens (``LTRIM``): a token is only "look now", never a row.
 """
@@ -34,6 +36,18 @@ async def wake(redis: Any) -> None:
             await pipe.execute()
     except Exception as exc:  # the commit is done; the periodic scan is the safety net
         logger.warning("outbox.wake_failed", extra={"fields": {"error": repr(exc)}})
+
+
+def attach(db: Any, redis: Any) -> None:
+    """Wake idle outbox workers after every commit of outbox rows on ``db`` (idempotent: the
+    last Redis client attached is the one used)."""
+    if redis is None:
+        return
+
+    async def _wake() -> None:
+        await wake(redis)
+
+    db.after_outbox_commit("outbox_signal", _wake)
 
 
 async def wait(redis: Any, seconds: float) -> bool:

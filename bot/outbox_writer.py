@@ -19,14 +19,16 @@ from bot import outbox_signal
 from services.messages import Message, to_payload
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus, utcnow
+from storage.request_id import current_request_id
 
 
 class OutboxWriter:
     def __init__(self, db: Database, max_batch: int = 500, redis: Any = None) -> None:
         self.db = db
-        self.redis = redis  # woken after each commit (bot.outbox_signal)
+        self.redis = redis
+        outbox_signal.attach(db, redis)  # each commit wakes the outbox workers
         self.max_batch = max_batch
-        self._pending: list[tuple[str, str, list[Message], asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, str, list[Message], str | None, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def write(self, platform: str, user_id: str, messages: Iterable[Message]) -> None:
@@ -35,7 +37,8 @@ class OutboxWriter:
         if not items:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((platform, user_id, items, fut))
+        # the caller's request id: the batch is written in another task's context
+        self._pending.append((platform, user_id, items, current_request_id(), fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         await fut
@@ -50,8 +53,8 @@ class OutboxWriter:
                     {"platform": platform, "recipient": user_id, "kind": msg.kind,
                      "payload": to_payload(msg), "dedup_key": None,
                      "status": OutboxStatus.pending, "attempts": 0,
-                     "next_attempt_at": now, "created_at": now}
-                    for platform, user_id, items, _ in batch
+                     "next_attempt_at": now, "created_at": now, "request_id": rid}
+                    for platform, user_id, items, rid, _ in batch
                     for msg in items
                 ]  # fmt: skip
                 # Core executemany on a bare connection: no ORM session or flush
@@ -60,7 +63,6 @@ class OutboxWriter:
             except Exception as exc:
                 _settle(batch, exc)
             else:
-                await outbox_signal.wake(self.redis)
                 _settle(batch, None)
 
 

@@ -108,13 +108,14 @@ async def send_actively(
 ) -> int:
     """Queue ``messages`` for ``user_id``; the outbox worker sends them in this order.
 
-    With ``redis``, idle outbox workers are woken once the rows are committed (else the
-    worker's periodic scan finds them)."""
+    The commit wakes idle outbox workers (``bot.outbox_signal.attach``; ``redis`` attaches
+    the wake-up to ``db`` for callers that have not)."""
     items = list(messages)
     if not items:
         return 0
+    if redis is not None:
+        outbox_signal.attach(db, redis)
     async with db.transaction() as session:
         for msg in items:
             enqueue(session, platform, user_id, msg)
-    await outbox_signal.wake(redis)
     return len(items)

@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot import metrics
+from bot import metrics, outbox_signal
 from bot.dingtalk.worker import dingtalk_parts
 from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
 from bot.jobs import JobRunner
-from bot.logs import log, setup_logging
+from bot.logs import log, new_request_id, setup_logging
 from bot.replies import send_actively, split_reply
 from bot.wecom import texts
 from bot.wecom.callback import FILE_JOB
@@ -67,6 +67,7 @@ class Worker:
         self.upload_dir = upload_dir or default_upload_dir()
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
+        outbox_signal.attach(db, redis)  # every commit of outbox rows wakes the outbox workers
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs)
@@ -138,6 +139,7 @@ class Worker:
         from services.reminders import run_due_reminders
 
         while not stop.is_set():
+            new_request_id()  # one id for a run's lines and the rows it queues
             try:
                 result = await run_due_reminders(self.db, self.settings)
                 if getattr(result, "queued", 0):
@@ -167,6 +169,7 @@ class Worker:
         from services.transfers import escalate_due_transfers
 
         while not stop.is_set():
+            new_request_id()
             try:
                 done = await escalate_due_transfers(self.db, self.settings, self.clock())
                 if done:

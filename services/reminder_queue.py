@@ -9,20 +9,23 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import note_outbox_insert
 from storage.models import (
     Outbox,
 )
+from storage.request_id import current_request_id
 
 _COLUMNS = (
-    "platform, recipient, kind, payload, dedup_key, status, attempts, next_attempt_at, created_at"
+    "platform, recipient, kind, payload, dedup_key, status, attempts, next_attempt_at, created_at,"
+    " request_id"
 )
 _SQLITE_INSERT = (
-    f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, 'text', ?, ?, 'pending', 0, ?, ?) "
+    f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, 'text', ?, ?, 'pending', 0, ?, ?, ?) "
     "ON CONFLICT (dedup_key) DO NOTHING"
 )
 _PG_INSERT = text(
     f"INSERT INTO outbox ({_COLUMNS}) "
-    "SELECT p, r, 'text', j::json, k, 'pending', 0, :due, :created "
+    "SELECT p, r, 'text', j::json, k, 'pending', 0, :due, :created, :rid "
     "FROM unnest(CAST(:p AS varchar[]), CAST(:r AS varchar[]), CAST(:j AS text[]), "
     "CAST(:k AS varchar[])) AS t(p, r, j, k) "
     "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
@@ -62,6 +65,7 @@ async def queue_texts(
             p = dumped[text_] = json.dumps({"text": text_})
         return p
 
+    rid = current_request_id()  # the rows' request id (as Outbox.request_id's default)
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
         res = await conn.execute(
@@ -73,16 +77,18 @@ async def queue_texts(
                 "k": [r[3] for r in rows],
                 "due": not_before,
                 "created": now,
+                "rid": rid,
             },
         )
         return len(res.all())
     due = not_before.astimezone(UTC).strftime(_SQLITE_TIME)
     created = now.astimezone(UTC).strftime(_SQLITE_TIME)
+    note_outbox_insert(conn)  # past SQLAlchemy's execution: say so, for the after-commit wake
     raw = (await conn.get_raw_connection()).driver_connection
     before = raw.total_changes
     await raw.executemany(
         _SQLITE_INSERT,
-        [(platform, user, payload(t), key, due, created) for platform, user, t, key in rows],
+        [(platform, user, payload(t), key, due, created, rid) for platform, user, t, key in rows],
     )
     return raw.total_changes - before
 

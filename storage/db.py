@@ -1,8 +1,20 @@
-"""The async database: engine, sessions, SQLite pragmas, schema creation for tests."""
+"""The async database: engine, sessions, SQLite pragmas, schema creation for tests.
+
+Outbox commits (issue 15 point 4): a transaction that inserted outbox rows calls the hooks
+registered with :meth:`Database.after_outbox_commit` once it has committed, whoever wrote the
+rows (a service through the ORM, a bulk insert, raw SQL). The engine marks the connection when
+an ``INSERT INTO outbox`` runs on it (code that writes through the bare driver calls
+:func:`note_outbox_insert`), a commit turns the mark into "committed", a rollback clears it,
+and when the connection goes back to the pool (after its commit) the hooks are started as tasks.
+The bot registers its wake-up signal there; storage knows nothing of what the hooks do.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +30,34 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from storage import models  # noqa: F401  (registers the tables)
+
+logger = logging.getLogger("unioncard.storage")
+
+OutboxHook = Callable[[], Awaitable[None]]
+
+_INSERTED = "uc_outbox_inserted"  # keys in the pooled connection's ``info``
+_COMMITTED = "uc_outbox_committed"
+_OUTBOX_INSERT = re.compile(r'\s*INSERT\s+INTO\s+"?outbox"?[\s(]', re.IGNORECASE)
+
+
+def note_outbox_insert(conn: Any) -> None:
+    """Mark ``conn`` (an ``AsyncConnection`` or ``Connection``) as having inserted outbox rows,
+    for writes that bypass SQLAlchemy's execution (the bare driver's ``executemany``)."""
+    conn.info[_INSERTED] = True
+
+
+def _after_execute(conn: Any, _cur: Any, statement: str, *_args: Any) -> None:
+    if statement[:6].upper() == "INSERT" and _OUTBOX_INSERT.match(statement):
+        conn.info[_INSERTED] = True
+
+
+def _on_commit(conn: Any) -> None:
+    if conn.info.pop(_INSERTED, False):
+        conn.info[_COMMITTED] = True
+
+
+def _on_rollback(conn: Any) -> None:
+    conn.info.pop(_INSERTED, None)  # an earlier commit on the connection still counts
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,6 +94,40 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._outbox_hooks: dict[str, OutboxHook] = {}
+        self._hook_tasks: set[asyncio.Task[None]] = set()
+        sync = self.engine.sync_engine
+        event.listen(sync, "after_cursor_execute", _after_execute)
+        event.listen(sync, "commit", _on_commit)
+        event.listen(sync, "rollback", _on_rollback)
+        event.listen(sync.pool, "checkin", self._on_checkin)
+
+    def after_outbox_commit(self, name: str, hook: OutboxHook | None) -> None:
+        """Run ``hook()`` after every commit that inserted outbox rows (``None`` removes it);
+        one hook per ``name``, so registering again replaces it. A hook must not raise."""
+        if hook is None:
+            self._outbox_hooks.pop(name, None)
+        else:
+            self._outbox_hooks[name] = hook
+
+    def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        if record is None or not record.info.pop(_COMMITTED, False) or not self._outbox_hooks:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # returned outside the loop (garbage collection): the scan finds them
+            return
+        for hook in list(self._outbox_hooks.values()):
+            task = loop.create_task(hook())
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task[None]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "outbox.hook_failed", extra={"fields": {"error": repr(task.exception())}}
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,4 +155,6 @@ class Database:
             await conn.run_sync(SQLModel.metadata.drop_all)
 
     async def dispose(self) -> None:
+        if self._hook_tasks:  # the wake-ups of the last commits
+            await asyncio.gather(*self._hook_tasks, return_exceptions=True)
         await self.engine.dispose()

@@ -15,8 +15,10 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+from storage.request_id import current_request_id
 
 
 def utcnow() -> datetime:
@@ -350,6 +352,11 @@ class Outbox(SQLModel, table=True):
     response_code: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # the request (callback) that caused the row, for its log lines: ORM and Core inserts alike
+    request_id: str | None = Field(
+        default_factory=current_request_id,
+        sa_column=Column(String(32), default=current_request_id, nullable=True),
+    )
 
 
 class MoveRequest(SQLModel, table=True):

@@ -10,7 +10,7 @@ from factories import build_tree
 from harness import Stack
 from sqlalchemy import func, select, update
 
-from storage.models import Member, Operator, RemovalReason
+from storage.models import Member, Operator, Outbox, RemovalReason
 
 pytestmark = pytest.mark.stack
 
@@ -88,6 +88,9 @@ async def test_wecom_contact_and_dingtalk_approvers(hstack) -> None:
     assert any("年审完成" in t for t in sim.texts(tree.contact))
     first, active = await unit_result(stack, tree)
     assert first.status == "removed" and active == 5
+    async with stack.db.session() as s:  # queued by the clicks: each carries its request id
+        rids = list(await s.scalars(select(Outbox.request_id).where(Outbox.kind == "card_update")))
+    assert rids and all(rids)
 
 
 async def test_click_by_someone_who_may_not_decide_changes_nothing(hstack) -> None:

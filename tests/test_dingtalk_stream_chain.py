@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 from harness import Stack
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from storage.models import Operator
+from storage.models import Operator, Outbox
 
 pytestmark = pytest.mark.stack
 
@@ -74,3 +74,26 @@ async def test_dropped_connection_mid_review_loses_nothing_and_answers_once(ssta
         await stack.deliver()
         assert inst.data["buttons_visible"] == "false"
     assert any("年审完成" in t for t in dsim.texts(tree.contact))
+
+
+async def test_each_stream_frame_has_a_request_id_of_its_own(sstack) -> None:
+    """Stream frames arrive in the worker, not as callbacks: each gets its own request id,
+    which its outbox rows carry (issue 15 point 6)."""
+    stack = sstack
+    tree = await stack.seed(members=2)
+    async with stack.db.transaction() as s:
+        await s.execute(
+            update(Operator).where(Operator.user_id == tree.contact).values(platform="dingtalk")
+        )
+    await say(stack, tree.contact, "帮助")
+    await say(stack, tree.contact, "进度")
+    async with stack.db.session() as s:
+        rids = list(
+            await s.scalars(
+                select(Outbox.request_id)
+                .where(Outbox.recipient == tree.contact)
+                .order_by(Outbox.id)
+            )
+        )
+    assert len(rids) >= 2 and all(rids), rids
+    assert len(set(rids)) >= 2, rids  # two frames, two ids

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from dialogs.events import Event, EventKind, Reply
 from services.messages import Text
@@ -18,6 +19,7 @@ from services.upload_links import (
     redeem_upload_token,
     upload_url,
 )
+from storage.models import Outbox
 from tests.wecom_rig import rig
 
 SECRET = "a-test-secret-of-enough-length"
@@ -93,7 +95,12 @@ async def test_page_upload_result_arrives_in_chat(settings, db, redis, tmp_path)
             async with http.post(url, data=_form("会员名单.csv", data)) as resp:
                 assert resp.status == 200
                 assert "上传成功" in await resp.text()
+            [(_id, job)] = await redis.xrange("uc:jobs")
+            assert job.get("rid")  # the upload request's id goes with its job (issue 15 point 6)
             await r.deliver()
+            async with db.session() as s:
+                row = (await s.scalars(select(Outbox).where(Outbox.recipient == USER))).one()
+            assert row.request_id == job["rid"]
             (ev,) = r.handler.events
             assert (ev.kind, ev.user_id, ev.file_name) == (EventKind.upload, USER, "会员名单.csv")
             assert Path(ev.upload_path).parent == r.upload_dir

@@ -5,9 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import approval_seed
+import progress_seed
+
 from bot.outbox_signal import WAKE_KEY
 from bot.replies import send_actively
+from services import approvals
+from services.cycle_rules import cycle_from_settings
 from services.messages import Text
+from services.reminders import occasions, send_occasion
+from storage.models import utcnow
 from tests.wecom_rig import rig
 
 USER = "lisi"
@@ -56,9 +63,60 @@ async def test_without_a_signal_the_scan_still_sends(settings, db, redis, tmp_pa
         stop = asyncio.Event()
         loop = asyncio.create_task(r.worker.sender.run_forever(stop, idle=0.2))
         try:
-            await send_actively(db, "wecom", USER, [Text("扫描兜底")])  # no Redis handle
+            db.after_outbox_commit("outbox_signal", None)  # no wake-up: the scan alone
+            await send_actively(db, "wecom", USER, [Text("扫描兜底")])
             await _until(lambda: r.sim.texts(USER))
             assert r.sim.texts(USER) == ["扫描兜底"]
+        finally:
+            stop.set()
+            await asyncio.wait_for(loop, 5)
+
+
+async def _idle_sender(r):
+    """The outbox worker with a 30 s scan, already idle (it scanned, nothing due)."""
+    stop = asyncio.Event()
+    loop = asyncio.create_task(r.worker.sender.run_forever(stop, idle=30.0))
+    await asyncio.sleep(0.3)
+    return stop, loop
+
+
+async def test_an_approval_card_queued_by_services_goes_out_at_once(
+    settings, any_db, redis, tmp_path
+) -> None:
+    """services/approvals holds no Redis handle: the commit itself wakes the worker."""
+    db = any_db
+    t = await approval_seed.seed_tree(db)
+    async with rig(settings, db, redis, tmp_path) as r:
+        stop, loop = await _idle_sender(r)
+        try:
+            started = time.perf_counter()
+            res = await approvals.submit(db, settings, t.review.id, t.ops["c_unit"].id)
+            assert res.cards_sent == 2
+            await _until(lambda: r.sim.cards("a_dist") and r.sim.cards("a_dist2"))
+            elapsed = time.perf_counter() - started
+            assert len(r.sim.cards("a_dist")) == 1 and len(r.sim.cards("a_dist2")) == 1
+            assert elapsed < 1.0, elapsed
+        finally:
+            stop.set()
+            await asyncio.wait_for(loop, 5)
+
+
+async def test_a_reminder_goes_out_at_once(settings, any_db, redis, tmp_path) -> None:
+    """Reminders are bulk-inserted past the ORM (SQLite: the driver's executemany): still woken."""
+    db = any_db
+    settings.reminders.quiet_hours = ""
+    await progress_seed.seed_tree(db)
+    async with rig(settings, db, redis, tmp_path) as r:
+        stop, loop = await _idle_sender(r)
+        try:
+            occ = occasions(cycle_from_settings(settings), settings)[0]
+            started = time.perf_counter()
+            res = await send_occasion(db, settings, occ, utcnow())
+            assert res.queued > 0
+            await _until(lambda: r.sim.texts("c-G2"))
+            elapsed = time.perf_counter() - started
+            assert len(r.sim.texts("c-G2")) == 1
+            assert elapsed < 1.0, elapsed
         finally:
             stop.set()
             await asyncio.wait_for(loop, 5)

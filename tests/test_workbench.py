@@ -15,7 +15,7 @@ from services import overview, pending_table, unit_tree
 from services.pending_table import Filters
 from services.workbench_links import login_link, state_ok
 from services.workbench_scope import REFUSED
-from storage.models import ApprovalStep, AuditLog, Decision, Review, ReviewStatus
+from storage.models import ApprovalStep, AuditLog, Decision, Outbox, Review, ReviewStatus
 
 
 async def test_overview_and_pending_table_in_sql(any_db, settings) -> None:
@@ -161,6 +161,9 @@ async def test_workbench_pages_sign_in_decide_and_refuse(stack) -> None:
     assert sum(d.decision == Decision.returned for d in decided) == 1
     updated = [c for c in stack.sim.cards("a_dist") if c.replace_name]
     assert len(updated) == 10  # every decided card updated through the platform
+    async with stack.db.session() as s:
+        rids = list(await s.scalars(select(Outbox.request_id).where(Outbox.kind == "card_update")))
+    assert rids and all(rids)  # queued by a workbench request: they carry its id
     texts = stack.sim.texts(f"c_P{FLAGGED and 1:03d}")
     assert any("通过" in t for t in texts)
 

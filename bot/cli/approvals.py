@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.common import require_schema, run_async, settings_of
+from bot.cli.common import queueing_db, require_schema, run_async, settings_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,17 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_resend(args: argparse.Namespace) -> int:
     from services.approvals import send_all_pending_cards
-    from storage.db import Database
 
     settings = settings_of(args)
 
     async def go() -> int:
         await require_schema(settings)
-        db = Database(settings.database.url)
-        try:
+        async with queueing_db(settings) as db:
             sent = await send_all_pending_cards(db, settings)
-        finally:
-            await db.dispose()
         total = sum(sent.values())
         for rid, n in sent.items():
             print(f"review {rid}: {n} card(s) queued")

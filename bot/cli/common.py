@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -92,3 +96,21 @@ def non_negative(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return n
+
+
+@asynccontextmanager
+async def queueing_db(settings: Settings) -> AsyncIterator[Database]:
+    """The database of a command that queues messages (reminders, cards, notices): each commit
+    of outbox rows wakes the idle outbox workers (``bot.outbox_signal``), not their next scan."""
+    from bot import outbox_signal
+    from storage.db import Database
+    from storage.redis import connect
+
+    db = Database(settings.database.url)
+    redis = connect(settings.redis.url)
+    outbox_signal.attach(db, redis)
+    try:
+        yield db
+    finally:
+        await db.dispose()  # waits for the wake-ups it started
+        await redis.aclose()

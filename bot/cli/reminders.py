@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.cli.common import CommandError, require_schema, run_async, settings_of
+from bot.cli.common import CommandError, queueing_db, require_schema, run_async, settings_of
 from storage.settings import Settings
 
 
@@ -66,18 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_remind(args: argparse.Namespace) -> int:
     from services.reminders import remind_now
-    from storage.db import Database
 
     settings = settings_of(args)
     now = _clock(settings, args.at)
 
     async def go() -> int:
         await require_schema(settings)
-        db = Database(settings.database.url)
-        try:
+        async with queueing_db(settings) as db:
             res = await remind_now(db, settings, now, dry_run=args.dry_run)
-        finally:
-            await db.dispose()
         if res.occasion is None:
             print(f"nothing to send: {res.skipped}")
             return 0

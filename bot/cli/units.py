@@ -25,6 +25,7 @@ from bot.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,
+    queueing_db,
     require_schema,
     run_async,
     settings_of,
@@ -126,32 +127,29 @@ def _run(
 ) -> int:
     """Schema check, preview (printed), confirmation, apply; a refusal is one line, exit 1."""
     from services.tree.common import TreeRefused
-    from storage.db import Database
 
     settings = settings_of(args)
 
     async def go() -> int:
         await require_schema(settings)
-        db = Database(settings.database.url)
         actor = _actor()
         try:
-            if preview is not None:
-                p = await preview(db, settings, actor)
-                print(p.render())
-                if args.dry_run:
-                    print(DRY_RUN)
-                    return EXIT_OK
-                if not _confirm(args):
-                    print(CANCELLED)
-                    return EXIT_FAILED
-            done = await apply(db, settings, actor)
-            if done:
-                print(done)
-            return EXIT_OK
+            async with queueing_db(settings) as db:
+                if preview is not None:
+                    p = await preview(db, settings, actor)
+                    print(p.render())
+                    if args.dry_run:
+                        print(DRY_RUN)
+                        return EXIT_OK
+                    if not _confirm(args):
+                        print(CANCELLED)
+                        return EXIT_FAILED
+                done = await apply(db, settings, actor)
+                if done:
+                    print(done)
+                return EXIT_OK
         except TreeRefused as exc:
             raise CommandError(" ".join(exc.message.split())) from None
-        finally:
-            await db.dispose()
 
     return run_async(go())
 

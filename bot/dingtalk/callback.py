@@ -132,6 +132,7 @@ class DingtalkCallback:
             return self._reject(request, exc.status, exc.reason)
         except events.EventError as exc:
             return self._reject(request, 400, str(exc))
+        log(logger, "dingtalk.callback.event", level=logging.DEBUG, kind="robot", user=msg.user_id)
         key = keys.dedup(PLATFORM, msg.dedup_key)
         claim = await self.dedup.claim(key)
         if claim.state == "busy":  # a retry while the turn runs, or its process died
@@ -148,6 +149,7 @@ class DingtalkCallback:
             await self.dedup.done(key)
 
     async def card(self, request: web.Request) -> web.Response:
+        new_request_id()
         try:
             act = events.parse_card_callback(await self._read(request))
         except signing.CallbackRejected as exc:

@@ -35,7 +35,7 @@ import aiohttp
 
 from bot.dingtalk import events
 from bot.dingtalk.errors import ConfigurationError, DingtalkError, TransientError, scrub
-from bot.logs import log
+from bot.logs import log, new_request_id
 from storage.redis import keys
 
 logger = logging.getLogger("unioncard.dingtalk.stream")
@@ -201,6 +201,7 @@ class StreamClient:
     # -- one frame ------------------------------------------------------------------------------
 
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, frame: events.Frame) -> None:
+        new_request_id()  # one id per frame (its own task): its lines and its outbox rows
         handler = self.handlers.get(frame.topic)
         if handler is None:
             await _send(ws, events.ack(frame, {"response": None}, code=404, message="no handler"))

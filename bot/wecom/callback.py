@@ -176,6 +176,7 @@ class WecomCallback:
 
         ev = parsed.event
         kind[0] = str(ev.kind)
+        log(logger, "wecom.callback.event", level=logging.DEBUG, kind=kind[0], user=ev.user_id)
         key = keys.dedup(PLATFORM, parsed.dedup_key)
         claim = await self.dedup.claim(key)
         if claim.state == "busy":  # a retry while the turn runs, or its process died

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from bot.logs import log
+from bot.logs import log, new_request_id
 from bot.workbench import session as sess
 from bot.workbench import texts as T
 from services import workbench_scope as scope
@@ -108,6 +108,7 @@ class Workbench:
 
     def _guard(self, fn: View, *, post: bool) -> Callable:
         async def handler(request: web.Request) -> web.StreamResponse:
+            new_request_id()  # its lines and the outbox rows it queues (cards, notices)
             s = self.session_of(request)
             if s is None:
                 if post:
