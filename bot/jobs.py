@@ -30,6 +30,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from bot.drain import drain_tasks
 from bot.logs import REQUEST_ID, log, new_request_id
 from storage.redis import keys
 
@@ -95,6 +96,7 @@ class JobRunner:
         idle_ms: int = 120_000,
         max_attempts: int = 3,
         concurrency: int = 4,
+        drain_timeout: float = 30.0,
     ) -> None:
         self.redis = redis
         self.handlers = handlers
@@ -111,6 +113,8 @@ class JobRunner:
         self._parked: dict[str, deque[_Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_reclaim = 0.0
+        self.drain_timeout = drain_timeout
+        self._draining = False
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -176,9 +180,14 @@ class JobRunner:
         keeper: asyncio.Task[None] | None = None
         try:
             if lock_key is not None:  # another worker may run a job of this user: wait (no slot)
-                await self._take_user(lock_key, token)
+                if not await self._take_user(lock_key, token):
+                    await self._hand_back(job)
+                    return
                 keeper = asyncio.get_running_loop().create_task(self._keep(lock_key, token))
             async with self._sem:
+                if self._draining:  # not started before SIGTERM: another worker runs it
+                    await self._hand_back(job)
+                    return
                 self._busy += 1
                 try:
                     await self._execute(job.msg_id, job.fields)
@@ -205,18 +214,28 @@ class JobRunner:
             self._next_of(job.user)
             self._changed.set()
 
-    async def _take_user(self, key: str, token: str) -> None:
-        """The user's Redis key (another worker may hold it: polled, holding no slot)."""
-        while True:
+    async def _take_user(self, key: str, token: str) -> bool:
+        """The user's Redis key (another worker may hold it: polled, holding no slot);
+        False when this worker began to drain meanwhile."""
+        while not self._draining:
             if await self.redis.set(key, token, nx=True, px=USER_LOCK_MS):
-                return
+                return True
             await asyncio.sleep(USER_LOCK_POLL_S)
+        return False
+
+    async def _hand_back(self, job: _Job) -> None:
+        """A job read but not started when draining: queued again (at the end) for any worker
+        at once, rather than after ``idle_ms``."""
+        await self.redis.xadd(STREAM, job.fields, maxlen=100_000, approximate=True)
+        await self.redis.xack(STREAM, GROUP, job.msg_id)
+        await self.redis.xdel(STREAM, job.msg_id)
+        log(logger, "job.handed_back", job=job.fields.get("name", ""), id=job.msg_id)
 
     def _next_of(self, user: str | None) -> None:
         if user is None:
             return
         queue = self._parked.get(user)
-        if queue:
+        if queue and not self._draining:
             nxt = queue.popleft()
             if not queue:
                 del self._parked[user]
@@ -289,6 +308,21 @@ class JobRunner:
                     logger.exception("job.loop_error")
                     await asyncio.sleep(1)
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Take no new job; jobs running finish (within ``drain_timeout``, then cancelled: they
+        stay pending and another worker takes them again); jobs not started are handed back."""
+        self._draining = True
+        parked = [job for queue in self._parked.values() for job in queue]
+        self._parked.clear()
+        for job in parked:
+            self._held.pop(job.msg_id, None)
+            try:
+                await self._hand_back(job)
+            except Exception:  # stays pending here: re-claimed after idle_ms
+                logger.warning("job.hand_back_failed")
+        await drain_tasks(self._tasks, self.drain_timeout, "jobs")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -69,7 +69,7 @@ class Worker:
         self.sender = outbox_worker(settings, db, redis, self.client)
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
-        self.jobs = JobRunner(redis, jobs)
+        self.jobs = JobRunner(redis, jobs, drain_timeout=settings.server.drain_timeout_seconds)
         self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -179,8 +179,24 @@ class Worker:
                 pass
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set."""
-        loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
+        """Run until ``stop`` is set, then drain: jobs running finish, and the outbox keeps
+        sending until they have (their replies go out before this worker exits)."""
+        jobs_done = asyncio.Event()
+
+        async def jobs() -> None:
+            try:
+                await self.jobs.run_forever(stop)
+            finally:
+                jobs_done.set()
+
+        async def sender() -> None:
+            await self.sender.run_forever(jobs_done)
+            try:  # what the last jobs queued
+                await self.sender.run_once()
+            except Exception:
+                logger.exception("outbox.final_pass_error")
+
+        loops = [sender(), jobs()]
         loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
         if self.dingtalk.stream is not None:
             loops.append(self.dingtalk.run_stream(stop))

@@ -92,3 +92,11 @@ def non_negative(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return n
+
+
+def positive(value: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
