@@ -289,6 +289,7 @@ class JobRunner:
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Read while a slot is free; jobs run (or wait for their user) in their own tasks."""
         stop = stop or asyncio.Event()
+        watch = asyncio.get_running_loop().create_task(self._draining_on(stop))
         try:
             while not stop.is_set():
                 free = self.concurrency - self._busy
@@ -308,7 +309,13 @@ class JobRunner:
                     logger.exception("job.loop_error")
                     await asyncio.sleep(1)
         finally:
+            watch.cancel()
             await self.drain()
+
+    async def _draining_on(self, stop: asyncio.Event) -> None:
+        """From ``stop`` on, no parked job starts (a read in progress may take a second)."""
+        await stop.wait()
+        self._draining = True
 
     async def drain(self) -> None:
         """Take no new job; jobs running finish (within ``drain_timeout``, then cancelled: they

@@ -108,11 +108,11 @@ def serve_n(tmp_path: Path, redis_url: str) -> Iterator:
     cli = [sys.executable, "-m", "bot.cli"]
     subprocess.run([*cli, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
 
-    def start(n: int) -> Served:
+    def start(n: int, command: tuple[str, ...] = ("serve",)) -> Served:
         port = _free_port()
         log = tmp_path / f"serve-{port}.log"
         proc = subprocess.Popen(
-            [*cli, "serve", "--processes", str(n)],
+            [*cli, *command, "--processes", str(n)] if command == ("serve",) else [*cli, *command],
             env={**env, "UNIONCARD__SERVER__PORT": str(port)},
             cwd=ROOT,
             stdout=log.open("wb"),
@@ -184,7 +184,9 @@ def test_two_children_answer_on_one_port_and_metrics_add_up(serve_n) -> None:
 def test_a_killed_child_is_restarted_and_the_port_keeps_answering(serve_n) -> None:
     served = serve_n(2)
     first = served.pids(2)
-    victim = min(first)
+    answered = [_bad_callback(served) for _ in range(20)]
+    victim = answered[0]
+    pool = _samples(served.get("/metrics")[2])[("unioncard_db_pool_size", ())]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 20
     while _alive(victim):  # a connection the kernel gave the dying child's socket is reset
@@ -199,6 +201,9 @@ def test_a_killed_child_is_restarted_and_the_port_keeps_answering(serve_n) -> No
     assert victim not in children_of(served.proc.pid)
     assert len(children_of(served.proc.pid)) == 2
     assert "supervisor.child_died" in served.tail()
+    after = _samples(served.get("/metrics")[2])
+    assert _refused(after) == 20  # what the dead child counted stays in the sums
+    assert after[("unioncard_db_pool_size", ())] == pool  # its live gauges do not
 
 
 def _alive(pid: int) -> bool:
@@ -250,3 +255,14 @@ def test_sigterm_drains_a_request_in_flight_then_all_exit_0(serve_n) -> None:
     assert served.proc.wait(timeout=20) == 0, served.tail()
     assert not any(_alive(pid) for pid in kids)
     assert "supervisor.stopped" in served.tail()
+
+
+def test_sigterm_stops_a_worker_with_exit_0(serve_n) -> None:
+    worker = serve_n(1, ("worker",))
+    deadline = time.monotonic() + 30
+    while "worker.started" not in worker.tail():
+        assert worker.proc.poll() is None and time.monotonic() < deadline, worker.tail()
+        time.sleep(0.1)
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=20) == 0, worker.tail()
+    assert "worker.stopped" in worker.tail()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from typing import Any
 
 from bot.cli.common import (
@@ -63,6 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.supervisor import Supervisor, child_command
 
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
+    if settings.database.url.startswith("sqlite"):
+        logging.getLogger("unioncard.supervisor").warning(
+            "serve.sqlite_with_processes: SQLite is for one process; use PostgreSQL"
+        )
     drain = settings.server.drain_timeout_seconds
     return Supervisor(child_command(args.config), processes, drain_timeout=drain).run()
 
