@@ -179,27 +179,28 @@ class Worker:
                 pass
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then drain: jobs running finish, and the outbox keeps
-        sending until they have (their replies go out before this worker exits)."""
-        jobs_done = asyncio.Event()
+        """Run until ``stop`` is set, then drain: jobs running and DingTalk Stream frames being
+        handled finish, and the outbox keeps sending until they have (their replies go out
+        before this worker exits)."""
+        drained = asyncio.Event()
 
-        async def jobs() -> None:
+        async def producers() -> None:
             try:
-                await self.jobs.run_forever(stop)
+                parts = [self.jobs.run_forever(stop)]
+                if self.dingtalk.stream is not None:
+                    parts.append(self.dingtalk.run_stream(stop))
+                await asyncio.gather(*parts)
             finally:
-                jobs_done.set()
+                drained.set()
 
         async def sender() -> None:
-            await self.sender.run_forever(jobs_done)
-            try:  # what the last jobs queued
+            await self.sender.run_forever(drained)
+            try:  # what the last jobs and frames queued
                 await self.sender.run_once()
             except Exception:
                 logger.exception("outbox.final_pass_error")
 
-        loops = [sender(), jobs()]
-        loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
-        if self.dingtalk.stream is not None:
-            loops.append(self.dingtalk.run_stream(stop))
+        loops = [sender(), producers(), self._sweep_loop(stop), self._transfer_loop(stop)]
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)

@@ -122,3 +122,52 @@ async def test_worker_finishes_the_job_in_flight_and_hands_back_the_rest(
     assert sim.texts("zhangsan") == ["文件处理完了"]  # the job ran once, its reply was sent
     assert (await redis.xpending(STREAM, GROUP))["pending"] == 0
     assert await redis.xlen(STREAM) == 1  # the second job, queued again for any worker
+
+
+async def test_worker_finishes_a_dingtalk_stream_turn_in_flight(any_db, redis, redis_url) -> None:
+    """A frame being handled when the worker is told to stop: its turn finishes and its reply
+    goes out before the worker exits (the stream is not cut under the handler)."""
+    import dingtalk_rig as drig
+
+    from storage.settings import load_settings
+
+    started = asyncio.Event()
+
+    async def slow(ev: Event) -> Reply:
+        started.set()
+        await asyncio.sleep(2.5)  # longer than the job loop's read: the stream must be waited for
+        return Reply([Text("钉钉这边办好了")])
+
+    dsim = drig.DingtalkSimulator(drig.APP_KEY, drig.APP_SECRET, drig.ROBOT_CODE)
+    await dsim.start()
+    try:
+        settings = load_settings(
+            None,
+            database={"url": any_db.url},
+            redis={"url": redis_url},
+            dingtalk={
+                "mode": "stream",
+                "app_key": drig.APP_KEY,
+                "app_secret": drig.APP_SECRET,
+                "robot_code": drig.ROBOT_CODE,
+                "api_base": dsim.base_url,
+                "oapi_base": dsim.base_url,
+            },
+        )
+        worker = Worker(settings, db=any_db, redis=redis, handler=Recorder(slow), reminders=False)
+        stop = asyncio.Event()
+        run = asyncio.create_task(worker.run(stop))
+        try:
+            assert worker.dingtalk.stream is not None
+            await asyncio.wait_for(worker.dingtalk.stream.connected.wait(), 10)
+            await dsim.send_text("lisi", "进度")
+            await asyncio.wait_for(started.wait(), 10)
+            stop.set()  # what SIGTERM does
+            await asyncio.wait_for(run, 15)
+        finally:
+            stop.set()
+            await asyncio.gather(run, return_exceptions=True)
+            await worker.close()
+        assert dsim.texts("lisi") == ["钉钉这边办好了"]
+    finally:
+        await dsim.stop()
