@@ -26,6 +26,7 @@ logger = logging.getLogger("unioncard.app")
 
 DB_KEY = web.AppKey("db", Database)
 REDIS_KEY = web.AppKey("redis", object)
+CUT_OFF_SECONDS = 1.0  # after the drain: requests still running are cancelled (bot.drain)
 CALLBACK_KEY = web.AppKey("wecom_callback", WecomCallback)
 DINGTALK_KEY = web.AppKey("dingtalk_callback", object)
 
@@ -131,7 +132,8 @@ async def serve(
     if reuse_port:  # one of several children: every answer names the process that gave it
         app.on_response_prepare.append(_name_process)
     drain = float(settings.server.drain_timeout_seconds)
-    runner = make_runner(app, settings, access_log=None, shutdown_timeout=drain)
+    # the drain below waits for requests in flight; what still runs after it is cut off soon
+    runner = make_runner(app, settings, access_log=None, shutdown_timeout=CUT_OFF_SECONDS)
     await runner.setup()
     site = web.TCPSite(
         runner,
