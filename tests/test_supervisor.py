@@ -266,3 +266,28 @@ def test_sigterm_stops_a_worker_with_exit_0(serve_n) -> None:
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(timeout=20) == 0, worker.tail()
     assert "worker.stopped" in worker.tail()
+
+
+def test_a_crash_loop_backs_off_and_sigterm_still_exits_0(tmp_path: Path) -> None:
+    """Children that die at once are restarted after 0.5, 1, 2, … s, not in a tight loop."""
+    script = (
+        "import sys; from bot.logs import setup_logging; from bot.supervisor import Supervisor; "
+        "setup_logging('INFO'); "
+        "sys.exit(Supervisor([sys.executable, '-c', 'raise SystemExit(3)'], 1, "
+        "drain_timeout=1).run())"
+    )
+    log = tmp_path / "loop.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    time.sleep(4.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    text = log.read_text()
+    died = text.count("supervisor.child_died")
+    assert 2 <= died <= 4, text  # deaths at about 0, 0.5, 1.5, 3.5 s (a tight loop: dozens)
+    assert '"code": 3' in text and '"restart_in": 1.0' in text
