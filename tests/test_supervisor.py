@@ -126,8 +126,12 @@ def serve_n(tmp_path: Path, redis_url: str) -> Iterator:
     for s in started:
         if s.proc.poll() is None:
             kids = children_of(s.proc.pid)
-            s.proc.kill()
-            s.proc.wait()
+            s.proc.terminate()  # the supervisor deletes its metrics directory
+            try:
+                s.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
             for pid in kids:
                 try:
                     os.kill(pid, signal.SIGKILL)
