@@ -55,3 +55,20 @@ def body_timeout(settings: Any) -> Any:
             return resp
 
     return middleware
+
+
+async def read_small_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, up to ``limit`` bytes (``limit + 1`` bytes back: too large). A body
+    that arrives in several TCP segments is read to its end (one ``read(n)`` returns only
+    what has arrived)."""
+    content = request.content
+    declared = request.content_length
+    if declared is not None and declared <= limit:  # the usual case: one call
+        try:
+            return await content.readexactly(declared)
+        except asyncio.IncompleteReadError as exc:  # the client sent less than it said
+            return exc.partial
+    body = await content.read(limit + 1)
+    while len(body) <= limit and (more := await content.read(limit + 1 - len(body))):
+        body += more
+    return body

@@ -9,6 +9,12 @@
   and the age of its oldest job (Redis), sends by result code and upload parse times, which the
   workers count in Redis (``record_send``, ``record_upload``).
 
+With ``serve --processes N`` (:mod:`bot.supervisor`) every child writes what it measures to
+prometheus-client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``) and a scrape, whichever
+child answers it, sums them (``MultiProcessCollector``); the shared state is read by the
+answering child alone and exported once by :class:`SharedState`, a collector that writes no
+files. Every answer of these three routes names its process (header ``X-Unioncard-Pid``).
+
 ``/healthz`` answers while the process is alive; ``/readyz`` is 200 only when the database and
 Redis answer and the schema is at the migrations' head, else 503 with the reason.
 """
@@ -16,7 +22,9 @@ Redis answer and the schema is at the migrations' head, else 503 with the reason
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +37,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select, text
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import event, func, select, text
 
 from storage.redis import keys
 
@@ -51,38 +62,110 @@ REJECTIONS = Counter(
     "unioncard_rejections", "Callbacks refused", ["platform", "reason"], registry=REGISTRY
 )
 DB_POOL_IN_USE = Gauge(
-    "unioncard_db_pool_in_use", "Database connections checked out", registry=REGISTRY
-)
-DB_POOL_SIZE = Gauge("unioncard_db_pool_size", "Database pool size", registry=REGISTRY)
-OUTBOX_BACKLOG = Gauge(
-    "unioncard_outbox_backlog", "Outbox rows pending, by platform", ["platform"], registry=REGISTRY
-)
-OUTBOX_OLDEST = Gauge(
-    "unioncard_outbox_oldest_age_seconds",
-    "Age of the oldest pending outbox row that is due",
+    "unioncard_db_pool_in_use",
+    "Database connections checked out (summed over live serve processes)",
     registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
-JOBS_DEPTH = Gauge("unioncard_jobs_depth", "Jobs queued or running", registry=REGISTRY)
-JOBS_OLDEST = Gauge(
-    "unioncard_jobs_oldest_age_seconds", "Age of the oldest queued job", registry=REGISTRY
-)
-SENDS = Gauge(
-    "unioncard_sends_total",
-    "Outbox sends by platform and result (all workers, counted in Redis)",
-    ["platform", "result"],
+DB_POOL_SIZE = Gauge(
+    "unioncard_db_pool_size",
+    "Database pool size (summed over live serve processes)",
     registry=REGISTRY,
-)
-UPLOAD_COUNT = Gauge(
-    "unioncard_upload_parse_count", "Uploads parsed (all workers)", registry=REGISTRY
-)
-UPLOAD_SECONDS = Gauge(
-    "unioncard_upload_parse_seconds_sum",
-    "Seconds spent parsing uploads (all workers)",
-    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 SCRAPE_ERRORS = Counter(
     "unioncard_scrape_errors", "Shared state that could not be read", ["source"], registry=REGISTRY
 )
+
+
+PID_HEADER = "X-Unioncard-Pid"
+
+
+class SharedState(Collector):
+    """The state every process shares, as read by the last scrape of this process: exported
+    once per scrape (never summed over processes, never written to multiprocess files)."""
+
+    def __init__(self) -> None:
+        self.outbox_backlog: dict[str, int] = {}
+        self.outbox_oldest = 0.0
+        self.jobs_depth = 0
+        self.jobs_oldest = 0.0
+        self.sends: dict[tuple[str, str], int] = {}
+        self.upload_count = 0
+        self.upload_seconds = 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        backlog = GaugeMetricFamily(
+            "unioncard_outbox_backlog", "Outbox rows pending, by platform", labels=["platform"]
+        )
+        for platform, n in sorted(self.outbox_backlog.items()):
+            backlog.add_metric([platform], n)
+        yield backlog
+        yield GaugeMetricFamily(
+            "unioncard_outbox_oldest_age_seconds",
+            "Age of the oldest pending outbox row that is due",
+            value=self.outbox_oldest,
+        )
+        yield GaugeMetricFamily(
+            "unioncard_jobs_depth", "Jobs queued or running", value=self.jobs_depth
+        )
+        yield GaugeMetricFamily(
+            "unioncard_jobs_oldest_age_seconds",
+            "Age of the oldest queued job",
+            value=self.jobs_oldest,
+        )
+        sends = GaugeMetricFamily(
+            "unioncard_sends_total",
+            "Outbox sends by platform and result (all workers, counted in Redis)",
+            labels=["platform", "result"],
+        )
+        for (platform, result), n in sorted(self.sends.items()):
+            sends.add_metric([platform, result], n)
+        yield sends
+        yield GaugeMetricFamily(
+            "unioncard_upload_parse_count", "Uploads parsed (all workers)", value=self.upload_count
+        )
+        yield GaugeMetricFamily(
+            "unioncard_upload_parse_seconds_sum",
+            "Seconds spent parsing uploads (all workers)",
+            value=self.upload_seconds,
+        )
+
+
+SHARED = SharedState()
+REGISTRY.register(SHARED)
+
+
+def exposition() -> bytes:
+    """The text of a scrape: this process's metrics, or with ``PROMETHEUS_MULTIPROC_DIR`` those
+    of every serve process summed; the shared state once."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path)
+    registry.register(SHARED)
+    return generate_latest(registry)
+
+
+def watch_pool(db: Any) -> None:
+    """Count this process's checked-out connections as they come and go."""
+    engine = db.engine.sync_engine
+    if event.contains(engine, "checkout", _checked_out):
+        return
+    pool = engine.pool
+    if hasattr(pool, "size"):
+        DB_POOL_SIZE.inc(pool.size())
+    event.listen(engine, "checkout", _checked_out)
+    event.listen(engine, "checkin", _checked_in)
+
+
+def _checked_out(*_args: Any) -> None:
+    DB_POOL_IN_USE.inc()
+
+
+def _checked_in(*_args: Any) -> None:
+    DB_POOL_IN_USE.dec()
 
 
 def observe_callback(platform: str, kind: str, started: float) -> None:
@@ -128,10 +211,6 @@ def _age(ts: Any, now: float) -> float:
 async def _read_db(db: Any) -> None:
     from storage.models import Outbox, OutboxStatus
 
-    pool = db.engine.pool
-    if hasattr(pool, "checkedout"):
-        DB_POOL_IN_USE.set(pool.checkedout())
-        DB_POOL_SIZE.set(pool.size() if hasattr(pool, "size") else 0)
     async with db.session() as s:
         pending = Outbox.status == OutboxStatus.pending
         rows = (
@@ -144,10 +223,8 @@ async def _read_db(db: Any) -> None:
                 pending, Outbox.next_attempt_at <= datetime.now(UTC)
             )
         )
-    OUTBOX_BACKLOG.clear()
-    for platform, n in rows:
-        OUTBOX_BACKLOG.labels(platform).set(n)
-    OUTBOX_OLDEST.set(_age(oldest, time.time()))
+    SHARED.outbox_backlog = {str(platform): int(n) for platform, n in rows}
+    SHARED.outbox_oldest = _age(oldest, time.time())
 
 
 async def _read_redis(redis: Any) -> None:
@@ -155,19 +232,20 @@ async def _read_redis(redis: Any) -> None:
 
     depth = await redis.xlen(STREAM)
     first = await redis.xrange(STREAM, count=1) if depth else []
-    JOBS_DEPTH.set(depth)
+    SHARED.jobs_depth = int(depth)
     if first:
         ms = int(str(first[0][0]).split("-")[0])
-        JOBS_OLDEST.set(max(0.0, time.time() - ms / 1000))
+        SHARED.jobs_oldest = max(0.0, time.time() - ms / 1000)
     else:
-        JOBS_OLDEST.set(0)
-    SENDS.clear()
+        SHARED.jobs_oldest = 0.0
+    sends = {}
     for field, n in (await redis.hgetall(SENDS_KEY)).items():
         platform, _, result = str(field).partition("|")
-        SENDS.labels(platform, result).set(int(n))
+        sends[(platform, result)] = int(n)
+    SHARED.sends = sends
     uploads = await redis.hgetall(UPLOADS_KEY)
-    UPLOAD_COUNT.set(int(uploads.get("count", 0)))
-    UPLOAD_SECONDS.set(float(uploads.get("seconds", 0)))
+    SHARED.upload_count = int(uploads.get("count", 0))
+    SHARED.upload_seconds = float(uploads.get("seconds", 0))
 
 
 async def schema_problem(db: Any) -> str:
@@ -186,6 +264,9 @@ async def schema_problem(db: Any) -> str:
 
 
 def add_routes(app: web.Application, db: Any, redis: Any) -> None:
+    watch_pool(db)
+    pid = {PID_HEADER: str(os.getpid())}
+
     async def metrics(_request: web.Request) -> web.Response:
         for source, read in (("db", _read_db(db)), ("redis", _read_redis(redis))):
             try:
@@ -194,11 +275,11 @@ def add_routes(app: web.Application, db: Any, redis: Any) -> None:
                 SCRAPE_ERRORS.labels(source).inc()
                 log_line = f"metrics.{source}_unreadable"
                 logger.warning(log_line, extra={"fields": {"error": repr(exc)[:200]}})
-        body = generate_latest(REGISTRY)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, **pid})
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return web.Response(text="ok", headers=pid)
 
     async def readyz(_request: web.Request) -> web.Response:
         problem = await schema_problem(db)
@@ -208,8 +289,8 @@ def add_routes(app: web.Application, db: Any, redis: Any) -> None:
             except Exception as exc:
                 problem = f"redis: {type(exc).__name__}"
         if problem:
-            return web.Response(status=503, text=problem)
-        return web.Response(text="ready")
+            return web.Response(status=503, text=problem, headers=pid)
+        return web.Response(text="ready", headers=pid)
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

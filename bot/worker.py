@@ -70,7 +70,7 @@ class Worker:
         outbox_signal.attach(db, redis)  # every commit of outbox rows wakes the outbox workers
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
-        self.jobs = JobRunner(redis, jobs)
+        self.jobs = JobRunner(redis, jobs, drain_seconds=settings.server.drain_timeout_seconds)
         self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
 
     # -- jobs ------------------------------------------------------------------------------------
@@ -182,11 +182,28 @@ class Worker:
                 pass
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set."""
-        loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
-        loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
-        if self.dingtalk.stream is not None:
-            loops.append(self.dingtalk.run_stream(stop))
+        """Run until ``stop`` is set, then drain: jobs running and DingTalk Stream frames being
+        handled finish, and the outbox keeps sending until they have (their replies go out
+        before this worker exits)."""
+        drained = asyncio.Event()
+
+        async def producers() -> None:
+            try:
+                parts = [self.jobs.run_forever(stop)]
+                if self.dingtalk.stream is not None:
+                    parts.append(self.dingtalk.run_stream(stop))
+                await asyncio.gather(*parts)
+            finally:
+                drained.set()
+
+        async def sender() -> None:
+            await self.sender.run_forever(drained)
+            try:  # what the last jobs and frames queued
+                await self.sender.run_once()
+            except Exception:
+                logger.exception("outbox.final_pass_error")
+
+        loops = [sender(), producers(), self._sweep_loop(stop), self._transfer_loop(stop)]
         if self.reminders:
             loops.append(self._reminder_loop(stop))
         await asyncio.gather(*loops)

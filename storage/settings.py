@@ -75,6 +75,10 @@ class ServerSettings(_Section):
     # the previous answer on a kept-alive connection), and its body within the other
     header_timeout_seconds: float = Field(10, gt=0, le=300)
     body_timeout_seconds: float = Field(120, gt=0, le=3600)
+    # ``serve`` children behind one port (bot.supervisor); 1: a single process, no supervisor
+    processes: int = Field(1, ge=1, le=64)
+    # SIGTERM: how long ``serve`` and ``worker`` let requests, turns and jobs in flight finish
+    drain_timeout_seconds: float = Field(30, gt=0, le=600)
 
     @field_validator("public_url")
     @classmethod

@@ -114,3 +114,11 @@ async def queueing_db(settings: Settings) -> AsyncIterator[Database]:
     finally:
         await db.dispose()  # waits for the wake-ups it started
         await redis.aclose()
+
+
+def positive(value: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n

@@ -29,6 +29,8 @@ from bot.dingtalk import events, signing
 from bot.dingtalk.client import DingtalkClient
 from bot.dingtalk.inbound import Inbound
 from bot.dingtalk.sender import CALLBACK_ROUTE_KEY, PLATFORM
+from bot.drain import drain_left, drain_tasks
+from bot.http_limits import read_small_body
 from bot.logs import log, new_request_id
 from bot.wecom.callback import Deadlines
 from dialogs.events import Handler
@@ -80,9 +82,10 @@ class DingtalkCallback:
         finally:
             await client.close()
 
-    async def _drain(self, _app: web.Application) -> None:
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+    async def _drain(self, app: web.Application) -> None:
+        """On shutdown: late turns and outbox writes still running finish first (SIGTERM)."""
+        left = drain_left(app, self.settings.server.drain_timeout_seconds)
+        await drain_tasks(self._tasks, left, "dingtalk.turns")
 
     async def settle(self) -> None:
         while pending := [t for t in self._tasks if not t.done()]:
@@ -92,7 +95,7 @@ class DingtalkCallback:
         signing.verify_headers(request.headers, self.secret)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise signing.CallbackRejected("body too large", 400)
-        body = await request.content.read(MAX_BODY_BYTES + 1)
+        body = await read_small_body(request, MAX_BODY_BYTES)
         if len(body) > MAX_BODY_BYTES:
             raise signing.CallbackRejected("body too large", 400)
         return body

@@ -50,6 +50,7 @@ class DingtalkParts:
                 settings,
                 redis,
                 {events.TOPIC_ROBOT: self.on_robot, events.TOPIC_CARD: self.on_card},
+                drain_timeout=settings.server.drain_timeout_seconds,
             )
 
     async def on_robot(self, frame: events.Frame) -> None:
@@ -64,7 +65,9 @@ class DingtalkParts:
         try:
             await stop.wait()
         finally:
-            await self.stream.stop()
+            await self.stream.stop()  # no new frames; handlers in flight finish (drain_timeout)
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), self.stream.drain_timeout + 1)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -20,6 +20,8 @@ from aiohttp import web
 
 from bot import metrics
 from bot.dedup import DedupBatcher
+from bot.drain import drain_left, drain_tasks
+from bot.http_limits import read_small_body
 from bot.jobs import enqueue_job
 from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
@@ -105,9 +107,10 @@ class WecomCallback:
         app.router.add_post("/wecom/callback", self.post)
         app.on_cleanup.append(self._drain)
 
-    async def _drain(self, _app: web.Application) -> None:
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+    async def _drain(self, app: web.Application) -> None:
+        """On shutdown: late turns and outbox writes still running finish first (SIGTERM)."""
+        left = drain_left(app, self.settings.server.drain_timeout_seconds)
+        await drain_tasks(self._tasks, left, "wecom.turns")
 
     async def settle(self) -> None:
         """Wait until work started after answering (late replies, outbox writes) is done."""
@@ -164,7 +167,7 @@ class WecomCallback:
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return self._reject(request, CallbackRejected("body too large", 400))
         try:
-            body = await request.content.read(MAX_BODY_BYTES + 1)
+            body = await read_small_body(request, MAX_BODY_BYTES)
             if len(body) > MAX_BODY_BYTES:
                 raise CallbackRejected("body too large", 400)
             xml = self.crypto.decrypt(
