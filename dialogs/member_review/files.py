@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,17 @@ from services.upload_links import (
     take_link_slot,
     upload_url,
 )
+
+logger = logging.getLogger(__name__)
+
+
+def _log_phases(marks: list[tuple[str, float]], rows: int) -> None:
+    """One line per processed file: how long each phase took (ms) and when it ended (epoch)."""
+    fields: dict[str, Any] = {"rows": rows}
+    for (_, t0), (name, t1) in itertools.pairwise(marks):
+        fields[f"{name}_ms"] = round((t1 - t0) * 1000, 1)
+    fields["done_at"] = marks[-1][1]
+    logger.info("upload.phases", extra={"fields": fields})
 
 
 async def upload_link(ctx: Context) -> str:
@@ -136,9 +150,11 @@ async def handle_upload(ctx: Context) -> None:
         else:
             ctx.say(T.FILE_NOTHING_VALID)
         return
+    phases = [("start", time.time())]
     parse = uploads.parse_upload(path, ctx.settings.limits, mr.COLUMNS, name)
     results = await asyncio.gather(parse, mr.load_match_data(ctx.db, rid), return_exceptions=True)
     sheet, data = results
+    phases.append(("parse", time.time()))
     if isinstance(sheet, uploads.UploadRejected):
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected=sheet.code)
         ctx.say(rejection_text(ctx, sheet.code, name))
@@ -147,14 +163,18 @@ async def handle_upload(ctx: Context) -> None:
         if isinstance(r, BaseException):
             raise r
     check = await asyncio.to_thread(mr.match_rows, sheet, data)
+    phases.append(("match", time.time()))
     if check.rows == 0:
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected="rows.none")
         ctx.say(rejection_text(ctx, "rows.none", name))
         return
     upload = await mr.record_upload(ctx.db, rid, sha, name, size, check=check)
+    phases.append(("record", time.time()))
     ctx.say("\n".join(file_summary_lines(name, upload.summary)))
     if not check.errors:
         await apply_and_say(ctx, upload.id)
+        phases.append(("apply", time.time()))
+        _log_phases(phases, check.rows)
         return
     joint = is_joint(ctx)
     report_rows = [(e.row, e.raw, row_error_text(e, joint)) for e in check.errors]
@@ -164,6 +184,8 @@ async def handle_upload(ctx: Context) -> None:
         T.REPORT_TITLE.format(name=name, n=len(report_rows)),
     )
     ctx.say(File(templates.error_report_name(name), report))
+    phases.append(("report", time.time()))
+    _log_phases(phases, check.rows)
     if check.matched:
         MemberData.of(ctx).pending = upload.id
         ctx.say(T.FILE_ASK_ACCEPT.format(n=check.matched))
