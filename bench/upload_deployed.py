@@ -266,6 +266,8 @@ async def _drive(args: argparse.Namespace, workdir: Path, db_url: str) -> dict[s
                     "outbox_wait_ms": (item.at - hd["committed_at"]) * 1000 if hd else None,
                     "serve_cpu": app.cpu_seconds("serve") - cpu0["serve"],
                     "worker_cpu": app.cpu_seconds("worker") - cpu0["worker"],
+                    "child_cpu": ph.get("child_cpu_ms", 0) / 1000,
+                    "child_mb": ph.get("child_peak_mb", 0),
                     "serve_peak_mb": max(mem.peak["serve"], mem.hwm("serve")),
                     "worker_peak_mb": max(mem.peak["worker"], mem.hwm("worker")),
                     "worker_hwm_mb": mem.hwm("worker"),
@@ -322,7 +324,8 @@ def run(args: argparse.Namespace) -> None:
         print(
             "   " + " | ".join(f"{k} {v:.0f} ms" if v is not None else f"{k} ?" for k, v in parts)
         )
-        print(f"   CPU serve {r['serve_cpu']:.2f} s, worker (+ children) {r['worker_cpu']:.2f} s; "
+        print(f"   CPU serve {r['serve_cpu']:.2f} s, worker {r['worker_cpu']:.2f} s, parse child "
+            f"{r['child_cpu']:.2f} s (its peak {r['child_mb']:.0f} MB); "
               f"peak RSS serve {r['serve_peak_mb']:.0f} MB, worker + parse child "
               f"{r['worker_peak_mb']:.0f} MB (worker alone {r['worker_hwm_mb']:.0f} MB)")  # fmt: skip
     e2e = statistics.median(r["seconds"] for r in rounds)

@@ -31,9 +31,14 @@ from services.upload_links import (
 logger = logging.getLogger(__name__)
 
 
-def _log_phases(marks: list[tuple[str, float]], rows: int) -> None:
-    """One line per processed file: how long each phase took (ms) and when it ended (epoch)."""
-    fields: dict[str, Any] = {"rows": rows}
+def _log_phases(marks: list[tuple[str, float]], rows: int, sheet: uploads.Sheet) -> None:
+    """One line per processed file: how long each phase took (ms) and when it ended (epoch),
+    the parse child's CPU time and peak memory."""
+    fields: dict[str, Any] = {
+        "rows": rows,
+        "child_cpu_ms": round(sheet.child_cpu_s * 1000, 1),
+        "child_peak_mb": round(sheet.child_peak_mb, 1),
+    }
     for (_, t0), (name, t1) in itertools.pairwise(marks):
         fields[f"{name}_ms"] = round((t1 - t0) * 1000, 1)
     fields["done_at"] = marks[-1][1]
@@ -95,8 +100,9 @@ def file_summary_lines(name: str, summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-async def apply_and_say(ctx: Context, upload_id: int) -> None:
-    res = await mr.apply_upload(ctx.db, review_id(ctx), upload_id)
+async def apply_and_say(ctx: Context, upload_id: int, check: mr.FileCheck | None = None) -> None:
+    """Apply an upload (``check``: its rows as just matched, not read back) and say so."""
+    res = await mr.apply_upload(ctx.db, review_id(ctx), upload_id, check)
     MemberData.of(ctx).pending = None
     new_part = T.FILE_APPLIED_NEW.format(n=res.new) if res.new != res.marked else ""
     replaced = T.FILE_REPLACED.format(n=res.replaced) if res.replaced else ""
@@ -172,9 +178,9 @@ async def handle_upload(ctx: Context) -> None:
     phases.append(("record", time.time()))
     ctx.say("\n".join(file_summary_lines(name, upload.summary)))
     if not check.errors:
-        await apply_and_say(ctx, upload.id)
+        await apply_and_say(ctx, upload.id, check)
         phases.append(("apply", time.time()))
-        _log_phases(phases, check.rows)
+        _log_phases(phases, check.rows, sheet)
         return
     joint = is_joint(ctx)
     report_rows = [(e.row, e.raw, row_error_text(e, joint)) for e in check.errors]
@@ -185,7 +191,7 @@ async def handle_upload(ctx: Context) -> None:
     )
     ctx.say(File(templates.error_report_name(name), report))
     phases.append(("report", time.time()))
-    _log_phases(phases, check.rows)
+    _log_phases(phases, check.rows, sheet)
     if check.matched:
         MemberData.of(ctx).pending = upload.id
         ctx.say(T.FILE_ASK_ACCEPT.format(n=check.matched))
