@@ -262,6 +262,7 @@ async def _drive(args: argparse.Namespace, workdir: Path, db_url: str) -> dict[s
                         else None
                     ),
                     **{f"{k}_ms": ph.get(f"{k}_ms") for k in _PHASES},
+                    **{f"{k}_cpu_ms": ph.get(f"{k}_cpu_ms") for k in _PHASES},
                     "reply_ms": hd.get("reply_ms"),
                     "outbox_wait_ms": (item.at - hd["committed_at"]) * 1000 if hd else None,
                     "serve_cpu": app.cpu_seconds("serve") - cpu0["serve"],
@@ -331,7 +332,11 @@ def run(args: argparse.Namespace) -> None:
     e2e = statistics.median(r["seconds"] for r in rounds)
     bare_s = statistics.median(b["seconds"] for b in bare)
     peak = max(r["serve_peak_mb"] + r["worker_peak_mb"] for r in rounds)
-    print(f"\nbare python-calamine read of the same file: median {bare_s:.3f} s "
+    bare_cpu = statistics.median(b["cpu"] for b in bare)
+    cpu = statistics.median(r["worker_cpu"] + r["child_cpu"] + r["serve_cpu"] for r in rounds)
+    print(f"\nCPU (steadier than wall time on a loaded machine): serve + worker + parse child "
+          f"{cpu:.2f} s vs bare read {bare_cpu:.2f} s = {cpu / bare_cpu:.2f}×")  # fmt: skip
+    print(f"bare python-calamine read of the same file: median {bare_s:.3f} s "
           f"({', '.join(format(b['seconds'], '.3f') for b in bare)}), peak "
           f"{max(b['peak_mb'] for b in bare):.0f} MB")  # fmt: skip
     ok = all(r["applied"] for r in rounds)
