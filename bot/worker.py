@@ -31,7 +31,7 @@ from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
-from services import upload_store
+from services import upload_store, uploads
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
@@ -197,6 +197,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set."""
+        try:  # the parse child's fork server (calamine imported) ready before the first file
+            await asyncio.to_thread(uploads.warm_up)
+        except Exception:  # the first file starts it then
+            logger.exception("uploads.warm_up_failed")
         loops = [self.sender.run_forever(stop), self.jobs.run_forever(stop)]
         loops += [self._sweep_loop(stop), self._transfer_loop(stop)]
         if self.dingtalk.stream is not None:

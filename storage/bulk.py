@@ -14,6 +14,7 @@ that asyncpg is inside the transaction SQLAlchemy began.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from itertools import repeat
@@ -37,36 +38,39 @@ def _converted(table: Table, dialect: Any, name: str, values: Sequence[Any]) -> 
     return list(map(memo.__getitem__, values))
 
 
-async def insert_columns(
+async def insert_ids(
     session: AsyncSession,
     table: Table,
-    columns: dict[str, Sequence[Any]],
-    constants: dict[str, Any] | None = None,
+    column: str,
+    ids: Sequence[int],
+    constants: dict[str, Any],
 ) -> int:
-    """INSERT one row per position of the (equally long) ``columns``, each row also carrying
-    ``constants``; returns how many rows."""
-    constants = constants or {}
-    lengths = {len(v) for v in columns.values()}
-    assert len(lengths) == 1, "columns of different lengths"
-    n = lengths.pop()
-    if not n:
+    """INSERT a row per integer of ``ids`` (into ``column``), each also carrying ``constants``
+    (converted once); returns how many rows. SQLite reads the ids from one JSON array
+    (``json_each``: no Python tuple or bind per row); PostgreSQL takes them by ``COPY``."""
+    if not ids:
         return 0
     conn, driver, dialect_name = await _driver(session)
-    dialect = conn.dialect
-    names = [*columns, *constants]
-    cols = [_converted(table, dialect, k, v) for k, v in columns.items()]
-    consts = [_converted(table, dialect, k, [v])[0] for k, v in constants.items()]
-    rows = zip(*cols, *(repeat(c, n) for c in consts), strict=False)
-    if dialect_name == "sqlite" and hasattr(driver, "executemany"):
+    names = list(constants)
+    values = [_converted(table, conn.dialect, k, [v])[0] for k, v in constants.items()]
+    if dialect_name == "sqlite" and hasattr(driver, "execute"):
         marks = ", ".join("?" * len(names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
-        await driver.executemany(sql, list(rows))
-        return n
+        sql = (
+            f"INSERT INTO {table.name} ({column}, {', '.join(names)}) "
+            f"SELECT value, {marks} FROM json_each(?)"
+        )
+        cursor = await driver.execute(sql, (*values, json.dumps(list(ids))))
+        await cursor.close()
+        return len(ids)
     if dialect_name == "postgresql" and hasattr(driver, "copy_records_to_table"):
-        await driver.copy_records_to_table(table.name, records=list(rows), columns=names)
-        return n
-    await session.execute(table.insert(), [dict(zip(names, r, strict=True)) for r in rows])
-    return n
+        tail = tuple(values)
+        await driver.copy_records_to_table(
+            table.name, records=[(i, *tail) for i in ids], columns=[column, *names]
+        )
+        return len(ids)
+    rows = [{column: i, **dict(zip(names, values, strict=True))} for i in ids]
+    await session.execute(table.insert(), rows)
+    return len(ids)
 
 
 async def update_by_id(

@@ -167,13 +167,15 @@ async def apply_upload(
             rid for mid, (rid, _, src) in existing.items() if src == "file" and mid not in wanted
         ]
         await bulk.delete_by_id(s, table, stale)
-        new_ids = [mid for mid in wanted if mid not in existing]
-        await bulk.insert_columns(
-            s,
-            table,
-            {"member_id": new_ids, "reason": [wanted[mid] for mid in new_ids]},
-            {"review_id": review_id, "source": "file", "created_at": utcnow()},
-        )
+        new: dict[RemovalReason, list[int]] = {r: [] for r in RemovalReason}
+        for mid, r in wanted.items():
+            if mid not in existing:
+                new[r].append(mid)
+        now = utcnow()
+        for r, ids in new.items():
+            constants = {"review_id": review_id, "reason": r, "source": "file", "created_at": now}
+            await bulk.insert_ids(s, table, "member_id", ids, constants)
+        added = sum(map(len, new.values()))
         changed = [
             (existing[mid][0], r)
             for mid, r in wanted.items()
@@ -195,8 +197,8 @@ async def apply_upload(
         )
         await s.execute(update(Upload).where(Upload.id == upload_id).values(status="applied"))
         review.member_mode = review.member_mode or "file"
-        if new_ids or changed or stale:
+        if added or changed or stale:
             _touch(review)
         else:
             review.updated_at = utcnow()
-        return ApplyResult(len(wanted), len(new_ids), len(stale), len(remarks))
+        return ApplyResult(len(wanted), added, len(stale), len(remarks))
