@@ -197,6 +197,11 @@ def main(argv: list[str]) -> None:
     )
     ap.add_argument("--db", default="", help="--deployed: a PostgreSQL URL (its schema is reset)")
     ap.add_argument("--keep", action="store_true", help="--deployed: keep the work directory")
+    ap.add_argument(
+        "--pin-worker",
+        action="store_true",
+        help="--deployed: pin the worker (and so its parse child) to the last core",
+    )
     args = ap.parse_args(argv)
     if args.deployed:
         from bench.upload_deployed import run
