@@ -178,3 +178,16 @@ async def test_chat_result_text_of_a_large_file(any_db, redis, settings, tmp_pat
     ]
     assert set((await _removals(any_db, rid)).values()) == {("retired", "file")}
     assert len(await _removals(any_db, rid)) == 1000
+
+
+async def test_an_upload_kept_in_the_earlier_form_still_applies(any_db):
+    """Uploads parsed before the compact form kept their marks as [[member id, reason]]."""
+    rid, ids, by_id = await _seed(any_db, members=20)
+    pairs = [[by_id[ids[i]], REASONS[i % 3].value] for i in range(5)]
+    async with any_db.transaction() as s:
+        up = Upload(review_id=rid, sha256="d" * 64, file_name="旧.xlsx", status="parsed",
+                    rows=5, matched=5, summary={"rows": 5, "matched": 5, "marks": pairs})  # fmt: skip
+        s.add(up)
+    res = await mr.apply_upload(any_db, rid, up.id)
+    assert (res.marked, res.new) == (5, 5)
+    assert await _removals(any_db, rid) == {m: (r, "file") for m, r in pairs}
