@@ -3,10 +3,11 @@
 A 100,000-row file becomes 100,000 marks; SQLAlchemy's executemany builds and converts a
 parameter dict per row (about a second for 100,000), more than the database needs to store
 them. These helpers take the session's own connection (same transaction, so a rollback undoes
-them) and hand the driver plain tuples: ``executemany`` on SQLite (aiosqlite), ``COPY`` or an
-array parameter on PostgreSQL (asyncpg). Values are converted by the column types' own bind
-processors, once per distinct value of a column that has one (enums, datetimes), so what is
-stored is exactly what the ORM would store. Other dialects fall back to SQLAlchemy Core.
+them) and hand the driver plain tuples or one JSON / array parameter: ``executemany`` or
+``json_each`` on SQLite (aiosqlite), an array parameter on PostgreSQL (asyncpg). Values are
+converted by the column types' own bind processors, once per distinct value of a column that
+has one (enums, datetimes), so what is stored is exactly what the ORM would store. Other
+dialects fall back to SQLAlchemy Core.
 
 The session must already have run a statement in its transaction (the draft's guard does), so
 that asyncpg is inside the transaction SQLAlchemy began.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete
+from sqlalchemy import ARRAY, Integer, Table, bindparam, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -47,7 +48,7 @@ async def insert_ids(
 ) -> int:
     """INSERT a row per integer of ``ids`` (into ``column``), each also carrying ``constants``
     (converted once); returns how many rows. SQLite reads the ids from one JSON array
-    (``json_each``: no Python tuple or bind per row); PostgreSQL takes them by ``COPY``."""
+    (``json_each``: no Python tuple or bind per row); PostgreSQL from one ``int[]`` (``unnest``)."""
     if not ids:
         return 0
     conn, driver, dialect_name = await _driver(session)
@@ -62,11 +63,10 @@ async def insert_ids(
         cursor = await driver.execute(sql, (*values, json.dumps(list(ids))))
         await cursor.close()
         return len(ids)
-    if dialect_name == "postgresql" and hasattr(driver, "copy_records_to_table"):
-        tail = tuple(values)
-        await driver.copy_records_to_table(
-            table.name, records=[(i, *tail) for i in ids], columns=[column, *names]
-        )
+    if dialect_name == "postgresql":  # one int[] parameter: no Python tuple per row
+        unnest = func.unnest(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+        consts = [literal(v, type_=table.c[k].type) for k, v in constants.items()]
+        await session.execute(table.insert().from_select([column, *names], select(unnest, *consts)))
         return len(ids)
     rows = [{column: i, **dict(zip(names, values, strict=True))} for i in ids]
     await session.execute(table.insert(), rows)
