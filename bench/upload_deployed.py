@@ -201,6 +201,31 @@ async def _wait_text(sim: Any, user: str, start: int, words: tuple[str, ...], wi
     raise TimeoutError(f"no message with {words} within {within} s: {sim.texts(user)[-3:]}")
 
 
+async def _pg_backends_cpu(db_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends of this database (same machine):
+    the server's share of the work (0 for SQLite, whose work is the worker's own)."""
+    if db_url.startswith("sqlite"):
+        return 0.0
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
+    try:
+        pids = [r[0] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )]  # fmt: skip
+    finally:
+        await conn.close()
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
 async def _drive(args: argparse.Namespace, workdir: Path, db_url: str) -> dict[str, Any]:
     from bot.simulator import WecomSimulator
 
@@ -241,12 +266,14 @@ async def _drive(args: argparse.Namespace, workdir: Path, db_url: str) -> dict[s
             await _clear_draft(db_url)
             await asyncio.sleep(0.3)  # let the worker go idle
             cpu0 = {k: app.cpu_seconds(k) for k in pids}
+            db_cpu0 = await _pg_backends_cpu(db_url)
             n = len(sim.inbox(USER))
             with _Sampler(pids) as mem:
                 t0 = time.time()
                 ack = await sim.send_file(USER, f"名单{i}.xlsx", data)
                 t_ack = time.time()
                 item = await _wait_text(sim, USER, n, ("已导入", "有问题", "重复"), 60)
+            db_cpu = await _pg_backends_cpu(db_url) - db_cpu0
             await asyncio.sleep(0.2)  # the log lines are flushed
             ev = _log_events(log_path, t0)
             dl = ev.get("job.file_downloaded", {})
@@ -277,6 +304,7 @@ async def _drive(args: argparse.Namespace, workdir: Path, db_url: str) -> dict[s
                     "outbox_wait_ms": (item.at - hd["committed_at"]) * 1000 if hd else None,
                     "serve_cpu": app.cpu_seconds("serve") - cpu0["serve"],
                     "worker_cpu": app.cpu_seconds("worker") - cpu0["worker"],
+                    "db_cpu": db_cpu,
                     "child_cpu": ph.get("child_cpu_ms", 0) / 1000,
                     "child_mb": ph.get("child_peak_mb", 0),
                     "serve_peak_mb": mem.peak["serve"],
@@ -339,7 +367,8 @@ def run(args: argparse.Namespace) -> None:
         cpu = [(k, r[f"{k}_cpu_ms"]) for k in _PHASES]
         print("   worker CPU: " + " | ".join(f"{k} {v:.0f} ms" for k, v in cpu if v is not None))
         print(f"   CPU serve {r['serve_cpu']:.2f} s, worker {r['worker_cpu']:.2f} s, parse child "
-            f"{r['child_cpu']:.2f} s (its peak {r['child_mb']:.0f} MB); "
+            f"{r['child_cpu']:.2f} s (its peak {r['child_mb']:.0f} MB), PostgreSQL backends "
+              f"{r['db_cpu']:.2f} s; "
               f"peak PSS serve (+ children) {r['serve_peak_mb']:.0f} MB, worker + fork server + "
               f"parse child {r['worker_peak_mb']:.0f} MB; peak RSS worker alone "
               f"{r['worker_hwm_mb']:.0f} MB, serve alone {r['serve_hwm_mb']:.0f} MB")  # fmt: skip
@@ -348,8 +377,10 @@ def run(args: argparse.Namespace) -> None:
     peak = max(r["worker_peak_mb"] for r in rounds)
     bare_cpu = statistics.median(b["cpu"] for b in bare)
     cpu = statistics.median(r["worker_cpu"] + r["child_cpu"] + r["serve_cpu"] for r in rounds)
+    db_cpu = statistics.median(r["db_cpu"] for r in rounds)
     print(f"\nCPU (steadier than wall time on a loaded machine): serve + worker + parse child "
-          f"{cpu:.2f} s vs bare read {bare_cpu:.2f} s = {cpu / bare_cpu:.2f}×")  # fmt: skip
+          f"{cpu:.2f} s vs bare read {bare_cpu:.2f} s = {cpu / bare_cpu:.2f}×; with the "
+          f"PostgreSQL backends ({db_cpu:.2f} s) {(cpu + db_cpu) / bare_cpu:.2f}×")  # fmt: skip
     print(f"bare python-calamine read of the same file: median {bare_s:.3f} s "
           f"({', '.join(format(b['seconds'], '.3f') for b in bare)}), peak "
           f"{max(b['peak_mb'] for b in bare):.0f} MB")  # fmt: skip
