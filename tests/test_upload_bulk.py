@@ -5,6 +5,7 @@ says the same result text."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -96,6 +97,10 @@ async def test_bulk_marks_follow_the_rules(any_db):
     assert await _removals(db, rid) == expect
     assert (res.marked, res.new, res.replaced, res.remarks) == (2000, new, replaced, 0)
     assert (res.new, res.replaced) == (1950, 0)
+    async with db.session() as s:  # the new marks' times read back as the ORM wrote them
+        times = (await s.execute(select(Removal.created_at))).scalars().all()
+    assert all(isinstance(t, datetime) for t in times)
+    assert max(times).replace(tzinfo=None) - min(times).replace(tzinfo=None) < timedelta(minutes=5)
     assert (await mr.apply_upload(db, rid, up_a.id)).already_applied
 
     # file B: 1000..2999, a third of the kept ones with another reason; A's 50..999 go
