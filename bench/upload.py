@@ -53,16 +53,21 @@ def _ids(rows: int) -> list[str]:
 
 
 def setup(workdir: Path, rows: int) -> None:
+    ids = _ids(rows)
+    setup_file(workdir, ids)
+    asyncio.run(_seed(workdir / "bench.db", ids))
+
+
+def setup_file(workdir: Path, ids: list[str]) -> None:
+    """``upload.xlsx``: a row per ID (as text), its member's name and a reason."""
     import openpyxl
 
-    ids = _ids(rows)
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet("年审名单")
     ws.append(["身份证号码", "姓名", "不通过原因"])
     for i, x in enumerate(ids):
         ws.append([x, f"会员{i}", REASONS[i % 3]])
     wb.save(workdir / "upload.xlsx")
-    asyncio.run(_seed(workdir / "bench.db", ids))
 
 
 async def _seed(path: Path, ids: list[str]) -> None:
@@ -184,7 +189,25 @@ def main(argv: list[str]) -> None:
         "--workdir", help="keep the generated file and database here and reuse them next time"
     )
     ap.add_argument("--measure", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--deployed",
+        action="store_true",
+        help="end to end through `unioncard serve` + `worker` and the WeCom simulator "
+        "(bench/upload_deployed.py)",
+    )
+    ap.add_argument("--db", default="", help="--deployed: a PostgreSQL URL (its schema is reset)")
+    ap.add_argument("--keep", action="store_true", help="--deployed: keep the work directory")
+    ap.add_argument(
+        "--pin-worker",
+        action="store_true",
+        help="--deployed: pin the worker (and so its parse child) to the last core",
+    )
     args = ap.parse_args(argv)
+    if args.deployed:
+        from bench.upload_deployed import run
+
+        run(args)
+        return
     if args.measure:
         mode, workdir = args.measure[0], Path(args.measure[1])
         if mode == "bare":

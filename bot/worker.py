@@ -31,7 +31,7 @@ from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
-from services import upload_store
+from services import upload_store, uploads
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
@@ -93,19 +93,30 @@ class Worker:
             )
             started = time.perf_counter()
             reply = await self.handler.handle(event)
-            await metrics.record_upload(self.redis, time.perf_counter() - started)
+            handled = time.perf_counter() - started
+            await metrics.record_upload(self.redis, handled)
         finally:
             await asyncio.to_thread(path.unlink, missing_ok=True)
         channel = self.sender.channels.get(platform)
         limit = channel.text_limit if channel is not None else 0  # 0: texts as they are
         split = split_reply(reply.messages, reply.card_update, text_limit=limit, passive=False)
+        t = time.perf_counter()
         await self._reply(platform, user, split.active)
+        log(
+            logger,
+            "upload.handled",
+            size=len(data),
+            handle_ms=round(handled * 1000, 1),
+            reply_ms=round((time.perf_counter() - t) * 1000, 1),
+            committed_at=time.time(),  # the result is in the outbox (and the sender woken)
+        )
 
     async def file_job(self, payload: dict[str, Any]) -> None:
         """A file message: download it, then process it like an H5 upload."""
         user = payload["user"]
         name = payload.get("file_name") or ""
         limit = self.settings.limits.upload_bytes
+        started = time.perf_counter()
         try:
             data, served_name = await self.client.get_media(payload["media_id"], limit)
         except FileTooLarge:
@@ -120,7 +131,13 @@ class Worker:
         if not name:
             await self._reply("wecom", user, [Text(texts.FILE_NO_NAME)])
             return
-        log(logger, "job.file_downloaded", size=len(data))
+        log(
+            logger,
+            "job.file_downloaded",
+            size=len(data),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+            at=time.time(),
+        )
         await self._handle_upload("wecom", user, data, name)
 
     async def upload_job(self, payload: dict[str, Any]) -> None:
@@ -185,6 +202,10 @@ class Worker:
         """Run until ``stop`` is set, then drain: jobs running and DingTalk Stream frames being
         handled finish, and the outbox keeps sending until they have (their replies go out
         before this worker exits)."""
+        try:  # the parse child's fork server (calamine imported) ready before the first file
+            await asyncio.to_thread(uploads.warm_up)
+        except Exception:  # the first file starts it then
+            logger.exception("uploads.warm_up_failed")
         drained = asyncio.Event()
 
         async def producers() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,32 @@ from services.upload_links import (
     take_link_slot,
     upload_url,
 )
+
+logger = logging.getLogger(__name__)
+
+
+class _Phases:
+    """When each phase of a file's processing ended (wall clock and this process's CPU), for
+    one log line per file (``upload.phases``): each phase's ms and CPU ms, the parse child's
+    CPU and peak memory, and when the last phase ended (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.marks = [("start", time.time(), time.process_time())]
+
+    def __call__(self, name: str) -> None:
+        self.marks.append((name, time.time(), time.process_time()))
+
+    def log(self, rows: int, sheet: uploads.Sheet) -> None:
+        fields: dict[str, Any] = {
+            "rows": rows,
+            "child_cpu_ms": round(sheet.child_cpu_s * 1000, 1),
+            "child_peak_mb": round(sheet.child_peak_mb, 1),
+        }
+        for (_, t0, c0), (name, t1, c1) in itertools.pairwise(self.marks):
+            fields[f"{name}_ms"] = round((t1 - t0) * 1000, 1)
+            fields[f"{name}_cpu_ms"] = round((c1 - c0) * 1000, 1)
+        fields["done_at"] = self.marks[-1][1]
+        logger.info("upload.phases", extra={"fields": fields})
 
 
 async def upload_link(ctx: Context) -> str:
@@ -81,8 +110,9 @@ def file_summary_lines(name: str, summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-async def apply_and_say(ctx: Context, upload_id: int) -> None:
-    res = await mr.apply_upload(ctx.db, review_id(ctx), upload_id)
+async def apply_and_say(ctx: Context, upload_id: int, check: mr.FileCheck | None = None) -> None:
+    """Apply an upload (``check``: its rows as just matched, not read back) and say so."""
+    res = await mr.apply_upload(ctx.db, review_id(ctx), upload_id, check)
     MemberData.of(ctx).pending = None
     new_part = T.FILE_APPLIED_NEW.format(n=res.new) if res.new != res.marked else ""
     replaced = T.FILE_REPLACED.format(n=res.replaced) if res.replaced else ""
@@ -136,9 +166,11 @@ async def handle_upload(ctx: Context) -> None:
         else:
             ctx.say(T.FILE_NOTHING_VALID)
         return
+    phase = _Phases()
     parse = uploads.parse_upload(path, ctx.settings.limits, mr.COLUMNS, name)
     results = await asyncio.gather(parse, mr.load_match_data(ctx.db, rid), return_exceptions=True)
     sheet, data = results
+    phase("parse")
     if isinstance(sheet, uploads.UploadRejected):
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected=sheet.code)
         ctx.say(rejection_text(ctx, sheet.code, name))
@@ -147,14 +179,18 @@ async def handle_upload(ctx: Context) -> None:
         if isinstance(r, BaseException):
             raise r
     check = await asyncio.to_thread(mr.match_rows, sheet, data)
+    phase("match")
     if check.rows == 0:
         await mr.record_upload(ctx.db, rid, sha, name, size, rejected="rows.none")
         ctx.say(rejection_text(ctx, "rows.none", name))
         return
     upload = await mr.record_upload(ctx.db, rid, sha, name, size, check=check)
+    phase("record")
     ctx.say("\n".join(file_summary_lines(name, upload.summary)))
     if not check.errors:
-        await apply_and_say(ctx, upload.id)
+        await apply_and_say(ctx, upload.id, check)
+        phase("apply")
+        phase.log(check.rows, sheet)
         return
     joint = is_joint(ctx)
     report_rows = [(e.row, e.raw, row_error_text(e, joint)) for e in check.errors]
@@ -164,6 +200,8 @@ async def handle_upload(ctx: Context) -> None:
         T.REPORT_TITLE.format(name=name, n=len(report_rows)),
     )
     ctx.say(File(templates.error_report_name(name), report))
+    phase("report")
+    phase.log(check.rows, sheet)
     if check.matched:
         MemberData.of(ctx).pending = upload.id
         ctx.say(T.FILE_ASK_ACCEPT.format(n=check.matched))

@@ -11,11 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
-from services.member_review.drafts import _editable, _touch
+from services.member_review.drafts import _editable, _touch, collection_paused
 from services.member_review.matching import FileCheck
 from services.member_review.remarks import _upsert_remarks
+from storage import bulk
 from storage.db import Database
 from storage.models import (
     Removal,
@@ -52,6 +53,25 @@ def summary_of(check: FileCheck) -> dict[str, Any]:
     }
 
 
+def _stored_marks(check: FileCheck) -> dict[str, list[int]]:
+    """The marks to keep with the upload, compactly: {reason: [member ids]} (100,000 marks are
+    a few hundred KB of JSON numbers instead of 100,000 pairs)."""
+    out: dict[str, list[int]] = {r.value: [] for r in RemovalReason}
+    for mid, r in check.marks.items():
+        out[r.value].append(mid)
+    return {k: v for k, v in out.items() if v}
+
+
+def _marks_of(summary: dict[str, Any]) -> dict[int, RemovalReason]:
+    """The marks kept with an upload: ``mark_ids`` {reason: [ids]}, or (uploads kept before
+    it) ``marks`` [[id, reason], ...]."""
+    if "mark_ids" in summary:
+        return {
+            int(mid): RemovalReason(r) for r, mids in summary["mark_ids"].items() for mid in mids
+        }
+    return {int(mid): RemovalReason(r) for mid, r in summary.get("marks", [])}
+
+
 async def record_upload(
     db: Database,
     review_id: int,
@@ -61,14 +81,18 @@ async def record_upload(
     check: FileCheck | None = None,
     rejected: str | None = None,
 ) -> Upload:
-    """Keep an upload: parsed (with its valid rows, to accept later) or rejected (with a code)."""
+    """Keep an upload: parsed (with its valid rows, to accept later) or rejected (with a code).
+
+    The returned row's ``summary`` is what the chat shows (without the stored marks)."""
     if check is not None:
         summary = summary_of(check)
-        summary["marks"] = [[mid, r.value] for mid, r in check.marks.items()]
-        summary["remarks_set"] = [[mid, r] for mid, r in check.remarks.items()]
+        stored = dict(summary)
+        stored["mark_ids"] = _stored_marks(check)
+        stored["remarks_set"] = [[mid, r] for mid, r in check.remarks.items()]
         status, rows, matched = "parsed", check.rows, check.matched
     else:
         summary, status, rows, matched = {"code": rejected}, "rejected", 0, 0
+        stored = summary
     async with db.transaction() as s:
         row = Upload(
             review_id=review_id,
@@ -78,9 +102,10 @@ async def record_upload(
             status=status,
             rows=rows,
             matched=matched,
-            summary=summary,
+            summary=stored,
         )
         s.add(row)
+    row.summary = summary  # the 100,000 ids stay in the database, not on the returned row
     log.info(
         "upload review=%s sha256=%s size=%s status=%s rows=%s matched=%s errors=%s code=%s",
         review_id,
@@ -104,72 +129,76 @@ class ApplyResult:
     already_applied: bool = False
 
 
-async def apply_upload(db: Database, review_id: int, upload_id: int) -> ApplyResult:
-    """Turn an upload's valid rows into marks and remarks (replacing earlier files' marks)."""
+_EXISTING_SQL = "SELECT id, member_id, reason, source FROM removals WHERE review_id = ?"
+
+
+async def apply_upload(
+    db: Database, review_id: int, upload_id: int, check: FileCheck | None = None
+) -> ApplyResult:
+    """Turn an upload's valid rows into marks and remarks (replacing earlier files' marks).
+
+    ``check``: the upload's rows as just matched (:func:`record_upload` of the same
+    ``check``), so they are not read back from the database; otherwise they are read from what
+    was kept with the upload. The marks are written in bulk (:mod:`storage.bulk`).
+    """
     async with db.transaction() as s:
         review = await _editable(s, review_id)
-        upload = await s.get(Upload, upload_id)
-        if upload is None or upload.review_id != review_id or upload.status == "rejected":
+        head = (
+            await s.execute(select(Upload.review_id, Upload.status).where(Upload.id == upload_id))
+        ).first()
+        if head is None or head.review_id != review_id or head.status == "rejected":
             raise LookupError(f"upload {upload_id}")
-        wanted = {int(mid): RemovalReason(r) for mid, r in upload.summary.get("marks", [])}
-        remarks = {int(mid): r for mid, r in upload.summary.get("remarks_set", [])}
-        if upload.status == "applied":  # a superseded upload may be applied again
+        if check is not None:
+            wanted, remarks = check.marks, check.remarks
+        else:
+            summary = (
+                await s.execute(select(Upload.summary).where(Upload.id == upload_id))
+            ).scalar_one()
+            wanted = _marks_of(summary)
+            remarks = {int(mid): r for mid, r in summary.get("remarks_set", [])}
+        if head.status == "applied":  # a superseded upload may be applied again
             return ApplyResult(len(wanted), 0, 0, len(remarks), already_applied=True)
-        existing = {
-            mid: (rid, reason, source)
-            for rid, mid, reason, source in (
-                await s.execute(
-                    select(Removal.id, Removal.member_id, Removal.reason, Removal.source).where(
-                        Removal.review_id == review_id
-                    )
-                )
-            ).all()
-        }
+        table = Removal.__table__
+        existing: dict[int, tuple[int, str, str]] = {}
+        with collection_paused():
+            for rid, mid, reason, source in await bulk.fetch_rows(s, _EXISTING_SQL, review_id):
+                existing[mid] = (rid, RemovalReason(reason).value, source)
         stale = [
             rid for mid, (rid, _, src) in existing.items() if src == "file" and mid not in wanted
         ]
-        for chunk in _chunks(stale, 500):
-            await s.execute(delete(Removal).where(Removal.id.in_(chunk)))
-        inserts = [
-            {"review_id": review_id, "member_id": mid, "reason": r, "source": "file"}
-            for mid, r in wanted.items()
-            if mid not in existing
-        ]
+        await bulk.delete_by_id(s, table, stale)
+        new: dict[RemovalReason, list[int]] = {r: [] for r in RemovalReason}
+        for mid, r in wanted.items():
+            if mid not in existing:
+                new[r].append(mid)
+        now = utcnow()
+        for r, ids in new.items():
+            constants = {"review_id": review_id, "reason": r, "source": "file", "created_at": now}
+            await bulk.insert_ids(s, table, "member_id", ids, constants)
+        added = sum(map(len, new.values()))
         changed = [
-            {"rid": existing[mid][0], "reason": r}
+            (existing[mid][0], r)
             for mid, r in wanted.items()
-            if mid in existing and (existing[mid][1] != r or existing[mid][2] != "file")
+            if mid in existing and (existing[mid][1] != r.value or existing[mid][2] != "file")
         ]
-        if inserts:
-            now = utcnow()
-            for row in inserts:
-                row["created_at"] = now
-            await s.execute(Removal.__table__.insert(), inserts)
-        if changed:
-            from sqlalchemy import bindparam
-
-            table = Removal.__table__
-            await s.execute(
-                table.update()
-                .where(table.c.id == bindparam("rid"))
-                .values(reason=bindparam("reason"), source="file"),
-                changed,
-            )
+        await bulk.update_by_id(
+            s,
+            table,
+            [rid for rid, _ in changed],
+            {"reason": [r for _, r in changed]},
+            {"source": "file"},
+        )
         await _upsert_remarks(s, review_id, remarks)
-        # Any other parsed upload of this review is now out of date.
+        # Any other applied upload of this review is now out of date.
         await s.execute(
             update(Upload)
             .where(Upload.review_id == review_id, Upload.status == "applied")
             .values(status="superseded")
         )
-        upload.status = "applied"
+        await s.execute(update(Upload).where(Upload.id == upload_id).values(status="applied"))
         review.member_mode = review.member_mode or "file"
-        if inserts or changed or stale:
+        if added or changed or stale:
             _touch(review)
         else:
             review.updated_at = utcnow()
-        return ApplyResult(len(wanted), len(inserts), len(stale), len(remarks))
-
-
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+        return ApplyResult(len(wanted), added, len(stale), len(remarks))
