@@ -60,6 +60,14 @@ def pin(core: int | None) -> None:
         pass
 
 
+def unpin(all_cores: list[int]) -> None:
+    """Run the calling process on ``all_cores`` again (after :func:`pin`)."""
+    try:
+        os.sched_setaffinity(0, set(all_cores))
+    except (AttributeError, OSError):
+        pass
+
+
 def start_redis(
     workdir: str, core: int | None = None
 ) -> tuple[str, subprocess.Popen[bytes] | None]:
@@ -111,7 +119,7 @@ class Deployed:
 
     ``config`` holds the sections to set (``{"wecom": {"api_base": ...}}``); the database and
     Redis URLs, the port and a secret key are filled in. The schema is brought up to date with
-    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``.
+    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with ``profile`` (a file) serve runs under cProfile.
     """
 
     def __init__(
@@ -126,6 +134,7 @@ class Deployed:
         worker: bool = True,
         serve_args: tuple[str, ...] = (),
         log_level: str = "WARNING",
+        profile: str = "",
     ) -> None:
         self.workdir = Path(workdir)
         self.port = free_port()
@@ -141,13 +150,17 @@ class Deployed:
         self.serve_core, self.worker_core = serve_core, worker_core
         self.with_worker = worker
         self.serve_args = serve_args
+        self.profile = profile  # a file: serve runs under cProfile, written when it stops
         self.serve: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
 
-    def _cli(self, *args: str, core: int | None = None, log: str = "") -> subprocess.Popen[bytes]:
+    def _cli(
+        self, *args: str, core: int | None = None, log: str = "", profile: str = ""
+    ) -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{log or args[0]}.log", "ab")
+        prof = ["-m", "cProfile", "-o", profile] if profile else []
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", *args],
+            [sys.executable, *prof, "-m", "bot.cli", *args],
             cwd=ROOT,
             env=self.env,
             stdout=out,
@@ -163,7 +176,9 @@ class Deployed:
 
     def start(self) -> Deployed:
         self.upgrade()
-        self.serve = self._cli("serve", *self.serve_args, core=self.serve_core)
+        self.serve = self._cli(
+            "serve", *self.serve_args, core=self.serve_core, profile=self.profile
+        )
         if self.with_worker:
             self.worker = self._cli("worker", core=self.worker_core)
         _wait_port(self.port, self.serve, 60)
