@@ -28,6 +28,7 @@ class OutboxWriter:
         self.max_batch = max_batch
         self._pending: list[tuple[str, str, list[Message], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._wakes: set[asyncio.Task[None]] = set()
 
     async def write(self, platform: str, user_id: str, messages: Iterable[Message]) -> None:
         """Queue ``messages`` for ``user_id``; returns once they are committed."""
@@ -60,8 +61,11 @@ class OutboxWriter:
             except Exception as exc:
                 _settle(batch, exc)
             else:
-                await outbox_signal.wake(self.redis)
-                _settle(batch, None)
+                _settle(batch, None)  # committed: the callers go on, the next batch too
+                if self.redis is not None:
+                    wake = asyncio.create_task(outbox_signal.wake(self.redis))
+                    self._wakes.add(wake)
+                    wake.add_done_callback(self._wakes.discard)
 
 
 def _settle(batch: list[Any], exc: BaseException | None) -> None:

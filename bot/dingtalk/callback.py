@@ -142,10 +142,14 @@ class DingtalkCallback:
         return await self._accept(self.inbound.robot(msg), key)
 
     async def _done_after(self, coro: Any, key: str) -> None:
-        """Run the turn; once its reply is in the outbox the delivery is recorded done."""
+        """Run the turn; once its reply is in the outbox the delivery is recorded done (in the
+        background: the answer need not wait for that round trip; until it lands the claim's
+        lease covers the delivery)."""
         await coro
         if key:
-            await self.dedup.done(key)
+            task = asyncio.get_running_loop().create_task(self.dedup.done(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def card(self, request: web.Request) -> web.Response:
         try:
