@@ -119,7 +119,8 @@ class Deployed:
 
     ``config`` holds the sections to set (``{"wecom": {"api_base": ...}}``); the database and
     Redis URLs, the port and a secret key are filled in. The schema is brought up to date with
-    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with ``profile`` (a file) serve runs under cProfile.
+    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with ``profile`` (a file) serve runs under :mod:`bench.profiled`
+    (:meth:`profile_window` switches cProfile on and off).
     """
 
     def __init__(
@@ -158,9 +159,9 @@ class Deployed:
         self, *args: str, core: int | None = None, log: str = "", profile: str = ""
     ) -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{log or args[0]}.log", "ab")
-        prof = ["-m", "cProfile", "-o", profile] if profile else []
+        cmd = ["-m", "bench.profiled", profile] if profile else ["-m", "bot.cli"]
         return subprocess.Popen(
-            [sys.executable, *prof, "-m", "bot.cli", *args],
+            [sys.executable, *cmd, *args],
             cwd=ROOT,
             env=self.env,
             stdout=out,
@@ -208,6 +209,11 @@ class Deployed:
             return [p.pid, *(c.pid for c in p.children(recursive=True))]
         except psutil.NoSuchProcess:
             return []
+
+    def profile_window(self, on: bool) -> None:
+        """With ``profile``: start (``on``) or stop and write serve's profile."""
+        if self.profile and self.serve is not None:
+            self.serve.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
 
     def cpu_seconds(self, which: str = "serve") -> float:
         """User + system CPU time used so far by serve (or the worker) and its children."""

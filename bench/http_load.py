@@ -88,9 +88,11 @@ async def load(
     seconds: float,
     cpu: Callable[[], float],
     sample_every: int = 50,
+    window: Callable[[bool], None] | None = None,
 ) -> dict[str, Any]:
     """Send ``reqs`` in order (each once) for ``warmup`` + ``seconds``; figures of the measured
-    part. ``samples``: (request index, status, body) of every ``sample_every``-th answer."""
+    part. ``samples``: (request index, status, body) of every ``sample_every``-th answer;
+    ``window(True/False)`` is called when the measured part starts and ends (profiling)."""
     loop = asyncio.get_running_loop()
     conns = []
     for _ in range(connections):
@@ -131,8 +133,12 @@ async def load(
         nonlocal cpu0, cpu1
         await asyncio.sleep(max(0.0, start - time.perf_counter()))
         cpu0 = cpu()
+        if window is not None:
+            window(True)
         await asyncio.sleep(max(0.0, end - time.perf_counter()))
         cpu1 = cpu()
+        if window is not None:
+            window(False)
 
     await asyncio.gather(sample(), *(worker(c) for c in conns))
     elapsed = min(time.perf_counter(), end) - start
