@@ -148,8 +148,14 @@ class Paused(Step):
             ctx.say(T.WELCOME)
 
 
+class _NotOurs(Exception):
+    """The event's gate said another delivery of it runs the turn."""
+
+
 class DialogRouter:
     """``DialogRouter(settings, db, redis).handle(event) -> Reply`` (the channels' Handler)."""
+
+    gates = True  # honours Event.gate (dialogs.events)
 
     def __init__(
         self, settings: Settings, db: Database, redis: Redis, reg: Registry | None = None
@@ -170,11 +176,15 @@ class DialogRouter:
             # wrote from this account (services.reach): recorded in the lock's round trip
             touch = event.kind != EventKind.upload
             async with self.engine.turn(event.platform, event.user_id, touch=touch) as cursor:
+                if event.gate is not None and not await event.gate:
+                    raise _NotOurs  # another delivery of this message has it: no effect
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:
                     await self._show_current(ctx)
                 return ctx.reply
+        except _NotOurs:
+            return Reply(skipped=True)
         except LockTimeout:
             log.warning("lock wait timed out user=%s:%s", event.platform, event.user_id)
             return Reply().say(Text(T.BUSY))
