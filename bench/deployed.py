@@ -119,8 +119,9 @@ class Deployed:
 
     ``config`` holds the sections to set (``{"wecom": {"api_base": ...}}``); the database and
     Redis URLs, the port and a secret key are filled in. The schema is brought up to date with
-    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with ``profile`` (a file) serve runs under :mod:`bench.profiled`
-    (:meth:`profile_window` switches cProfile on and off).
+    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with
+    ``profile`` (a file) serve runs under :mod:`bench.profiled` (:meth:`profile_window` switches
+    cProfile on and off, the stats are written when it goes off).
     """
 
     def __init__(
@@ -151,15 +152,14 @@ class Deployed:
         self.serve_core, self.worker_core = serve_core, worker_core
         self.with_worker = worker
         self.serve_args = serve_args
-        self.profile = profile  # a file: serve runs under cProfile, written when it stops
+        self.profile = profile  # a file: serve's cProfile stats (bench.profiled)
         self.serve: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
 
-    def _cli(
-        self, *args: str, core: int | None = None, log: str = "", profile: str = ""
-    ) -> subprocess.Popen[bytes]:
+    def _cli(self, *args: str, core: int | None = None, log: str = "") -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{log or args[0]}.log", "ab")
-        cmd = ["-m", "bench.profiled", profile] if profile else ["-m", "bot.cli"]
+        profiled = self.profile and args[:1] == ("serve",)
+        cmd = ["-m", "bench.profiled", self.profile] if profiled else ["-m", "bot.cli"]
         return subprocess.Popen(
             [sys.executable, *cmd, *args],
             cwd=ROOT,
@@ -177,9 +177,7 @@ class Deployed:
 
     def start(self) -> Deployed:
         self.upgrade()
-        self.serve = self._cli(
-            "serve", *self.serve_args, core=self.serve_core, profile=self.profile
-        )
+        self.serve = self._cli("serve", *self.serve_args, core=self.serve_core)
         if self.with_worker:
             self.worker = self._cli("worker", core=self.worker_core)
         _wait_port(self.port, self.serve, 60)
