@@ -36,7 +36,7 @@ from typing import Any
 
 from bench.common import describe_db, machine_info
 from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
-from bench.http_load import load, run_floor
+from bench.http_load import first_line, load, run_floor
 
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
@@ -189,7 +189,7 @@ async def _simulator() -> Any:
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m bench channel", description=__doc__)
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=3.0, help="covers every user's first message")
+    p.add_argument("--warmup", type=float, default=1.0, help="after each user's first message")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--max-rps", type=int, default=8000, help="sizes the pool of distinct requests")
     p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
@@ -210,7 +210,7 @@ def main(argv: list[str]) -> None:
 
     async def run() -> tuple[dict[str, Any], dict[str, Any], float]:
         with run_floor("bench.channel", server_core) as (port, cpu):
-            floor = await load(port, make_requests(needed, port), connections=args.connections,
+            floor = await load(port, make_requests(needed + USERS, port), connections=args.connections, first=USERS,
                                warmup=args.warmup, seconds=args.seconds, cpu=cpu)  # fmt: skip
         sim = await _simulator()
         config = {"wecom": {"corp_id": CORP, "token": TOKEN, "encoding_aes_key": AES_KEY,
@@ -221,7 +221,7 @@ def main(argv: list[str]) -> None:
             try:
                 await asyncio.to_thread(app.start)  # the simulator (this loop) answers meanwhile
                 w0 = app.cpu_seconds("worker")
-                chan = await load(app.port, make_requests(needed, app.port),
+                chan = await load(app.port, make_requests(needed + USERS, app.port), first=USERS,
                                   connections=args.connections, warmup=args.warmup,
                                   seconds=args.seconds, cpu=app.cpu_seconds,
                                   window=app.profile_window)  # fmt: skip
@@ -265,8 +265,10 @@ def main(argv: list[str]) -> None:
         f"{'met' if ok else 'NOT met'})"
     )
     print(f"answers checked (decrypted passive replies): {right} of {checked} right")
-    if chan["requests"]:
-        print(f"worker CPU meanwhile: {worker_cpu / chan['sent'] * 1e6:.0f} us per request")
+    print(first_line(floor, chan))
+    if chan["sent"]:
+        total = chan["sent"] + chan["first"]
+        print(f"worker CPU meanwhile: {worker_cpu / total * 1e6:.0f} us per request")
     print(f"uptime before: {load_before}")
     print(f"uptime after:  {load_after}")
     print(machine_info() + f"\ndb:      {describe_db(db_url)}")

@@ -89,16 +89,33 @@ async def load(
     cpu: Callable[[], float],
     sample_every: int = 50,
     window: Callable[[bool], None] | None = None,
+    first: int = 0,
 ) -> dict[str, Any]:
     """Send ``reqs`` in order (each once) for ``warmup`` + ``seconds``; figures of the measured
     part. ``samples``: (request index, status, body) of every ``sample_every``-th answer;
-    ``window(True/False)`` is called when the measured part starts and ends (profiling)."""
+    ``window(True/False)`` is called when the measured part starts and ends (profiling).
+    ``first``: that many requests (e.g. each user's first message) go before the clock starts,
+    reported apart as ``first_rps`` and ``first_cpu_us``."""
     loop = asyncio.get_running_loop()
     conns = []
     for _ in range(connections):
         _t, proto = await loop.create_connection(_Conn, "127.0.0.1", port)
         conns.append(proto)
     idx = 0
+    first_rps = first_cpu_us = 0.0
+    if first:
+        c0, w0 = cpu(), time.perf_counter()
+
+        async def warm(conn: _Conn) -> None:
+            nonlocal idx
+            while idx < first:
+                i = idx
+                idx += 1
+                await conn.request(reqs[i])
+
+        await asyncio.gather(*(warm(c) for c in conns))
+        first_rps = first / (time.perf_counter() - w0)
+        first_cpu_us = (cpu() - c0) / first * 1e6
     lat: list[float] = []
     errors = 0
     samples: list[tuple[int, int, bytes]] = []
@@ -158,7 +175,19 @@ async def load(
         "errors": errors,
         "samples": samples,
         "exhausted": idx >= len(reqs),
+        "first": first,
+        "first_rps": first_rps,
+        "first_cpu_us": first_cpu_us,
     }
+
+
+def first_line(floor: dict[str, Any], chan: dict[str, Any]) -> str:
+    """The line about the requests sent before the clock (``load(first=...)``)."""
+    return (
+        f"each user's first message ({chan['first']}, before the clock): floor "
+        f"{floor['first_rps']:.0f} req/s {floor['first_cpu_us']:.0f} us CPU/request, serve "
+        f"{chan['first_rps']:.0f} req/s {chan['first_cpu_us']:.0f} us (who-is-who not cached yet)"
+    )
 
 
 @contextmanager
