@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 from sqlalchemy import Table, insert
 
 from storage.db import Database
+
+BUSY_SECONDS = 10.0  # as the engine's busy_timeout
 
 
 class Appender:
@@ -74,17 +77,37 @@ class Appender:
     def _write(self, params: list[tuple[Any, ...]]) -> None:
         conn = self._conn
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn)
         try:
             conn.executemany(self._sql, params)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, retried every ms or so while another writer holds the lock (up to
+        :data:`BUSY_SECONDS`): SQLite's own busy handler sleeps up to 100 ms at a time, which
+        is what a reply waiting behind the outbox worker's short write would feel."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        pause = 0.0005
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.005)
 
     def close(self) -> None:
         if self._executor is not None:

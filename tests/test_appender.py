@@ -35,3 +35,22 @@ async def test_rows_as_the_orm_writes_them(any_db):
             )
         )
     assert due == [r.id for r in rows]
+
+
+async def test_waits_for_another_writer(db, tmp_path):
+    """Another connection holds the write lock for a while: the batch goes in after it."""
+    import asyncio
+    import sqlite3
+
+    path = str(tmp_path / "test.db")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    writer = OutboxWriter(db)
+    pending = asyncio.create_task(writer.write("dingtalk", "u1", [Text("稍等")]))
+    await asyncio.sleep(0.3)
+    assert not pending.done()  # waiting for the lock, not failed
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(pending, 5)
+    async with db.session() as s:
+        assert [r.recipient for r in await s.scalars(select(Outbox))] == ["u1"]
