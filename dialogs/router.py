@@ -1,6 +1,8 @@
 """The dialog router: the :class:`~dialogs.events.Handler` every channel calls.
 
-One event is one turn: take the user's lock, load the cursor, then in this order
+One event is one turn: take the user's lock, load the cursor (and, when the channel sent the
+event with its de-duplication verdict still in flight, ``Event.gate``, await it: a delivery that
+is not ours leaves here with ``Reply.skipped`` and no effect), then in this order
 
 1. a card click: a flow's own card handler by key prefix (``appr:approve:<id>`` goes to the
    handler registered with ``@card_handler("appr")``); otherwise a button bound to a prompt

@@ -9,8 +9,8 @@ reminders, 催办 and digests: :func:`routes`).
   only, where two different people of the same name acting in the same role do not occur.
 - **Last used.** Every dialog turn records when the person last wrote from that account
   (Redis ``uc:lastused:<platform>:<user>`` = epoch ms, kept 400 days; :func:`touch`; the dialog
-  engine records it in its lock script). The account used last gets the copy; with nothing recorded, the first one
-  listed (the lowest operator id). An account that already holds a card of the step keeps it
+  engine records it in its lock script). The account used last gets the copy; with nothing
+  recorded, the first one listed (the lowest operator id). An account that already holds a card of the step keeps it
   (``have``): a later send never adds a second card on the other account.
 - Either account may still decide (the approval services accept every approver account).
 """
