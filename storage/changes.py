@@ -4,8 +4,8 @@
 
 - Every process that has a Redis registers it (:func:`register`; :func:`storage.redis.connect`
   does it, and so does the command line's settings loader). From then on every database engine
-  of the process is watched: any INSERT/UPDATE/DELETE on a watched table, ORM or Core, marks the
-  connection (``before_cursor_execute``); its COMMIT turns the mark into "changed", a ROLLBACK
+  of the process is watched: any INSERT/UPDATE/DELETE/TRUNCATE on a watched table, ORM or Core,
+  marks the connection (``before_cursor_execute``); its COMMIT turns the mark into "changed", a ROLLBACK
   drops it; when the connection goes back to the pool (after the commit, before the writer's
   ``async with`` block ends) the version is replaced, synchronously (writes to these tables are
   rare: imports, tree edits, applied reviews). Readers thus see the new version before the
@@ -52,6 +52,10 @@ def _before_execute(
         return
     m = _WRITE.match(statement)
     if m is not None and m.group(1).lower() in WATCHED:
+        conn.info[_MARK] = True
+    elif statement.lstrip()[:8].upper() == "TRUNCATE" and any(
+        w in statement.lower() for w in WATCHED
+    ):
         conn.info[_MARK] = True
 
 
