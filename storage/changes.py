@@ -5,10 +5,10 @@
 - Every process that has a Redis registers it (:func:`register`; :func:`storage.redis.connect`
   does it, and so does the command line's settings loader). From then on every database engine
   of the process is watched: any INSERT/UPDATE/DELETE/TRUNCATE on a watched table, ORM or Core,
-  marks the connection (``before_cursor_execute``); its COMMIT turns the mark into "changed", a ROLLBACK
-  drops it; when the connection goes back to the pool (after the commit, before the writer's
-  ``async with`` block ends) the version is replaced, synchronously (writes to these tables are
-  rare: imports, tree edits, applied reviews). Readers thus see the new version before the
+  marks the connection (``before_cursor_execute``); its COMMIT turns the mark into "changed", a
+  ROLLBACK drops it; when the connection goes back to the pool (after the commit, before the
+  writer's ``async with`` block ends) the version is replaced, synchronously (writes to these
+  tables are rare: imports, tree edits, applied reviews). Readers thus see the new version before the
   writer goes on.
 - The version is a random token, never a counter: a Redis flush cannot bring back an old value
   that some cache still holds. A missing key is set by the first reader (the dialog engine's

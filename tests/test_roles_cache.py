@@ -108,7 +108,8 @@ async def test_a_change_made_by_another_process(stack, tmp_path: Path, redis_url
     assert tree.unions["UNIT"].name in reply.content
 
 
-async def test_version_replaced_after_commits_to_watched_tables_only(db: Database, redis_url):
+async def test_version_replaced_after_commits_to_watched_tables_only(any_db: Database, redis_url):
+    db = any_db
     r = connect(redis_url)  # registers the URL: this process's commits bump it
     try:
         await r.delete(changes.VERSION_KEY)
