@@ -190,6 +190,29 @@ def first_line(floor: dict[str, Any], chan: dict[str, Any]) -> str:
     )
 
 
+HEADER = (
+    f"{'server':<40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'requests':>8} "
+    f"{'errors':>6} {'CPU/request':>12} {'busy':>6}"
+)
+
+
+def median_round(rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Of rounds of (floor, serve) run back to back: the one with the median rate ratio (the
+    machine's load moves between rounds; a ratio within one round compares like with like)."""
+    rows = []
+    for floor, chan in rounds:
+        rows.append({
+            "floor": floor, "chan": chan,
+            "ratio": chan["rps"] / floor["rps"] if floor["rps"] else 0.0,
+            "cpu_ratio": floor["cpu_us"] / chan["cpu_us"] if chan["cpu_us"] else 0.0,
+            "p99_ratio": chan["p99"] / floor["p99"] if floor["p99"] else 0.0,
+        })  # fmt: skip
+    ordered = sorted(rows, key=lambda r: r["ratio"])
+    med = dict(ordered[(len(ordered) - 1) // 2])
+    med["ratios"] = ", ".join(f"{r['ratio']:.2f}" for r in rows)
+    return med
+
+
 @contextmanager
 def run_floor(module: str, core: int | None) -> Iterator[tuple[int, Callable[[], float]]]:
     """``module.floor_app()`` served in a child process pinned to ``core``: (port, cpu())."""
