@@ -192,7 +192,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--warmup", type=float, default=1.0, help="after each user's first message")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3, help="floor then serve, this often")
-    p.add_argument("--max-rps", type=int, default=8000, help="sizes the pool of distinct requests")
+    p.add_argument("--max-rps", type=int, default=12000, help="sizes the pool of distinct requests")
     p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     p.add_argument(
         "--profile", default="", help="cProfile serve during the measured seconds into this file"
