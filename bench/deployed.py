@@ -60,6 +60,14 @@ def pin(core: int | None) -> None:
         pass
 
 
+def unpin(all_cores: list[int]) -> None:
+    """Run the calling process on ``all_cores`` again (after :func:`pin`)."""
+    try:
+        os.sched_setaffinity(0, set(all_cores))
+    except (AttributeError, OSError):
+        pass
+
+
 def start_redis(
     workdir: str, core: int | None = None
 ) -> tuple[str, subprocess.Popen[bytes] | None]:
@@ -111,7 +119,9 @@ class Deployed:
 
     ``config`` holds the sections to set (``{"wecom": {"api_base": ...}}``); the database and
     Redis URLs, the port and a secret key are filled in. The schema is brought up to date with
-    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``.
+    ``unioncard db upgrade`` first. ``serve_args`` are extra arguments to ``serve``; with
+    ``profile`` (a file) serve runs under :mod:`bench.profiled` (:meth:`profile_window` switches
+    cProfile on and off, the stats are written when it goes off).
     """
 
     def __init__(
@@ -126,6 +136,7 @@ class Deployed:
         worker: bool = True,
         serve_args: tuple[str, ...] = (),
         log_level: str = "WARNING",
+        profile: str = "",
     ) -> None:
         self.workdir = Path(workdir)
         self.port = free_port()
@@ -141,13 +152,16 @@ class Deployed:
         self.serve_core, self.worker_core = serve_core, worker_core
         self.with_worker = worker
         self.serve_args = serve_args
+        self.profile = profile  # a file: serve's cProfile stats (bench.profiled)
         self.serve: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
 
     def _cli(self, *args: str, core: int | None = None, log: str = "") -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{log or args[0]}.log", "ab")
+        profiled = self.profile and args[:1] == ("serve",)
+        cmd = ["-m", "bench.profiled", self.profile] if profiled else ["-m", "bot.cli"]
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", *args],
+            [sys.executable, *cmd, *args],
             cwd=ROOT,
             env=self.env,
             stdout=out,
@@ -193,6 +207,11 @@ class Deployed:
             return [p.pid, *(c.pid for c in p.children(recursive=True))]
         except psutil.NoSuchProcess:
             return []
+
+    def profile_window(self, on: bool) -> None:
+        """With ``profile``: start (``on``) or stop and write serve's profile."""
+        if self.profile and self.serve is not None:
+            self.serve.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
 
     def cpu_seconds(self, which: str = "serve") -> float:
         """User + system CPU time used so far by serve (or the worker) and its children."""

@@ -1,124 +1,65 @@
-"""DingTalk channel: signed HTTP robot callbacks through the whole path vs verify + parse alone.
+"""DingTalk channel: signed HTTP robot callbacks through ``unioncard serve`` as deployed vs verify + parse.
 
-Both servers run in turn in a subprocess pinned to ONE core; the load generator (64 keep-alive
-connections, :mod:`bench.channel`'s raw HTTP/1.1 client) and Redis run on the other core. Each
-request is a new 1:1 text message (unique msgId, fresh ``timestamp``/``sign`` headers), so:
+``serve`` (pinned to one core; ``dingtalk.mode = "http"``, the DingTalk API = the simulator in
+this process) and ``unioncard worker`` (the other core) run as the real command line
+(:mod:`bench.deployed`), with the real dialog router. Each request is a new 1:1 text (unique
+msgId, ``timestamp``/``sign`` headers) from one of 500 users who are nobody in the database, so
+each goes the whole path: verify, parse, de-duplicate (Redis claim → done), the dialog turn
+(lock, cursor, the answer for a user without a review), the reply committed to the outbox before
+the 200. The worker then sends each reply with ``/v1.0/robot/oToMessages/batchSend``; the
+benchmark counts what reached the simulator and checks it is the right answer to the right user.
 
-- ``floor``: aiohttp handler doing only ``signing.verify_headers`` + ``parse_robot_message``;
-- ``channel``: ``bot.app.create_app`` with DingTalk configured: verify, parse, de-duplicate
-  (Redis), the product's dialog turn (``DialogRouter``: the user's lock and cursor, the
-  operator lookup, the answer for a user without a review; ``UC_BENCH_ECHO=1`` swaps in a
-  trivial one-reply handler) and the reply queued in the outbox before the answer.
+The floor, in the same run and pinned the same way: an aiohttp handler doing only
+``signing.verify_headers`` + ``events.parse_robot_message``.
 
-Prints requests/s, p50 and p99 latency of each, the ratio (target >= 0.5x, p99 <= 100 ms) and
-``uptime``'s load average (the machine is shared).
+Prints rate, p50, p99 and server CPU per request of both, the ratio (target >= 0.5x and
+p99 <= 100 ms), the replies delivered, ``uptime`` and the machine.
 
-``python -m bench dingtalk [--seconds 5] [--warmup 1] [--connections 64] [--rounds 1]``
+``python -m bench dingtalk [--seconds 5] [--warmup 1] [--connections 64] [--db URL]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
+from functools import partial
 from typing import Any
 
-from bench.channel import (
-    AES_KEY,
-    CORP,
-    TOKEN,
-    _cores,
-    _free_port,
-    _load,
-    _pin,
-    _start_redis,
-    _wait_ready,
-)
-from bench.common import machine_info
+from bench.common import describe_db, machine_info
+from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
+from bench.http_load import HEADER, first_line, load, median_round, run_floor
 
 APP_KEY = "dingbenchappkey"
 APP_SECRET = "bench-dingtalk-app-secret-0123456789abcdef"
 ROBOT = "dingbenchrobot"
+USERS = 500
 
 
-async def _serve(mode: str, port: int, redis_url: str, workdir: str) -> None:
+def floor_app() -> Any:
     from aiohttp import web
 
     from bot.dingtalk import events, signing
 
-    resources: list[Any] = []
-    if mode == "floor":
+    async def handle(request: web.Request) -> web.Response:
+        signing.verify_headers(request.headers, APP_SECRET)
+        events.parse_robot_message(await request.read())
+        return web.Response(body=b"{}", content_type="application/json")
 
-        async def handle(request: web.Request) -> web.Response:
-            signing.verify_headers(request.headers, APP_SECRET)
-            events.parse_robot_message(await request.read())
-            return web.Response(body=b"{}", content_type="application/json")
-
-        async def health(_r: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_post("/dingtalk/callback", handle)
-        app.router.add_get("/healthz", health)
-    else:
-        from bot.app import create_app, default_handler
-        from bot.logs import setup_logging
-        from dialogs.events import Event, Reply
-        from services.messages import Text
-        from storage.db import Database
-        from storage.redis import connect
-        from storage.settings import load_settings
-
-        setup_logging("ERROR")
-        settings = load_settings(
-            None,
-            database={"url": f"sqlite+aiosqlite:///{workdir}/bench.db"},
-            redis={"url": redis_url},
-            wecom={"corp_id": CORP, "token": TOKEN, "encoding_aes_key": AES_KEY},  # mounted too
-            dingtalk={
-                "mode": "stream",  # the HTTP routes are served either way; no start-up call
-                "app_key": APP_KEY,
-                "app_secret": APP_SECRET,
-                "robot_code": ROBOT,
-            },
-        )
-
-        class Echo:
-            async def handle(self, event: Event) -> Reply:
-                return Reply([Text("收到")])
-
-        db = Database(settings.database.url)
-        await db.create_all()
-        redis = connect(redis_url)
-        resources = [db, redis]
-        # the product's own dialog turn (lock, cursor, operator lookup, reply), as deployed;
-        # UC_BENCH_ECHO=1 swaps in a trivial handler to see the channel's own cost
-        handler = (
-            Echo() if os.environ.get("UC_BENCH_ECHO") else default_handler(settings, db, redis)
-        )
-        app = create_app(settings, db=db, redis=redis, handler=handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
-    gc.freeze()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-    for r in resources:
-        await (r.aclose() if hasattr(r, "aclose") else r.dispose())
+    app = web.Application()
+    app.router.add_post("/dingtalk/callback", handle)
+    return app
 
 
-def _requests(n: int, port: int) -> list[bytes]:
+def user_of(i: int) -> str:
+    return f"dtstranger{i % USERS:03d}"
+
+
+def make_requests(n: int, port: int) -> list[bytes]:
     """``n`` distinct signed robot callbacks as raw HTTP requests (signed now: valid 1 h)."""
     from bot.dingtalk import signing
     from bot.simulator.dingtalk import payloads
@@ -128,7 +69,7 @@ def _requests(n: int, port: int) -> list[bytes]:
     out = []
     for i in range(n):
         b = payloads.robot_message(
-            user_id=f"user{i % 500}", nick="用户", robot_code=ROBOT, corp_id="dingbench",
+            user_id=user_of(i), nick="用户", robot_code=ROBOT, corp_id="dingbench",
             msgtype="text", text=f"你好 {i}",
         )  # fmt: skip
         body = json.dumps(b, ensure_ascii=False).encode()
@@ -141,112 +82,144 @@ def _requests(n: int, port: int) -> list[bytes]:
     return out
 
 
-def _run_mode(
-    mode: str, args: argparse.Namespace, redis_url: str, workdir: str, needed: int, core: int
-) -> dict[str, Any]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "bench.dingtalk", "--serve", mode, "--port", str(port),
-           "--redis", redis_url, "--workdir", workdir, "--core", str(core)]  # fmt: skip
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(cmd, cwd=root, env=env)
-    try:
-        _wait_ready(port, proc)
-        reqs = _requests(needed, port)
-        return asyncio.run(_load(port, reqs, args.connections, args.warmup, args.seconds, proc.pid))
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def _row(label: str, r: dict[str, Any]) -> str:
+    note = " (pool exhausted: raise --max-rps)" if r["exhausted"] else ""
+    return (
+        f"{label:<40} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['requests']:>8} "
+        f"{r['errors']:>6} {r['cpu_us']:>9.0f} us {r['cpu_share']:>6.0%}{note}"
+    )
 
 
-def _uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return f"load average: {os.getloadavg()}"
+def _arrived(sim: Any, n: int) -> bool:
+    return len(sim.received) >= n
 
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="python -m bench dingtalk", description=__doc__)
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--warmup", type=float, default=1.0, help="after each user's first message")
     p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=1, help="alternate floor/channel this often")
-    p.add_argument("--max-rps", type=int, default=8000, help="sizes the pool of distinct requests")
-    p.add_argument("--serve", choices=["floor", "channel"], help=argparse.SUPPRESS)
-    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--redis", help=argparse.SUPPRESS)
-    p.add_argument("--workdir", help=argparse.SUPPRESS)
-    p.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--rounds", type=int, default=3, help="floor then serve, this often")
+    p.add_argument("--max-rps", type=int, default=12000, help="sizes the pool of distinct requests")
+    p.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    p.add_argument(
+        "--profile", default="", help="cProfile serve during the measured seconds into this file"
+    )
+    p.add_argument("--drain", type=float, default=60.0, help="seconds to wait for the sends")
     args = p.parse_args(argv)
 
-    if args.serve:
-        _pin(args.core)
-        prof = os.environ.get("UC_BENCH_PROFILE")  # a file: cProfile of the server process
-        if prof and args.serve == "channel":
-            import cProfile
-
-            cProfile.runctx(
-                "asyncio.run(_serve(args.serve, args.port, args.redis, args.workdir))",
-                globals(), {"args": args, "asyncio": asyncio, "_serve": _serve}, prof,
-            )  # fmt: skip
-            return
-        asyncio.run(_serve(args.serve, args.port, args.redis, args.workdir))
-        return
-
-    cores = _cores()
-    server_core, client_core = cores[0], cores[-1]
-    pinned = len(cores) >= 2 and _pin(client_core)
+    cs = cores()
+    server_core, other_core = cs[0], cs[-1]
+    pinned = len(cs) >= 2
     workdir = tempfile.mkdtemp(prefix="uc-bench-dingtalk-")
-    redis_url, redis_proc = _start_redis(workdir, client_core)
+    redis_url, redis_proc = start_redis(workdir, other_core)
+    db_url = args.db or f"sqlite+aiosqlite:///{workdir}/bench.db"
     needed = int(args.max_rps * (args.seconds + args.warmup))
-    results: dict[str, list[dict[str, Any]]] = {"floor": [], "channel": []}
-    load_before = _uptime()
+    load_before = uptime()
+    pin(other_core)
+
+    async def run() -> dict[str, Any]:
+        from bot.simulator.dingtalk.sim import DingtalkSimulator
+        from dialogs.texts import common as T
+
+        sim = DingtalkSimulator(APP_KEY, APP_SECRET, ROBOT, mode="http")
+        await sim.start("127.0.0.1", 0)
+        config = {"dingtalk": {"mode": "http", "app_key": APP_KEY, "app_secret": APP_SECRET,
+                               "robot_code": ROBOT, "api_base": sim.base_url,
+                               "oapi_base": sim.base_url},
+                  # serve mounts the WeCom callback too: keys of its own (no WeCom traffic)
+                  "wecom": {"corp_id": "wwbenchcorp", "token": "benchtoken",
+                            "encoding_aes_key": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+                            "api_base": sim.base_url}}  # fmt: skip
+        rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        drained = 0.0
+        total = 0
+        try:
+            app = Deployed(workdir, db_url, redis_url, config=config, serve_core=server_core,
+                           worker_core=other_core, profile=args.profile)  # fmt: skip
+            try:
+                await asyncio.to_thread(app.start)  # the simulator (this loop) answers meanwhile
+                w0 = app.cpu_seconds("worker")
+                for r in range(args.rounds):  # floor then serve; the worker idle at each floor
+                    first = USERS if r == 0 else 0
+                    with run_floor("bench.dingtalk", server_core) as (port, cpu):
+                        floor = await load(port, make_requests(needed + first, port),
+                                           connections=args.connections, first=first,
+                                           warmup=args.warmup, seconds=args.seconds,
+                                           cpu=cpu)  # fmt: skip
+                    chan = await load(app.port, make_requests(needed + first, app.port),
+                                      first=first, connections=args.connections,
+                                      warmup=args.warmup, seconds=args.seconds,
+                                      cpu=app.cpu_seconds,
+                                      window=app.profile_window if r == 0 else None)  # fmt: skip
+                    rounds.append((floor, chan))
+                    total += chan["sent"] + chan["first"]
+                    t0 = time.monotonic()
+                    try:
+                        await sim.wait_for(partial(_arrived, sim, total), args.drain)
+                    except TimeoutError:
+                        pass  # reported below: fewer replies than callbacks
+                    drained = max(drained, time.monotonic() - t0)
+                worker_cpu = app.cpu_seconds("worker") - w0
+            finally:
+                await asyncio.to_thread(app.stop)
+        finally:
+            await sim.stop()
+        got = sim.received
+        right = sum(1 for r in got if r.user.startswith("dtstranger") and r.text == T.WELCOME)
+        return {"rounds": rounds, "total": total, "worker_cpu": worker_cpu, "received": len(got),
+                "right": right, "drained": drained,
+                "batch_calls": len(sim.calls_to("/v1.0/robot/oToMessages/batchSend"))}  # fmt: skip
+
     try:
-        for _ in range(args.rounds):
-            for mode in ("floor", "channel"):
-                results[mode].append(_run_mode(mode, args, redis_url, workdir, needed, server_core))
+        res = asyncio.run(run())
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(5)
-        shutil.rmtree(workdir, ignore_errors=True)
-    load_after = _uptime()
+        if not os.environ.get("UC_BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+        unpin(cs)
+    load_after = uptime()
 
-    floor = max(results["floor"], key=lambda r: r["rps"])
-    chan = max(results["channel"], key=lambda r: r["rps"])
-    print("DingTalk channel benchmark: signed HTTP robot callback -> reply queued in the outbox")
+    rounds, total = res["rounds"], res["total"]
+    print("DingTalk channel benchmark: signed HTTP robot callback -> reply queued -> batchSend")
     print(
-        f"server on core {server_core}{'' if pinned else ' (NOT pinned: fewer than 2 cores)'}, "
-        f"load generator + Redis on core {client_core}; {args.connections} connections, "
-        f"{args.seconds:.0f} s measured after {args.warmup:.0f} s warm-up, best of {args.rounds}"
+        f"unioncard serve on core {server_core}{'' if pinned else ' (NOT pinned: 1 core)'}, "
+        f"unioncard worker + load generator + Redis + simulator on core {other_core}; "
+        f"{args.connections} connections, {args.seconds:g} s measured after {args.warmup:g} s, "
+        f"{len(rounds)} round(s) of floor then serve"
     )
-    print(f"{'handler':<40} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'requests':>8} {'errors':>6}")
-    for label, r in (
-        ("floor (verify + parse)", floor),
-        ("channel (dedup, turn, outbox insert)", chan),
-    ):
-        note = " (pool exhausted: raise --max-rps)" if r["exhausted"] else ""
-        print(
-            f"{label:<40} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
-            f"{r['requests']:>8} {r['errors']:>6}{note}"
-        )
-    ratio = chan["rps"] / floor["rps"] if floor["rps"] else 0.0
-    cpu_ratio = floor["cpu_us"] / chan["cpu_us"] if chan["cpu_us"] else 0.0
-    ok = ratio >= 0.5 and chan["p99"] <= 100
+    print(HEADER)
+    for floor, chan in rounds:
+        print(_row("floor (verify + parse)", floor))
+        print(_row("unioncard serve (whole path)", chan))
+    med = median_round(rounds)
+    delivered = res["right"] == total and res["received"] == total
+    ok = (
+        med["ratio"] >= 0.5 and med["chan"]["p99"] <= 100 and delivered
+        and not any(c["errors"] for _, c in rounds)
+    )  # fmt: skip
     print(
-        f"ratio channel/floor: {ratio:.2f}x  (target >= 0.50x, p99 <= 100 ms: "
-        f"{'met' if ok else 'NOT met'}); by server CPU per request: {cpu_ratio:.2f}x"
+        f"ratio serve/floor (round of the median): {med['ratio']:.2f}x by rate "
+        f"(rounds: {med['ratios']}), {med['cpu_ratio']:.2f}x by server CPU per request; serve "
+        f"p99 {med['chan']['p99']:.0f} ms (targets >= 0.50x, p99 <= 100 ms: "
+        f"{'met' if ok else 'NOT met'})"
     )
+    print(
+        f"replies at the simulator's batchSend: {res['received']} of {total} callbacks "
+        f"answered ({res['right']} the right text to the right user) in {res['batch_calls']} "
+        f"calls, each round's within {res['drained']:.1f} s after its load"
+    )
+    print(first_line(*rounds[0]))
+    if total:
+        print(f"worker CPU meanwhile: {res['worker_cpu'] / total * 1e6:.0f} us per callback")
     print(f"uptime before: {load_before}")
     print(f"uptime after:  {load_after}")
-    if pinned:
-        os.sched_setaffinity(0, set(cores))
-    print(machine_info())
+    print(machine_info() + f"\ndb:      {describe_db(db_url)}")
 
 
 if __name__ == "__main__":
+    import sys
+
     main(sys.argv[1:])

@@ -11,7 +11,10 @@ A delivery's key goes through three states in Redis:
 A retry that finds a live claim waits briefly for it to end (done: answer with the reply; gone:
 claim again and run the turn); a claim whose process was killed mid-turn thus expires and the
 platform's next retry gets its answer instead of an empty 200. Many claims of one event-loop turn
-share one Redis round trip (a Lua script).
+share one Redis round trip (a Lua script). For a dialog turn the claim need not come first: the
+channel sends it off and hands the turn its verdict as ``Event.gate`` (:func:`gate_of`); the
+router awaits it once it holds the user's lock, so the claim and the lock+cursor round trips
+overlap, and a delivery that is not ours leaves without effect.
 """
 
 from __future__ import annotations
@@ -72,6 +75,30 @@ def _claim_of(value: Any) -> Claim:
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def gate_of(claiming: asyncio.Future[Claim]) -> asyncio.Future[bool]:
+    """A dialog turn's ``Event.gate``: True once ``claiming`` turns out to be ours (new)."""
+    gate: asyncio.Future[bool] = claiming.get_loop().create_future()
+
+    def resolve(f: asyncio.Future[Claim]) -> None:
+        if gate.done():
+            return
+        if f.cancelled():
+            gate.cancel()
+        elif (exc := f.exception()) is not None:
+            gate.set_exception(exc)
+        else:
+            gate.set_result(f.result().new)
+
+    claiming.add_done_callback(resolve)
+    gate.add_done_callback(lambda g: g.cancelled() or g.exception())  # retrieved: no warning
+    return gate
+
+
+def handles_gates(handler: Any) -> bool:
+    """Whether a handler honours ``Event.gate`` (the dialog router does)."""
+    return bool(getattr(handler, "gates", False))
 
 
 class DedupBatcher:

@@ -13,13 +13,15 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert
-
 from bot import outbox_signal
 from services.messages import Message, to_payload
+from storage.appender import Appender
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus, utcnow
 from storage.request_id import current_request_id
+
+_COLUMNS = ("platform", "recipient", "kind", "payload", "dedup_key", "status", "attempts",
+            "next_attempt_at", "created_at")  # fmt: skip
 
 
 class OutboxWriter:
@@ -30,6 +32,8 @@ class OutboxWriter:
         self.max_batch = max_batch
         self._pending: list[tuple[str, str, list[Message], str | None, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._wakes: set[asyncio.Task[None]] = set()
+        self._appender = Appender(db, Outbox.__table__, _COLUMNS)  # type: ignore[arg-type]
 
     async def write(self, platform: str, user_id: str, messages: Iterable[Message]) -> None:
         """Queue ``messages`` for ``user_id``; returns once they are committed."""
@@ -57,13 +61,16 @@ class OutboxWriter:
                     for platform, user_id, items, rid, _ in batch
                     for msg in items
                 ]  # fmt: skip
-                # Core executemany on a bare connection: no ORM session or flush
-                async with self.db.engine.begin() as conn:
-                    await conn.execute(insert(Outbox), rows)
+                # one hand-off to a writer thread on SQLite, Core executemany elsewhere
+                await self._appender.insert(rows)
             except Exception as exc:
                 _settle(batch, exc)
             else:
-                _settle(batch, None)
+                _settle(batch, None)  # committed: the callers go on, the next batch too
+                if self.redis is not None:
+                    wake = asyncio.create_task(outbox_signal.wake(self.redis))
+                    self._wakes.add(wake)
+                    wake.add_done_callback(self._wakes.discard)
 
 
 def _settle(batch: list[Any], exc: BaseException | None) -> None:

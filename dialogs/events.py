@@ -7,6 +7,7 @@ the outbox. Nothing here knows a wire format.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -38,6 +39,11 @@ class Event:
     raw_type: str = ""
     msg_id: str = ""
     created_at: int = 0  # the platform's CreateTime (seconds)
+    # The channel's de-duplication verdict, still in flight (True: this delivery is ours). A
+    # handler with ``gates = True`` awaits it once it holds the user's lock, before anything
+    # else, and when it is False leaves without any effect (``Reply.skipped``); so the claim
+    # travels together with the lock and cursor instead of before them.
+    gate: Awaitable[bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Reply:
 
     messages: list[Message] = field(default_factory=list)
     card_update: CardUpdate | None = None
+    skipped: bool = False  # the event's gate said "not ours": nothing was done
 
     def say(self, *messages: Message) -> Reply:
         self.messages.extend(messages)

@@ -1,6 +1,8 @@
 """The dialog router: the :class:`~dialogs.events.Handler` every channel calls.
 
-One event is one turn: take the user's lock, load the cursor, then in this order
+One event is one turn: take the user's lock, load the cursor (and, when the channel sent the
+event with its de-duplication verdict still in flight, ``Event.gate``, await it: a delivery that
+is not ours leaves here with ``Reply.skipped`` and no effect), then in this order
 
 1. a card click: a flow's own card handler by key prefix (``appr:approve:<id>`` goes to the
    handler registered with ``@card_handler("appr")``); otherwise a button bound to a prompt
@@ -46,7 +48,7 @@ from dialogs.engine import (
 from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
-from services import acting, reach
+from services import acting
 from services.messages import CardUpdate, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -148,8 +150,14 @@ class Paused(Step):
             ctx.say(T.WELCOME)
 
 
+class _NotOurs(Exception):
+    """The event's gate said another delivery of it runs the turn."""
+
+
 class DialogRouter:
     """``DialogRouter(settings, db, redis).handle(event) -> Reply`` (the channels' Handler)."""
+
+    gates = True  # honours Event.gate (dialogs.events)
 
     def __init__(
         self, settings: Settings, db: Database, redis: Redis, reg: Registry | None = None
@@ -167,14 +175,18 @@ class DialogRouter:
         if event.kind == EventKind.unsupported:
             return Reply().say(Text(T.UNSUPPORTED))
         try:
-            async with self.engine.turn(event.platform, event.user_id) as cursor:
-                if event.kind != EventKind.upload:  # wrote from this account (services.reach)
-                    await reach.touch(self.redis, event.platform, event.user_id)
+            # wrote from this account (services.reach): recorded in the lock's round trip
+            touch = event.kind != EventKind.upload
+            async with self.engine.turn(event.platform, event.user_id, touch=touch) as cursor:
+                if event.gate is not None and not await event.gate:
+                    raise _NotOurs  # another delivery of this message has it: no effect
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:
                     await self._show_current(ctx)
                 return ctx.reply
+        except _NotOurs:
+            return Reply(skipped=True)
         except LockTimeout:
             log.warning("lock wait timed out user=%s:%s", event.platform, event.user_id)
             return Reply().say(Text(T.BUSY))

@@ -64,3 +64,42 @@ async def test_dingtalk_retry_after_killed_claim_is_answered(tmp_path, redis_url
         assert (await dsim.post_signed(dsim.callback_url, b))[0] == 200
         await stack.deliver()
         assert len(dsim.texts("u7")) == 1
+
+
+# -- the dialog router: its claim travels with the lock and cursor (Event.gate) -----------------
+
+
+async def _revision(stack: Stack, user: str) -> int:
+    raw = await stack.redis.get(keys.cursor("wecom", user))
+    return int(raw.split("|", 1)[0]) if raw else 0
+
+
+@pytest.mark.stack
+async def test_router_turn_runs_once_for_concurrent_deliveries(tmp_path, redis_url) -> None:
+    """Three deliveries of one message at once: one turn (one cursor revision), and each
+    delivery is answered with that turn's reply."""
+    async with Stack.start(tmp_path, redis_url) as stack:
+        tree = await stack.seed()
+        plain = stack.sim.plaintext(
+            tree.contact, [("MsgType", "text"), ("Content", "年审"), ("MsgId", 4711)]
+        )
+        got = await asyncio.gather(*(stack.sim.post_callback(plain) for _ in range(3)))
+        contents = {g.reply.content for g in got if g.reply is not None}
+        assert len(contents) == 1 and "年审" in next(iter(contents))
+        assert all(g.reply is not None for g in got)
+        assert await _revision(stack, tree.contact) == 1
+
+
+@pytest.mark.stack
+async def test_router_retry_after_killed_claim_is_answered(tmp_path, redis_url) -> None:
+    async with Stack.start(tmp_path, redis_url, reply_timeout=2.0) as stack:
+        tree = await stack.seed()
+        plain = stack.sim.plaintext(
+            tree.contact, [("MsgType", "text"), ("Content", "年审"), ("MsgId", 4712)]
+        )
+        await stack.redis.set(keys.dedup("wecom", "4712"), "c:4242:dead", px=300)
+        retry = await stack.sim.post_callback(plain)
+        assert retry.reply is not None and "年审" in retry.reply.content
+        again = await stack.sim.post_callback(plain)  # done: the same answer, no new turn
+        assert again.reply is not None and again.reply.content == retry.reply.content
+        assert await _revision(stack, tree.contact) == 1

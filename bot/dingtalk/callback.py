@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import metrics
-from bot.dedup import DedupBatcher
+from bot.dedup import DedupBatcher, gate_of, handles_gates
 from bot.dingtalk import events, signing
 from bot.dingtalk.client import DingtalkClient
 from bot.dingtalk.inbound import Inbound
@@ -106,15 +106,19 @@ class DingtalkCallback:
             reason=reason, path=request.path, peer=request.remote)  # fmt: skip
         return web.Response(status=status, text="")
 
-    async def _accept(self, coro: Any, key: str = "") -> web.Response:
-        task = asyncio.get_running_loop().create_task(self._done_after(coro, key))
+    async def _accept(self, coro: Any, key: str = "", claiming: Any = None) -> web.Response:
+        """Answer once ``coro`` (the event accepted) is done, or after ``reply_timeout``;
+        ``key``: the delivery's claim, kept while a late turn finishes (if it is ours)."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if not task.done():
             waiter = self._deadlines.add(self.reply_timeout)
             task.add_done_callback(lambda _t: waiter.done() or waiter.set_result(None))
             await waiter
-        if key and not task.done():  # late: keep the claim while the turn finishes
+        ours = claiming is None or (claiming.done() and not claiming.exception()
+                                    and claiming.result().new)  # fmt: skip
+        if key and ours and not task.done():  # late: keep the claim while the turn finishes
             await self.dedup.extend(key, LATE_LEASE_SECONDS)
         if task.done() and not task.cancelled() and task.exception() is not None:
             logger.error("dingtalk.callback.error", exc_info=task.exception())
@@ -137,19 +141,41 @@ class DingtalkCallback:
             return self._reject(request, 400, str(exc))
         log(logger, "dingtalk.callback.event", level=logging.DEBUG, kind="robot", user=msg.user_id)
         key = keys.dedup(PLATFORM, msg.dedup_key)
-        claim = await self.dedup.claim(key)
+        claiming = self.dedup.claim(key)
+        if handles_gates(self.inbound.handler):  # the claim travels with the lock and cursor
+            return await self._accept(self._gated(msg, key, claiming), key, claiming)
+        claim = await claiming
         if claim.state == "busy":  # a retry while the turn runs, or its process died
             claim = await self.dedup.settle(key, claim, self.reply_timeout)
         if not claim.new:  # done (its reply is in the outbox) or still running elsewhere
             return web.Response(body=_OK, content_type="application/json")
         metrics.turn(PLATFORM)
-        return await self._accept(self.inbound.robot(msg), key)
+        return await self._accept(self._done_after(self.inbound.robot(msg), key), key)
+
+    async def _gated(self, msg: events.RobotMessage, key: str, claiming: Any) -> None:
+        """The message handled with its claim as the turn's gate; a delivery that is not ours
+        did nothing and, like before, waits for the other one (or takes over if it is gone)."""
+        if await self.inbound.robot(msg, gate=gate_of(claiming)):
+            claim = await claiming
+            if claim.state == "busy":
+                claim = await self.dedup.settle(key, claim, self.reply_timeout)
+            if not claim.new:
+                return
+            await self.inbound.robot(msg)  # its owner is gone: ours now
+        metrics.turn(PLATFORM)
+        self._spawn_done(key)
 
     async def _done_after(self, coro: Any, key: str) -> None:
         """Run the turn; once its reply is in the outbox the delivery is recorded done."""
         await coro
-        if key:
-            await self.dedup.done(key)
+        self._spawn_done(key)
+
+    def _spawn_done(self, key: str) -> None:
+        """Record the delivery done in the background: the answer need not wait for that round
+        trip (until it lands the claim's lease covers the delivery)."""
+        task = asyncio.get_running_loop().create_task(self.dedup.done(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def card(self, request: web.Request) -> web.Response:
         new_request_id()

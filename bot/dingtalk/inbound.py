@@ -17,6 +17,7 @@ actively, through the outbox, on the user's own DingTalk chat.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from bot.dingtalk import cards, texts
@@ -49,10 +50,16 @@ class Inbound:
     async def _queue(self, user: str, messages: list[Message]) -> None:
         await self.writer.write(PLATFORM, user, messages)
 
-    async def robot(self, msg: RobotMessage) -> None:
+    async def robot(self, msg: RobotMessage, gate: Awaitable[bool] | None = None) -> bool:
+        """Handle one robot message; with ``gate`` (the delivery's de-duplication verdict) only
+        if it is ours. Returns True when it was not (nothing done)."""
+        if msg.kind == "text" and not msg.is_group:
+            return await self._text(msg, gate)
+        if gate is not None and not await gate:
+            return True
         if msg.is_group:
             await self._queue(msg.user_id, [Text(texts.GROUP)])
-            return
+            return False
         if msg.kind == "file":
             await enqueue_job(
                 self.redis,
@@ -61,10 +68,11 @@ class Inbound:
                  "file_name": msg.file_name, "msg_id": msg.msg_id},
             )  # fmt: skip
             await self._queue(msg.user_id, [Text(texts.FILE_RECEIVED)])
-            return
-        if msg.kind != "text":
-            await self._queue(msg.user_id, [Text(texts.UNSUPPORTED)])
-            return
+            return False
+        await self._queue(msg.user_id, [Text(texts.UNSUPPORTED)])
+        return False
+
+    async def _text(self, msg: RobotMessage, gate: Awaitable[bool] | None) -> bool:
         ev = Event(
             platform=PLATFORM,
             user_id=msg.user_id,
@@ -73,8 +81,9 @@ class Inbound:
             msg_id=msg.msg_id,
             raw_type=msg.msgtype,
             created_at=msg.create_at // 1000,
+            gate=gate,
         )
-        await self.turn(ev)
+        return await self.turn(ev)
 
     async def card(self, act: CardAction) -> None:
         task_id = cards.task_id_of(self.secret, act.out_track_id)
@@ -92,14 +101,20 @@ class Inbound:
         )
         await self.turn(ev)
 
-    async def turn(self, ev: Event) -> None:
-        """One dialog turn; its whole reply (card updates first) goes into the outbox."""
+    async def turn(self, ev: Event) -> bool:
+        """One dialog turn; its whole reply (card updates first) goes into the outbox. True
+        when the event's gate said the delivery is not ours (nothing done)."""
         try:
             reply = await self.handler.handle(ev)
         except Exception:
+            if ev.gate is not None and not await ev.gate:
+                return True
             logger.exception("dingtalk.handler_error", extra={"fields": {"kind": ev.kind}})
             reply = Reply([Text(texts.BUSY)])
+        if reply.skipped:
+            return True
         split = split_reply(
             reply.messages, reply.card_update, text_limit=TEXT_LIMIT_BYTES, passive=False
         )
         await self._queue(ev.user_id, split.active)
+        return False

@@ -14,12 +14,13 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from bot import metrics
-from bot.dedup import DedupBatcher
+from bot.dedup import Claim, DedupBatcher, gate_of, handles_gates
 from bot.drain import drain_left, drain_tasks
 from bot.http_limits import read_small_body
 from bot.jobs import enqueue_job
@@ -181,7 +182,11 @@ class WecomCallback:
         kind[0] = str(ev.kind)
         log(logger, "wecom.callback.event", level=logging.DEBUG, kind=kind[0], user=ev.user_id)
         key = keys.dedup(PLATFORM, parsed.dedup_key)
-        claim = await self.dedup.claim(key)
+        claiming = self.dedup.claim(key)
+        if ev.kind not in (EventKind.unsupported, EventKind.file) and handles_gates(self.handler):
+            # a dialog turn: the claim travels with the user's lock and cursor (Event.gate)
+            return await self._turn(key, ev, nonce, parsed.response_code, claiming)
+        claim = await claiming
         if claim.state == "busy":  # a retry while the turn runs, or its process died
             claim = await self.dedup.settle(key, claim, self.reply_timeout)
         if not claim.new:  # answered before: the same reply (or empty while still running)
@@ -200,8 +205,20 @@ class WecomCallback:
                  "msg_id": ev.msg_id},
             )  # fmt: skip
             return await self._passive(key, ev, nonce, [Text(texts.FILE_RECEIVED)], None)
+        return await self._turn(key, ev, nonce, parsed.response_code, None)
 
-        metrics.turn(PLATFORM)
+    async def _turn(
+        self,
+        key: str,
+        ev: Event,
+        nonce: str,
+        code: str,
+        claiming: asyncio.Future[Claim] | None,
+    ) -> web.Response:
+        """Run the dialog turn and answer; with ``claiming`` (not yet known to be ours) the
+        turn is gated on it, and a delivery that is not ours is answered as a repeat."""
+        if claiming is not None:
+            ev = replace(ev, gate=gate_of(claiming))
         task = asyncio.get_running_loop().create_task(self.handler.handle(ev))
         if not task.done():  # wait up to reply_timeout without cancelling the handler
             waiter = self._deadlines.add(self.reply_timeout)
@@ -209,12 +226,21 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
-                self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
+                self._spawn(self._deliver_late(key, task, ev, code, claiming))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
-            self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
+            self._spawn(self._deliver_late(key, task, ev, code, claiming))
             return web.Response(text="", headers=_EMPTY_HEADERS)
+        if claiming is not None:
+            claim = await claiming  # resolved before the turn went past its gate
+            if not claim.new:  # the turn did nothing: answer as the repeat it is
+                if claim.state == "busy":
+                    claim = await self.dedup.settle(key, claim, self.reply_timeout)
+                if claim.new:  # its owner is gone: the delivery is ours now
+                    return await self._turn(key, replace(ev, gate=None), nonce, code, None)
+                return self._answer(claim.reply, nonce)
+        metrics.turn(PLATFORM)  # a turn of ours (a repeat left above)
         if task.cancelled() or task.exception() is not None:
             logger.error(
                 "wecom.callback.handler_error",
@@ -223,9 +249,7 @@ class WecomCallback:
             )
             return await self._passive(key, ev, nonce, [Text(texts.BUSY)], None)
         reply = task.result()
-        return await self._passive(
-            key, ev, nonce, list(reply.messages), reply.card_update, parsed.response_code
-        )
+        return await self._passive(key, ev, nonce, list(reply.messages), reply.card_update, code)
 
     def _answer(self, plain: str, nonce: str) -> web.Response:
         if not plain:
@@ -279,8 +303,16 @@ class WecomCallback:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
     async def _deliver_late(
-        self, key: str, task: asyncio.Future[Reply], ev: Event, code: str
+        self,
+        key: str,
+        task: asyncio.Future[Reply],
+        ev: Event,
+        code: str,
+        claiming: asyncio.Future[Claim] | None = None,
     ) -> None:
+        if claiming is not None and not (await claiming).new:
+            return  # another delivery has this message: the gated turn does nothing
+        metrics.turn(PLATFORM)
         await self.dedup.extend(key, LATE_LEASE_SECONDS)
         try:
             reply = await task

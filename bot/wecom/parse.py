@@ -1,11 +1,15 @@
 """Decrypted WeCom callback XML → platform-neutral :class:`dialogs.events.Event`.
 
 wechatpy's ``parse_message`` knows neither ``file`` nor ``template_card_event``, so everything is
-read with xmltodict (no entity expansion beyond expat's defaults, no object layers).
+read with xmltodict (no entity expansion beyond expat's defaults, no object layers) — except the
+common flat message (``<xml>`` holding only leaf elements, each CDATA or plain text without
+markup or entities, no name twice), which one strict regular expression reads into the same dict
+at a fraction of the cost; anything else goes to xmltodict.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +19,22 @@ from bot.wecom.crypto import bad_request
 from dialogs.events import Event, EventKind
 
 PLATFORM = "wecom"
+
+_LEAF = r"<([A-Za-z]\w*)>(?:<!\[CDATA\[(.*?)\]\]>|([^<&]*))</\1>"
+_FLAT = re.compile(r"\s*<xml>(?:\s*" + _LEAF + r")*\s*</xml>\s*", re.DOTALL)
+_LEAVES = re.compile(_LEAF, re.DOTALL)
+
+
+def _flat(xml: str) -> dict[str, Any] | None:
+    """The root's leaves as xmltodict gives them, for a flat message; None for anything else."""
+    if _FLAT.fullmatch(xml) is None:
+        return None
+    out: dict[str, Any] = {}
+    for name, cdata, plain in _LEAVES.findall(xml):
+        if name in out:
+            return None  # a repeated name is a list in xmltodict: leave it to xmltodict
+        out[name] = (cdata or plain).strip() or None  # xmltodict strips, CDATA included
+    return out
 
 
 @dataclass(frozen=True)
@@ -43,11 +63,13 @@ def _int(v: str) -> int:
 
 def parse(xml: str) -> Parsed:
     """Parse the inner XML of a callback; raises ``CallbackRejected`` (400) when malformed."""
-    try:
-        doc = xmltodict.parse(xml, disable_entities=True)
-    except Exception:  # expat raises several unrelated types on malformed input
-        raise bad_request("inner XML is not well-formed") from None
-    msg = doc.get("xml") if isinstance(doc, dict) else None
+    msg = _flat(xml)
+    if msg is None:
+        try:
+            doc = xmltodict.parse(xml, disable_entities=True)
+        except Exception:  # expat raises several unrelated types on malformed input
+            raise bad_request("inner XML is not well-formed") from None
+        msg = doc.get("xml") if isinstance(doc, dict) else None
     if not isinstance(msg, dict):
         raise bad_request("inner XML has no <xml> root")
     user = _s(msg, "FromUserName")
