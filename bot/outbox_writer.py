@@ -21,7 +21,7 @@ from storage.models import Outbox, OutboxStatus, utcnow
 from storage.request_id import current_request_id
 
 _COLUMNS = ("platform", "recipient", "kind", "payload", "dedup_key", "status", "attempts",
-            "next_attempt_at", "created_at")  # fmt: skip
+            "next_attempt_at", "created_at", "request_id")  # fmt: skip
 
 
 class OutboxWriter:
