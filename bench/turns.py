@@ -413,6 +413,8 @@ async def _run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="uc-bench-turns-"))
     redis_url, redis_proc = start_redis(str(workdir), other)
     db_url = args.db or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    if db_url.startswith(("postgresql://", "postgres://")):
+        db_url = "postgresql+asyncpg://" + db_url.split("://", 1)[1]
     wecom = {
         "corp_id": CORP_ID,
         "agent_id": AGENT_ID,

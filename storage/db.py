@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from storage import models  # noqa: F401  (registers the tables)
+from storage.fastread import Reads
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,6 +55,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads: Reads | None = None
+
+    @property
+    def reads(self) -> Reads:
+        """Plain-SQL reads with the least overhead, for the hot path (:mod:`storage.fastread`)."""
+        if self._reads is None:
+            self._reads = Reads(self.engine)
+        return self._reads
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,4 +90,7 @@ class Database:
             await conn.run_sync(SQLModel.metadata.drop_all)
 
     async def dispose(self) -> None:
+        if self._reads is not None:
+            reads, self._reads = self._reads, None
+            await reads.close()
         await self.engine.dispose()

@@ -1,0 +1,154 @@
+"""Plain-SQL reads with the least overhead, for what every dialog turn reads (the hot path).
+
+Through SQLAlchemy's async engine even the smallest query costs a few hundred µs of CPU:
+building the statement, the session, and with aiosqlite one thread hand-off for each of
+cursor, execute, fetch, close and the rollback on check-in. A turn reads a few indexed rows;
+:class:`Reads` runs a batch of such SELECTs in one go:
+
+- SQLite (a file): on one reader thread with a ``sqlite3`` connection of its own (``query_only``;
+  WAL lets it read while others write), the whole batch in one read transaction, so one
+  thread hand-off per batch;
+- PostgreSQL: on an asyncpg connection of the engine's pool, the batch in one check-out;
+- anything else (SQLite in memory): through the engine, statement by statement.
+
+SQL is plain text with ``:name`` parameters, in the subset both databases speak. Values come
+back as the driver gives them: booleans may be 0/1 and dates ISO strings on SQLite; use
+:func:`as_date`/:func:`as_datetime`. Reads only: every write goes through the ORM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Query = tuple[str, Mapping[str, Any]]
+Rows = list[tuple[Any, ...]]
+
+_PARAM = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+
+
+def as_date(v: Any) -> date | None:
+    if v is None or (isinstance(v, date) and not isinstance(v, datetime)):
+        return v
+    if isinstance(v, datetime):
+        return v.date()
+    return date.fromisoformat(str(v)[:10])
+
+
+def as_datetime(v: Any) -> datetime | None:
+    """An aware UTC datetime, as the models' datetime columns give (SQLite keeps UTC naive)."""
+    if v is None:
+        return None
+    dt = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    return dt.replace(tzinfo=UTC) if dt.utcoffset() is None else dt.astimezone(UTC)
+
+
+class Reads:
+    """Batches of plain SELECTs on the engine's database (one per :class:`storage.db.Database`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        url = engine.url
+        self.backend = url.get_backend_name()
+        self.sqlite_path = (
+            url.database
+            if self.backend == "sqlite" and url.database and url.database != ":memory:"
+            else ""
+        )
+        self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._pg_sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    async def fetch(self, queries: Sequence[Query]) -> list[Rows]:
+        """The rows of each query, in order."""
+        if self.sqlite_path:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="uc-reads")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._sqlite_batch, queries)
+        if self.backend == "postgresql":
+            return await self._pg_batch(queries)
+        return await self._engine_batch(queries)
+
+    async def one(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of one query, or None."""
+        rows = (await self.fetch([(sql, params)]))[0]
+        return rows[0] if rows else None
+
+    # -- SQLite: the reader thread --------------------------------------------------------------
+
+    def _sqlite_conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.sqlite_path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+        return conn
+
+    def _sqlite_batch(self, queries: Sequence[Query]) -> list[Rows]:
+        conn = self._sqlite_conn()
+        if len(queries) == 1:
+            sql, params = queries[0]
+            return [conn.execute(sql, params).fetchall()]
+        conn.execute("BEGIN")  # one snapshot for the whole batch
+        try:
+            return [conn.execute(sql, params).fetchall() for sql, params in queries]
+        finally:
+            conn.execute("COMMIT")
+
+    def _sqlite_close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- PostgreSQL: asyncpg directly -----------------------------------------------------------
+
+    def _numbered(self, sql: str) -> tuple[str, tuple[str, ...]]:
+        got = self._pg_sql.get(sql)
+        if got is None:
+            names: list[str] = []
+
+            def number(m: re.Match[str]) -> str:
+                if m.group(1) not in names:
+                    names.append(m.group(1))
+                return f"${names.index(m.group(1)) + 1}"
+
+            got = self._pg_sql[sql] = (_PARAM.sub(number, sql), tuple(names))
+        return got
+
+    async def _pg_batch(self, queries: Sequence[Query]) -> list[Rows]:
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            pg = raw.driver_connection
+            out: list[Rows] = []
+            for sql, params in queries:
+                text, names = self._numbered(sql)
+                records = await pg.fetch(text, *(params[n] for n in names))
+                out.append([tuple(r) for r in records])
+            return out
+
+    # -- anything else: through the engine ------------------------------------------------------
+
+    async def _engine_batch(self, queries: Sequence[Query]) -> list[Rows]:
+        async with self.engine.connect() as conn:
+            out: list[Rows] = []
+            for sql, params in queries:
+                result = await conn.exec_driver_sql(sql, dict(params))
+                out.append([tuple(r) for r in result.all()])
+            return out
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(executor, self._sqlite_close)
+            executor.shutdown(wait=False)
