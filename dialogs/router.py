@@ -46,7 +46,7 @@ from dialogs.engine import (
 from dialogs.events import Event, EventKind, Reply
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
-from services import acting, reach
+from services import acting
 from services.messages import CardUpdate, Text
 from storage.db import Database
 from storage.settings import Settings
@@ -167,9 +167,9 @@ class DialogRouter:
         if event.kind == EventKind.unsupported:
             return Reply().say(Text(T.UNSUPPORTED))
         try:
-            async with self.engine.turn(event.platform, event.user_id) as cursor:
-                if event.kind != EventKind.upload:  # wrote from this account (services.reach)
-                    await reach.touch(self.redis, event.platform, event.user_id)
+            # wrote from this account (services.reach): recorded in the lock's round trip
+            touch = event.kind != EventKind.upload
+            async with self.engine.turn(event.platform, event.user_id, touch=touch) as cursor:
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:

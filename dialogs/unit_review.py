@@ -138,7 +138,9 @@ def _deadline(ctx: Context, e: Entry) -> str:
 async def start_or_resume(ctx: Context) -> bool:
     """年审 / the menu: U1 checks, then start or resume at the right step."""
     ev = ctx.event
-    e = await reviews.begin(ctx.db, ctx.settings, ev.platform, ev.user_id)
+    e = await reviews.begin(
+        ctx.db, ctx.settings, ev.platform, ev.user_id, roles_version=ctx.cursor.roles_version
+    )
     if e.outcome != Outcome.ok:
         if ctx.cursor.step.split(".", 1)[0] in ("unit", "members", "core"):
             ctx.finish()  # a contact's conversation that cannot go on (e.g. now submitted)
@@ -164,7 +166,10 @@ async def start_or_resume(ctx: Context) -> bool:
 async def resume_from_draft(ctx: Context) -> bool:
     """The cursor was lost: pick up this year's draft, if there is one."""
     ev = ctx.event
-    e = await reviews.begin(ctx.db, ctx.settings, ev.platform, ev.user_id, create=False)
+    e = await reviews.begin(
+        ctx.db, ctx.settings, ev.platform, ev.user_id, create=False,
+        roles_version=ctx.cursor.roles_version,
+    )  # fmt: skip
     if e.outcome != Outcome.ok:
         return False
     await continue_review(ctx, e)

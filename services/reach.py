@@ -8,8 +8,8 @@ reminders, 催办 and digests: :func:`routes`).
   (one row with 平台 ``wecom``, one with ``dingtalk``). Names are compared within one union
   only, where two different people of the same name acting in the same role do not occur.
 - **Last used.** Every dialog turn records when the person last wrote from that account
-  (Redis ``uc:lastused:<platform>:<user>`` = epoch ms, kept 400 days; :func:`touch`, called by
-  the dialog router). The account used last gets the copy; with nothing recorded, the first one
+  (Redis ``uc:lastused:<platform>:<user>`` = epoch ms, kept 400 days; :func:`touch`; the dialog
+  engine records it in its lock script). The account used last gets the copy; with nothing recorded, the first one
   listed (the lowest operator id). An account that already holds a card of the step keeps it
   (``have``): a later send never adds a second card on the other account.
 - Either account may still decide (the approval services accept every approver account).
@@ -34,12 +34,20 @@ _clients: dict[tuple[str, int], Any] = {}
 Identity = tuple[str, str]  # (platform, user_id)
 
 
-def _key(platform: str, user_id: str) -> str:
+def last_used_key(platform: str, user_id: str) -> str:
     return keys.build("lastused", platform, user_id)
 
 
+_key = last_used_key
+
+
+def now_ms() -> int:
+    """The value :func:`touch` records (the dialog engine records it in its lock script)."""
+    return int(time.time() * 1000)
+
+
 async def touch(redis: Any, platform: str, user_id: str) -> None:
-    await redis.set(_key(platform, user_id), int(time.time() * 1000), ex=TTL_SECONDS)
+    await redis.set(_key(platform, user_id), now_ms(), ex=TTL_SECONDS)
 
 
 def _redis(settings: Any) -> Any:

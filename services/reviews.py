@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import clock, cycle_rules
+from services import clock, cycle_rules, roles_cache
 from services.review_drafts import EDITABLE as EDITABLE  # re-exported
 from services.review_drafts import DraftWriter as DraftWriter
 from services.review_drafts import confirm_unit as confirm_unit
@@ -63,6 +63,10 @@ class Outcome(StrEnum):
     completed = "completed"  # M6
     submitted = "submitted"  # waiting in the approval chain
     no_draft = "no_draft"  # create=False and there is no review yet
+
+
+# outcomes that depend on the operators and unions tables only (cached: services.roles_cache)
+ROLE_ONLY = frozenset({Outcome.nobody, Outcome.approver, Outcome.not_reviewing})
 
 
 @dataclass
@@ -155,19 +159,30 @@ async def begin(
     *,
     create: bool = True,
     now: datetime | None = None,
+    roles_version: str = "",
 ) -> Entry:
     """U1: check who the user is and start or resume this year's review (see the module doc).
 
     With ``create=False`` (resuming after a lost cursor) no new draft is made: the outcome is
     ``ok`` only for an existing draft/returned review, else what :func:`begin` would say, or
     ``no_draft`` where a new review would have been started.
+
+    With ``roles_version`` (the who-is-who version the turn read, :mod:`storage.changes`) a
+    user known to have no review of their own (no contact role in a reviewing union) is
+    answered from :mod:`services.roles_cache` without the database.
     """
+    cached = roles_cache.cache.get(roles_version, platform, user_id)
+    if cached is not None:
+        return cached
     now = now or utcnow()
     try:
         async with db.transaction() as s:
-            return await _begin(s, settings, platform, user_id, create=create, now=now)
+            entry = await _begin(s, settings, platform, user_id, create=create, now=now)
     except IntegrityError:  # another turn (process) created this year's review first
         return await begin(db, settings, platform, user_id, create=False, now=now)
+    if entry.outcome in ROLE_ONLY:
+        roles_cache.cache.put(roles_version, platform, user_id, entry)
+    return entry
 
 
 async def _begin(

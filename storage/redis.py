@@ -12,7 +12,11 @@ PREFIX = "uc"
 
 
 def connect(url: str) -> Redis:
-    """A client decoding responses to str."""
+    """A client decoding responses to str. Registers ``url`` for the who-is-who version
+    (:mod:`storage.changes`): this process's commits to operators/unions replace it there."""
+    from storage import changes
+
+    changes.register(url)
     return Redis.from_url(url, decode_responses=True)
 
 

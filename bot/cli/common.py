@@ -36,8 +36,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
     if cached is None:
         from services import clock
         from services.redact import remember_settings
+        from storage import changes
 
         cached = load_settings(args.config)
+        changes.register(cached.redis.url)  # operator/unit writes drop every process's cache
         remember_settings(cached)  # never logged, stored or printed from now on
         clock.configure(cached.reminders.timezone)
         args._settings = cached

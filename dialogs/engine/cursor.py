@@ -38,6 +38,7 @@ class Cursor:
     invalid: int = 0  # invalid answers in a row
     # set by the loader, not stored
     problem: str = ""  # "" | "missing" | "version" | "corrupt"
+    roles_version: str = ""  # the who-is-who version read with the cursor (storage.changes)
     # typed views of ``data`` (one per FlowData class), written back by :meth:`sync`
     views: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -23,6 +23,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from dialogs.engine.cursor import Cursor
+from services import reach
+from storage import changes
 from storage.redis import keys
 from storage.settings import Settings
 
@@ -33,9 +35,17 @@ LOCK_WAIT_S = 60.0  # then the user is asked to send again (never silently dropp
 
 # Redis scripts: lock+load in one round trip, save+unlock in one round trip
 
+# KEYS: lock, cursor, who-is-who version (storage.changes), last used (services.reach)
+# ARGV: lock token, lock ms, a fresh version token (if none yet), last used ms ('' = leave), ttl s
 _LOCK_LOAD = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('GET', KEYS[2])}
+  local ver = redis.call('GET', KEYS[3])
+  if not ver then
+    ver = ARGV[3]
+    redis.call('SET', KEYS[3], ver)
+  end
+  if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5]) end
+  return {1, redis.call('GET', KEYS[2]), ver}
 end
 return {0, redis.call('PTTL', KEYS[1])}
 """
@@ -157,10 +167,15 @@ class DialogEngine:
         self._batch = _ScriptBatch(redis)
 
     @asynccontextmanager
-    async def turn(self, platform: str, user_id: str) -> AsyncIterator[Cursor]:
+    async def turn(
+        self, platform: str, user_id: str, *, touch: bool = False
+    ) -> AsyncIterator[Cursor]:
         """Hold the user's lock and yield their cursor; save it (CAS) when the block ends.
 
-        If the block raises, the cursor is not saved (the lock is released).
+        The same round trip reads the who-is-who version (``cursor.roles_version``,
+        :mod:`storage.changes`) and, with ``touch``, records that the user wrote from this
+        account (:func:`services.reach.touch`). If the block raises, the cursor is not saved
+        (the lock is released).
         """
         k = (platform, user_id)
         lock, n = self._local.get(k, (None, 0))
@@ -169,7 +184,7 @@ class DialogEngine:
         self._local[k] = (lock, n + 1)
         try:
             async with lock:
-                async with self._redis_turn(platform, user_id) as cursor:
+                async with self._redis_turn(platform, user_id, touch) as cursor:
                     yield cursor
         finally:
             lock, n = self._local[k]
@@ -179,17 +194,27 @@ class DialogEngine:
                 self._local[k] = (lock, n - 1)
 
     @asynccontextmanager
-    async def _redis_turn(self, platform: str, user_id: str) -> AsyncIterator[Cursor]:
+    async def _redis_turn(self, platform: str, user_id: str, touch: bool) -> AsyncIterator[Cursor]:
         lock_key = keys.lock(platform, user_id)
         cursor_key = keys.cursor(platform, user_id)
         token = _lock_token()
+        script_keys = [
+            lock_key,
+            cursor_key,
+            changes.VERSION_KEY,
+            reach.last_used_key(platform, user_id),
+        ]
+        last_used = reach.now_ms() if touch else ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOCK_WAIT_S
         delay = 0.002
         while True:
-            got, value = await self._batch.call(
-                self._lock_load, [lock_key, cursor_key], [token, LOCK_TTL_MS]
+            res = await self._batch.call(
+                self._lock_load,
+                script_keys,
+                [token, LOCK_TTL_MS, changes.new_token(), last_used, reach.TTL_SECONDS],
             )
+            got, value = res[0], res[1]
             if got:
                 break
             if loop.time() > deadline:
@@ -198,6 +223,7 @@ class DialogEngine:
             await asyncio.sleep(min(delay, max(pttl, 1) / 1000))
             delay = min(delay * 2, 0.05)
         cursor = Cursor.load(value)
+        cursor.roles_version = res[2]
         keeper = _Prolonger(self, lock_key, token)
         saved = False
         try:
