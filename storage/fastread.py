@@ -66,14 +66,15 @@ class Reads:
         self._executor: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._pg_sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # SQLite: batches waiting for the reader thread, and whether it is busy with others
+        self._pending: list[tuple[Sequence[Query], asyncio.Future[list[Rows]]]] = []
+        self._busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def fetch(self, queries: Sequence[Query]) -> list[Rows]:
         """The rows of each query, in order."""
         if self.sqlite_path:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="uc-reads")
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._sqlite_batch, queries)
+            return await self._sqlite_fetch(queries)
         if self.backend == "postgresql":
             return await self._pg_batch(queries)
         return await self._engine_batch(queries)
@@ -84,6 +85,60 @@ class Reads:
         return rows[0] if rows else None
 
     # -- SQLite: the reader thread --------------------------------------------------------------
+    #
+    # The batches of all turns that ask while the thread is busy go to it together when it is
+    # done (one hand-off and one wake-up of the loop for all of them), each in its own snapshot.
+
+    def _sqlite_fetch(self, queries: Sequence[Query]) -> asyncio.Future[list[Rows]]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Rows]] = loop.create_future()
+        if self._loop is not loop:  # a new event loop (tests): nothing of the old one is awaited
+            self._loop, self._pending, self._busy = loop, [], False
+        self._pending.append((queries, fut))
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._submit, loop)
+        return fut
+
+    def _submit(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs, self._pending = self._pending, []
+        if not jobs:
+            self._busy = False
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="uc-reads")
+        self._executor.submit(self._sqlite_jobs, jobs, loop)
+
+    def _sqlite_jobs(
+        self,
+        jobs: list[tuple[Sequence[Query], asyncio.Future[list[Rows]]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        results: list[list[Rows] | BaseException] = []
+        for queries, _ in jobs:
+            try:
+                results.append(self._sqlite_batch(queries))
+            except Exception as exc:
+                results.append(exc)
+        try:
+            loop.call_soon_threadsafe(self._deliver, jobs, results, loop)
+        except RuntimeError:  # the loop is closed: nobody waits for these any more
+            pass
+
+    def _deliver(
+        self,
+        jobs: list[tuple[Sequence[Query], asyncio.Future[list[Rows]]]],
+        results: list[list[Rows] | BaseException],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        for (_, fut), res in zip(jobs, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(res, BaseException):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)
+        self._submit(loop)  # what came in meanwhile
 
     def _sqlite_conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
