@@ -4,8 +4,8 @@
 caller's code, then save the cursor compare-and-set on the revision and release the lock (one
 EVALSHA). Inside one process a FIFO :class:`asyncio.Lock` per user keeps arrival order; across
 processes a Redis lock (``SET NX PX`` with a token, prolonged while the turn runs) does. The
-script calls of different users' turns made in the same loop iteration share one pipeline
-(:class:`_ScriptBatch`). If the turn raises, the cursor is not saved (the lock is released).
+script calls of different users' turns share pipelines (:mod:`storage.redis_batch`, with the
+callbacks' de-dup). If the turn raises, the cursor is not saved (the lock is released).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from dialogs.engine.cursor import Cursor
 from services import reach
 from storage import changes
 from storage.redis import keys
+from storage.redis_batch import script_batch
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,65 +93,6 @@ class LockTimeout(Exception):
     """The user's lock stayed taken for longer than ``LOCK_WAIT_S``."""
 
 
-class _ScriptBatch:
-    """Auto-pipelining of the engine's scripts.
-
-    The calls that different users' turns make in the same event-loop iteration go to Redis as
-    one pipeline (one write, one read) instead of one round trip each; under load that is most
-    of a turn's Redis cost. A lone call goes alone. A script Redis does not know yet (after a
-    restart or ``SCRIPT FLUSH``) is loaded and the call retried.
-    """
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.pending: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((script, keys, args, fut))
-        if len(self.pending) == 1:
-            loop.call_soon(self._flush)
-        return await fut
-
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _send(
-        self, batch: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            if len(batch) == 1:
-                script, k, a, fut = batch[0]
-                results: list[Any] = [await script(keys=k, args=a)]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for script, k, a, _ in batch:
-                    pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
-                results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (script, k, a, fut), res in zip(batch, results, strict=True):
-            if isinstance(res, NoScriptError):
-                try:
-                    res = await script(keys=k, args=a)  # loads the script, then runs it
-                except Exception as exc:
-                    res = exc
-            if fut.done():
-                continue
-            if isinstance(res, Exception):
-                fut.set_exception(res)
-            else:
-                fut.set_result(res)
-
-
 class DialogEngine:
     """Loads and saves cursors under the per-user lock. One per process (per router)."""
 
@@ -164,7 +104,7 @@ class DialogEngine:
         self._prolong = redis.register_script(_PROLONG)
         self._unlock = redis.register_script(_UNLOCK)
         self._local: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-        self._batch = _ScriptBatch(redis)
+        self._batch = script_batch(redis)
 
     @asynccontextmanager
     async def turn(
