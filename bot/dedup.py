@@ -10,8 +10,8 @@ A delivery's key goes through three states in Redis:
 
 A retry that finds a live claim waits briefly for it to end (done: answer with the reply; gone:
 claim again and run the turn); a claim whose process was killed mid-turn thus expires and the
-platform's next retry gets its answer instead of an empty 200. The script calls of many requests
-share Redis round trips (:mod:`storage.redis_batch`).
+platform's next retry gets its answer instead of an empty 200. Many claims of one event-loop turn
+share one Redis round trip (a Lua script).
 """
 
 from __future__ import annotations
@@ -64,19 +64,21 @@ def _claim_of(value: Any) -> Claim:
     return Claim("busy")
 
 
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
 class DedupBatcher:
-    """Claims and done records of de-duplication keys; the calls of many requests share Redis
-    round trips with each other and with the dialog engine's (:mod:`storage.redis_batch`)."""
+    """Claims of de-duplication keys, many requests per Redis round trip."""
 
     def __init__(self, redis: Any, lease: float = 6.0) -> None:
         self.redis = redis
         self.lease_ms = max(1, int(lease * 1000))
         self._claim = redis.register_script(_CLAIM)
         self._done = redis.register_script(_DONE)
-        self._batch = script_batch(redis)
+        self._batch = script_batch(redis)  # round trips shared with the dialog engine's scripts
 
-    async def claim(self, key: str) -> Claim:
-        return _claim_of(await self._batch.call(self._claim, [key], [self.lease_ms, "c:" + OWNER]))
+    def claim(self, key: str) -> asyncio.Future[Claim]:
+        return self._batch.call(self._claim, [key], [self.lease_ms, "c:" + OWNER], _claim_of)
 
     async def settle(self, key: str, first: Claim, wait: float) -> Claim:
         """For a retry that found a live claim: wait up to ``wait`` s for it to end. Returns the
@@ -90,7 +92,8 @@ class DedupBatcher:
         return claim
 
     async def done(self, key: str, reply: str = "") -> None:
-        """Record the turn done with its passive ``reply`` (plain text; '' = all went actively)."""
+        """Record the turn done with its passive ``reply`` (plain text; '' = all went actively).
+        Many requests' records share Redis round trips, like the claims."""
         await self._batch.call(self._done, [key], [DONE_TTL, "d:" + reply])
 
     async def extend(self, key: str, seconds: float) -> None:

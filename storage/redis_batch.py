@@ -11,12 +11,13 @@ not know yet (after a restart or ``SCRIPT FLUSH``) is loaded and the call retrie
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-_Call = tuple[AsyncScript, list[Any], list[Any], "asyncio.Future[Any]"]
+_Call = tuple[AsyncScript, list[Any], list[Any], "asyncio.Future[Any]", Callable[[Any], Any] | None]
 
 
 class ScriptBatch:
@@ -29,13 +30,19 @@ class ScriptBatch:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> asyncio.Future[Any]:
-        """``script(keys, args)``'s result (a future: await it)."""
+    def call(
+        self,
+        script: AsyncScript,
+        keys: list[Any],
+        args: list[Any],
+        convert: Callable[[Any], Any] | None = None,
+    ) -> asyncio.Future[Any]:
+        """``script(keys, args)``'s result, through ``convert`` if given (a future: await it)."""
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # a new event loop (tests): nothing of the old one is awaited
             self.loop, self.pending, self.busy = loop, [], False
         fut: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((script, keys, args, fut))
+        self.pending.append((script, keys, args, fut, convert))
         if not self.busy:
             self.busy = True
             loop.call_soon(self._flush)
@@ -57,22 +64,22 @@ class ScriptBatch:
     async def _send(self, batch: list[_Call]) -> None:
         try:
             if len(batch) == 1:
-                script, k, a, _ = batch[0]
+                script, k, a, *_ = batch[0]
                 try:
                     results: list[Any] = [await script(keys=k, args=a)]
                 except NoScriptError as exc:  # loaded by the retry below
                     results = [exc]
             else:
                 pipe = self.redis.pipeline(transaction=False)
-                for script, k, a, _ in batch:
+                for script, k, a, *_ in batch:
                     pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
                 results = await pipe.execute(raise_on_error=False)
         except Exception as exc:
-            for *_, fut in batch:
+            for *_, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for (script, k, a, fut), res in zip(batch, results, strict=True):
+        for (script, k, a, fut, convert), res in zip(batch, results, strict=True):
             if isinstance(res, NoScriptError):
                 try:
                     res = await script(keys=k, args=a)  # loads the script, then runs it
@@ -83,7 +90,7 @@ class ScriptBatch:
             if isinstance(res, Exception):
                 fut.set_exception(res)
             else:
-                fut.set_result(res)
+                fut.set_result(res if convert is None else convert(res))
 
 
 def script_batch(redis: Any) -> ScriptBatch:
