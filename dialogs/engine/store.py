@@ -105,6 +105,7 @@ class DialogEngine:
         self._unlock = redis.register_script(_UNLOCK)
         self._local: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._batch = script_batch(redis)
+        self._saving: set[asyncio.Future[Any]] = set()
 
     @asynccontextmanager
     async def turn(
@@ -115,26 +116,85 @@ class DialogEngine:
         The same round trip reads the who-is-who version (``cursor.roles_version``,
         :mod:`storage.changes`) and, with ``touch``, records that the user wrote from this
         account (:func:`services.reach.touch`). If the block raises, the cursor is not saved
-        (the lock is released).
+        (the lock is released). A cursor the block left as it was read (or none, before and
+        after) is saved without waiting: the turn's answer goes out at once, and the user's next
+        turn (here: the in-process lock; elsewhere: the Redis lock, released by the same script)
+        waits until the save is done.
         """
         k = (platform, user_id)
         lock, n = self._local.get(k, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._local[k] = (lock, n + 1)
+        handed_off = False
         try:
-            async with lock:
-                async with self._redis_turn(platform, user_id, touch) as cursor:
+            await lock.acquire()
+            try:
+                lock_key, cursor_key, token, cursor = await self._lock_and_load(
+                    platform, user_id, touch
+                )
+                keeper = _Prolonger(self, lock_key, token)
+                saved = False
+                try:
                     yield cursor
+                    saved = True
+                finally:
+                    keeper.stop()
+                    if not saved:
+                        await self._unlock(keys=[lock_key], args=[token])
+                expected, value, unchanged = self._new_value(cursor)
+                saving = self._batch.call(
+                    self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
+                )
+                if unchanged:
+                    handed_off = True
+                    self._saving.add(saving)
+                    saving.add_done_callback(lambda f: self._saved(f, cursor_key, k, lock))
+                elif not await saving:
+                    log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+            finally:
+                if not handed_off and lock.locked():
+                    lock.release()
         finally:
-            lock, n = self._local[k]
-            if n <= 1:
-                del self._local[k]
-            else:
-                self._local[k] = (lock, n - 1)
+            if not handed_off:
+                self._leave(k)
 
-    @asynccontextmanager
-    async def _redis_turn(self, platform: str, user_id: str, touch: bool) -> AsyncIterator[Cursor]:
+    def _leave(self, k: tuple[str, str]) -> None:
+        lock, n = self._local[k]
+        if n <= 1:
+            del self._local[k]
+        else:
+            self._local[k] = (lock, n - 1)
+
+    def _saved(
+        self, f: asyncio.Future[Any], cursor_key: str, k: tuple[str, str], lock: asyncio.Lock
+    ) -> None:
+        """A save not waited for is done: report a failure, let the user's next turn in."""
+        self._saving.discard(f)
+        if f.cancelled() or f.exception() is not None:
+            log.warning("cursor save failed key=%s: %r", cursor_key, f.exception())
+        elif not f.result():
+            log.warning("cursor CAS lost key=%s", cursor_key)
+        lock.release()
+        self._leave(k)
+
+    async def _save(self, cursor: Cursor, cursor_key: str, lock_key: str, token: str) -> None:
+        """Save ``cursor`` (CAS on its revision) and release the lock, waiting for it."""
+        expected, value, _ = self._new_value(cursor)
+        ok = await self._batch.call(
+            self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
+        )
+        if not ok:
+            log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+
+    async def settle(self) -> None:
+        """Wait for the saves not waited for (tests)."""
+        while self._saving:
+            await asyncio.wait(list(self._saving))
+
+    async def _lock_and_load(
+        self, platform: str, user_id: str, touch: bool
+    ) -> tuple[str, str, str, Cursor]:
         lock_key = keys.lock(platform, user_id)
         cursor_key = keys.cursor(platform, user_id)
         token = _lock_token()
@@ -164,30 +224,16 @@ class DialogEngine:
             delay = min(delay * 2, 0.05)
         cursor = Cursor.load(value)
         cursor.roles_version = res[2]
-        keeper = _Prolonger(self, lock_key, token)
-        saved = False
-        try:
-            yield cursor
-            saved = True
-        finally:
-            keeper.stop()
-            if saved:
-                await self._save(cursor, cursor_key, lock_key, token)
-            else:
-                await self._unlock(keys=[lock_key], args=[token])
+        return lock_key, cursor_key, token, cursor
 
-    async def _save(self, cursor: Cursor, cursor_key: str, lock_key: str, token: str) -> None:
+    def _new_value(self, cursor: Cursor) -> tuple[int, str, bool]:
+        """(expected revision, the value to store ('' = none), whether nothing changed)."""
         expected = cursor.revision
-        if cursor.step:
-            cursor.revision = expected + 1
-            value = f"{cursor.revision}|{cursor.dump()}"
-        else:
-            value = ""
-        ok = await self._batch.call(
-            self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
-        )
-        if not ok:
-            log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+        if not cursor.step:
+            return expected, "", expected == 0 and cursor.problem == "missing"
+        body = cursor.dump()
+        cursor.revision = expected + 1
+        return expected, f"{cursor.revision}|{body}", body == cursor.loaded and expected > 0
 
     async def peek(self, platform: str, user_id: str) -> Cursor:
         """The cursor without the lock (for status pages and tests)."""
