@@ -5,9 +5,12 @@ building the statement, the session, and with aiosqlite one thread hand-off for 
 cursor, execute, fetch, close and the rollback on check-in. A turn reads a few indexed rows;
 :class:`Reads` runs a batch of such SELECTs in one go:
 
-- SQLite (a file): on one reader thread with a ``sqlite3`` connection of its own (``query_only``;
-  WAL lets it read while others write), the whole batch in one read transaction, so one
-  thread hand-off per batch;
+- SQLite (a file): right on the event loop, on a ``sqlite3`` connection of its own that never
+  waits for a lock (``busy_timeout`` 0, ``query_only``; WAL lets it read while others write):
+  a few indexed rows cost µs, less than a thread hand-off. Should SQLite be busy all the same
+  (a checkpoint, a recovery), the batch goes to one reader thread with a connection that
+  waits, together with the other turns' batches that ask meanwhile. Each batch is one read
+  transaction (one snapshot);
 - PostgreSQL: on an asyncpg connection of the engine's pool, the batch in one check-out;
 - anything else (SQLite in memory): through the engine, statement by statement.
 
@@ -70,11 +73,13 @@ class Reads:
         self._pending: list[tuple[Sequence[Query], asyncio.Future[list[Rows]]]] = []
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._inline_conn: sqlite3.Connection | None = None
 
     async def fetch(self, queries: Sequence[Query]) -> list[Rows]:
         """The rows of each query, in order."""
         if self.sqlite_path:
-            return await self._sqlite_fetch(queries)
+            rows = self._sqlite_inline(queries)
+            return rows if rows is not None else await self._sqlite_fetch(queries)
         if self.backend == "postgresql":
             return await self._pg_batch(queries)
         return await self._engine_batch(queries)
@@ -83,6 +88,23 @@ class Reads:
         """The first row of one query, or None."""
         rows = (await self.fetch([(sql, params)]))[0]
         return rows[0] if rows else None
+
+    # -- SQLite: inline, never waiting for a lock --------------------------------------------
+
+    def _sqlite_inline(self, queries: Sequence[Query]) -> list[Rows] | None:
+        """The batch read right here (a few indexed rows: µs, less than any hand-off), on a
+        connection that never waits for a lock (``busy_timeout`` 0, and WAL readers do not
+        wait for writers); None when SQLite is busy all the same (a checkpoint, a recovery):
+        then the reader thread, which waits, does it."""
+        conn = self._inline_conn
+        if conn is None:
+            conn = self._inline_conn = self._connect(busy_ms=0)
+        try:
+            return self._run(conn, queries)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
 
     # -- SQLite: the reader thread --------------------------------------------------------------
     #
@@ -140,17 +162,23 @@ class Reads:
                 fut.set_result(res)
         self._submit(loop)  # what came in meanwhile
 
+    def _connect(self, busy_ms: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.sqlite_path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
     def _sqlite_conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.sqlite_path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect(busy_ms=10000)
         return conn
 
     def _sqlite_batch(self, queries: Sequence[Query]) -> list[Rows]:
-        conn = self._sqlite_conn()
+        return self._run(self._sqlite_conn(), queries)
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, queries: Sequence[Query]) -> list[Rows]:
         if len(queries) == 1:
             sql, params = queries[0]
             return [conn.execute(sql, params).fetchall()]
@@ -158,7 +186,8 @@ class Reads:
         try:
             return [conn.execute(sql, params).fetchall() for sql, params in queries]
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     def _sqlite_close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -203,6 +232,9 @@ class Reads:
             return out
 
     async def close(self) -> None:
+        if self._inline_conn is not None:
+            conn, self._inline_conn = self._inline_conn, None
+            conn.close()
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(executor, self._sqlite_close)
