@@ -106,6 +106,7 @@ class DialogEngine:
         self._local: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._batch = script_batch(redis)
         self._saving: set[asyncio.Future[Any]] = set()
+        self._keeper = _Keeper(self)
 
     @asynccontextmanager
     async def turn(
@@ -133,13 +134,13 @@ class DialogEngine:
                 lock_key, cursor_key, token, cursor = await self._lock_and_load(
                     platform, user_id, touch
                 )
-                keeper = _Prolonger(self, lock_key, token)
+                self._keeper.add(lock_key, token)
                 saved = False
                 try:
                     yield cursor
                     saved = True
                 finally:
-                    keeper.stop()
+                    self._keeper.remove(token)
                     if not saved:
                         await self._unlock(keys=[lock_key], args=[token])
                 expected, value, unchanged = self._new_value(cursor)
@@ -240,30 +241,49 @@ class DialogEngine:
         return Cursor.load(await self.redis.get(keys.cursor(platform, user_id)))
 
 
-class _Prolonger:
-    """Keeps the Redis lock alive while a turn runs longer than a third of its TTL."""
+class _Keeper:
+    """Keeps the Redis locks of one engine's running turns alive: ONE timer for all of them.
 
-    def __init__(self, engine: DialogEngine, key: str, token: str) -> None:
-        self.engine, self.key, self.token = engine, key, token
-        self.loop = asyncio.get_running_loop()
-        self.task: asyncio.Task[Any] | None = None
-        self.handle: asyncio.TimerHandle | None = self.loop.call_later(
-            LOCK_TTL_MS / 3000, self._fire
-        )
+    Every ``PERIOD`` (a third of the lock's TTL) it prolongs the lock of each turn that has
+    been running for more than a second, so no lock goes longer than ``PERIOD`` + 1 s without
+    renewal; most turns end long before the first tick and cost a dict entry only.
+    """
 
-    def _fire(self) -> None:
-        self.task = self.loop.create_task(self._run())
+    PERIOD = LOCK_TTL_MS / 3000
 
-    async def _run(self) -> None:
+    def __init__(self, engine: DialogEngine) -> None:
+        self.engine = engine
+        self.turns: dict[str, tuple[str, float]] = {}  # token -> (lock key, start)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def add(self, key: str, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new event loop (tests)
+            self.loop, self.handle = loop, None
+            self.turns.clear()
+        self.turns[token] = (key, loop.time())
+        if self.handle is None:
+            self.handle = loop.call_later(self.PERIOD, self._tick)
+
+    def remove(self, token: str) -> None:
+        self.turns.pop(token, None)
+
+    def _tick(self) -> None:
+        assert self.loop is not None
+        self.handle = None
+        now = self.loop.time()
+        for token, (key, since) in self.turns.items():
+            if now - since >= 1.0:
+                task = self.loop.create_task(self._prolong(key, token))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        if self.turns:
+            self.handle = self.loop.call_later(self.PERIOD, self._tick)
+
+    async def _prolong(self, key: str, token: str) -> None:
         try:
-            await self.engine._prolong(keys=[self.key], args=[self.token, LOCK_TTL_MS])
+            await self.engine._batch.call(self.engine._prolong, [key], [token, LOCK_TTL_MS])
         except Exception:  # the turn itself will notice a broken Redis
-            log.warning("lock prolong failed key=%s", self.key)
-        self.handle = self.loop.call_later(LOCK_TTL_MS / 3000, self._fire)
-
-    def stop(self) -> None:
-        if self.handle:
-            self.handle.cancel()
-            self.handle = None
-        if self.task and not self.task.done():
-            self.task.cancel()
+            log.warning("lock prolong failed key=%s", key)
