@@ -11,7 +11,8 @@ cursor, execute, fetch, close and the rollback on check-in. A turn reads a few i
   (a checkpoint, a recovery), the batch goes to one reader thread with a connection that
   waits, together with the other turns' batches that ask meanwhile. Each batch is one read
   transaction (one snapshot);
-- PostgreSQL: on an asyncpg connection of the engine's pool, the batch in one check-out;
+- PostgreSQL: on a small asyncpg pool of its own (no pre-ping and no reset query per
+  check-out, which the engine's pool does), the batch in one check-out;
 - anything else (SQLite in memory): through the engine, statement by statement.
 
 SQL is plain text with ``:name`` parameters, in the subset both databases speak. Values come
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 Query = tuple[str, Mapping[str, Any]]
 Rows = list[tuple[Any, ...]]
 
+PG_POOL_SIZE = 4  # connections of each process's read pool (each batch holds one for µs)
 _PARAM = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 
 
@@ -52,6 +54,10 @@ def as_datetime(v: Any) -> datetime | None:
         return None
     dt = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
     return dt.replace(tzinfo=UTC) if dt.utcoffset() is None else dt.astimezone(UTC)
+
+
+async def _no_reset(_conn: Any) -> None:
+    """Our reads leave no session state behind: check-in without a reset round trip."""
 
 
 class Reads:
@@ -74,6 +80,8 @@ class Reads:
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inline_conn: sqlite3.Connection | None = None
+        self._pg: Any = None  # an asyncpg pool of our own (no pre-ping, no reset query)
+        self._pg_loop: asyncio.AbstractEventLoop | None = None
 
     async def fetch(self, queries: Sequence[Query]) -> list[Rows]:
         """The rows of each query, in order."""
@@ -210,10 +218,21 @@ class Reads:
             got = self._pg_sql[sql] = (_PARAM.sub(number, sql), tuple(names))
         return got
 
+    async def _pg_pool(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._pg is None or self._pg_loop is not loop:
+            import asyncpg
+
+            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg_loop = loop
+            self._pg = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=PG_POOL_SIZE, reset=_no_reset
+            )
+        return self._pg
+
     async def _pg_batch(self, queries: Sequence[Query]) -> list[Rows]:
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            pg = raw.driver_connection
+        pool = await self._pg_pool()
+        async with pool.acquire() as pg:
             out: list[Rows] = []
             for sql, params in queries:
                 text, names = self._numbered(sql)
@@ -232,6 +251,12 @@ class Reads:
             return out
 
     async def close(self) -> None:
+        if self._pg is not None:
+            pool, self._pg = self._pg, None
+            if self._pg_loop is asyncio.get_running_loop():
+                await pool.close()
+            else:
+                pool.terminate()
         if self._inline_conn is not None:
             conn, self._inline_conn = self._inline_conn, None
             conn.close()
