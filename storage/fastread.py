@@ -80,7 +80,7 @@ class Reads:
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inline_conn: sqlite3.Connection | None = None
-        self._pg: Any = None  # an asyncpg pool of our own (no pre-ping, no reset query)
+        self._pg: asyncio.Task[Any] | None = None  # making an asyncpg pool of our own
         self._pg_loop: asyncio.AbstractEventLoop | None = None
 
     async def fetch(self, queries: Sequence[Query]) -> list[Rows]:
@@ -219,16 +219,23 @@ class Reads:
         return got
 
     async def _pg_pool(self) -> Any:
+        """The pool, made once per event loop (concurrent first callers share its making)."""
         loop = asyncio.get_running_loop()
-        if self._pg is None or self._pg_loop is not loop:
+        making = self._pg
+        failed = making is not None and making.done() and making.exception() is not None
+        if making is None or self._pg_loop is not loop or failed:  # (a failure: try again)
             import asyncpg
 
             dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
             self._pg_loop = loop
-            self._pg = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=PG_POOL_SIZE, reset=_no_reset
-            )
-        return self._pg
+
+            async def make() -> Any:
+                return await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=PG_POOL_SIZE, reset=_no_reset
+                )
+
+            self._pg = loop.create_task(make())
+        return await self._pg
 
     async def _pg_batch(self, queries: Sequence[Query]) -> list[Rows]:
         pool = await self._pg_pool()
@@ -252,11 +259,11 @@ class Reads:
 
     async def close(self) -> None:
         if self._pg is not None:
-            pool, self._pg = self._pg, None
+            making, self._pg = self._pg, None
             if self._pg_loop is asyncio.get_running_loop():
-                await pool.close()
-            else:
-                pool.terminate()
+                await (await making).close()
+            elif making.done() and not making.cancelled() and making.exception() is None:
+                making.result().terminate()
         if self._inline_conn is not None:
             conn, self._inline_conn = self._inline_conn, None
             conn.close()

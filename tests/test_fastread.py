@@ -8,9 +8,10 @@ import threading
 from datetime import UTC, date, datetime
 
 from factories import build_tree
+from sqlalchemy import text
 
 from storage.db import Database
-from storage.fastread import as_date, as_datetime
+from storage.fastread import PG_POOL_SIZE, as_date, as_datetime
 
 SQL = (
     "SELECT u.code, u.name FROM unions u WHERE u.code = :code OR (u.name = :name AND :code <> '')"
@@ -28,6 +29,23 @@ async def test_batches_with_repeated_parameters(any_db) -> None:
     assert rows == [("CITY", "常州市总工会"), ("U1", "一号工会")]
     assert none == []
     assert await any_db.reads.one(SQL, {"code": "U1", "name": ""}) == ("U1", "一号工会")
+
+
+async def test_many_first_reads_at_once_share_one_pool(any_db) -> None:
+    async with build_tree(any_db) as t:
+        await t.federation("CITY", "常州市总工会")
+    got = await asyncio.gather(
+        *(any_db.reads.one(SQL, {"code": "CITY", "name": ""}) for _ in range(60))
+    )
+    assert got == [("CITY", "常州市总工会")] * 60
+    if any_db.reads.backend == "postgresql":
+        pool = await any_db.reads._pg_pool()
+        assert pool.get_size() <= PG_POOL_SIZE
+        async with any_db.engine.connect() as c:
+            mine = await c.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        assert mine <= PG_POOL_SIZE + 1  # the read pool and this connection, not one per read
 
 
 async def test_sqlite_locked_reads_wait_off_the_loop(tmp_path) -> None:
