@@ -237,7 +237,9 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-async def _run_phase(port: int, sealed: dict[str, list[bytes]], cpu: Any = None) -> dict[str, Any]:
+async def _run_phase(
+    port: int, sealed: dict[str, list[bytes]], cpu: Any = None, worker_cpu: Any = None
+) -> dict[str, Any]:
     """Every user sends its requests one after another; all users at once."""
     loop = asyncio.get_running_loop()
     conns = {}
@@ -265,10 +267,14 @@ async def _run_phase(port: int, sealed: dict[str, list[bytes]], cpu: Any = None)
                 empty += 1
 
     cpu0 = cpu() if cpu else 0.0
+    w0 = worker_cpu() if worker_cpu else 0.0
+    me0 = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(user_loop(u) for u in sealed))
     wall = time.perf_counter() - start
     cpu1 = cpu() if cpu else 0.0
+    w1 = worker_cpu() if worker_cpu else 0.0
+    me1 = time.process_time()
     for c in conns.values():
         assert c.transport is not None
         c.transport.close()
@@ -281,6 +287,8 @@ async def _run_phase(port: int, sealed: dict[str, list[bytes]], cpu: Any = None)
         "p99": lat[min(n - 1, int(n * 0.99))] * 1000,
         "cpu_us": (cpu1 - cpu0) / max(n, 1) * 1e6,
         "cpu_share": (cpu1 - cpu0) / wall,
+        "worker_share": (w1 - w0) / wall,
+        "client_share": (me1 - me0) / wall,
         "errors": errors + empty,
         "failed": errors,
         "bodies": bodies,
@@ -473,7 +481,9 @@ async def _run(args: argparse.Namespace) -> None:
                 if args.mix == "global"
                 else _edit_mix(users, args.turns, 1000 * r)
             )
-            got = await _run_phase(port, _sealed(sent, port), app.cpu_seconds)
+            got = await _run_phase(
+                port, _sealed(sent, port), app.cpu_seconds, lambda: app.cpu_seconds("worker")
+            )
             good, bad = (
                 _check_global(sent, got["bodies"], expected)
                 if args.mix == "global"
@@ -531,6 +541,8 @@ def _report(
     print(f"\nratio serve/floor (turns/s):         {ratio:.2f}x")
     print(f"ratio by server CPU per turn:        {cpu_ratio:.2f}x")
     print(f"turns per second of one core's CPU:  {per_core:.0f}")
+    print(f"the other core during the serve phase: client {full['client_share']:.2f}, worker "
+          f"{full['worker_share']:.2f} of a core (plus redis-server)")  # fmt: skip
     print(f"replies decrypted and right: {checks['good']}, wrong or missing: {checks['bad']}")
     print(f"ERROR lines in the logs: serve {log_errors['serve']}, worker {log_errors['worker']}")
     errors = full["errors"] + checks["bad"] + sum(log_errors.values())
