@@ -25,31 +25,24 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from storage.redis_batch import script_batch
+
 DONE_TTL = 3600
 POLL_SECONDS = 0.05
 OWNER = f"{os.getpid()}:{secrets.token_hex(4)}"
 
-# per key: '' if it was missing and is now claimed by ARGV[2] for ARGV[1] ms, else its value
-_CLAIM_MANY = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local v = redis.call('GET', key)
-  if v then
-    out[i] = v
-  else
-    redis.call('SET', key, ARGV[2], 'PX', ARGV[1])
-    out[i] = ''
-  end
-end
-return out
+# '' if KEYS[1] was missing and is now claimed by ARGV[2] for ARGV[1] ms, else its value
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+return ''
 """
 
-# SET KEYS[i] ARGV[i + 1] EX ARGV[1], for every key (many "done" records in one round trip)
-_DONE_MANY = """
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
-end
-return #KEYS
+# SET KEYS[1] ARGV[2] EX ARGV[1]
+_DONE = """
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
+return 1
 """
 
 
@@ -104,47 +97,15 @@ def handles_gates(handler: Any) -> bool:
 class DedupBatcher:
     """Claims of de-duplication keys, many requests per Redis round trip."""
 
-    def __init__(self, redis: Any, lease: float = 6.0, max_batch: int = 256) -> None:
+    def __init__(self, redis: Any, lease: float = 6.0) -> None:
         self.redis = redis
         self.lease_ms = max(1, int(lease * 1000))
-        self.max_batch = max_batch
-        self._script = redis.register_script(_CLAIM_MANY)
-        self._pending: list[tuple[str, asyncio.Future[Claim]]] = []
-        self._scheduled = False
-        self._done_script = redis.register_script(_DONE_MANY)
-        self._done_pending: list[tuple[str, str, asyncio.Future[None]]] = []
-        self._done_scheduled = False
+        self._claim = redis.register_script(_CLAIM)
+        self._done = redis.register_script(_DONE)
+        self._batch = script_batch(redis)  # round trips shared with the dialog engine's scripts
 
     def claim(self, key: str) -> asyncio.Future[Claim]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Claim] = loop.create_future()
-        self._pending.append((key, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return fut
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
-        for i in range(0, len(batch), self.max_batch):
-            task = asyncio.ensure_future(self._run(batch[i : i + self.max_batch]))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
-
-    async def _run(self, batch: list[tuple[str, asyncio.Future[Claim]]]) -> None:
-        try:
-            results = await self._script(
-                keys=[k for k, _ in batch], args=[self.lease_ms, "c:" + OWNER]
-            )
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), res in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(_claim_of(res))
+        return self._batch.call(self._claim, [key], [self.lease_ms, "c:" + OWNER], _claim_of)
 
     async def settle(self, key: str, first: Claim, wait: float) -> Claim:
         """For a retry that found a live claim: wait up to ``wait`` s for it to end. Returns the
@@ -159,39 +120,8 @@ class DedupBatcher:
 
     async def done(self, key: str, reply: str = "") -> None:
         """Record the turn done with its passive ``reply`` (plain text; '' = all went actively).
-        The records of one event-loop turn share one Redis round trip, like the claims."""
-        await self._queue_done(key, reply)
-
-    def _queue_done(self, key: str, reply: str) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._done_pending.append((key, "d:" + reply, fut))
-        if not self._done_scheduled:
-            self._done_scheduled = True
-            loop.call_soon(self._flush_done)
-        return fut
-
-    def _flush_done(self) -> None:
-        self._done_scheduled = False
-        batch, self._done_pending = self._done_pending, []
-        for i in range(0, len(batch), self.max_batch):
-            task = asyncio.ensure_future(self._run_done(batch[i : i + self.max_batch]))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
-
-    async def _run_done(self, batch: list[tuple[str, str, asyncio.Future[None]]]) -> None:
-        try:
-            await self._done_script(
-                keys=[k for k, _, _ in batch], args=[DONE_TTL, *(v for _, v, _ in batch)]
-            )
-        except Exception as exc:
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for *_, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
+        Many requests' records share Redis round trips, like the claims."""
+        await self._batch.call(self._done, [key], [DONE_TTL, "d:" + reply])
 
     async def extend(self, key: str, seconds: float) -> None:
         """Keep our claim alive longer (a turn that went late and is still running)."""

@@ -13,8 +13,10 @@ at DEBUG they write every SQL statement's parameters or every request; name them
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -46,9 +48,21 @@ if not getattr(_base_factory, "_unioncard", False):
     logging.setLogRecordFactory(_record_with_rid)
 
 
+_RID_PREFIX = uuid.uuid4().hex[:10]  # per process; then a counter (no system call per request)
+_rid_seq = itertools.count()
+
+
+def _new_rid_prefix() -> None:
+    global _RID_PREFIX, _rid_seq
+    _RID_PREFIX, _rid_seq = uuid.uuid4().hex[:10], itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_rid_prefix)  # forked children: ids of their own
+
+
 def new_request_id(rid: str = "") -> str:
     """Set (and return) the request id of what runs from here: ``rid`` or a new one."""
-    rid = rid or uuid.uuid4().hex[:16]
+    rid = rid or f"{_RID_PREFIX}{next(_rid_seq):06x}"
     REQUEST_ID.set(rid)
     return rid
 

@@ -18,7 +18,7 @@ from dialogs.events import EventKind
 from dialogs.texts import common as CT
 from dialogs.texts import progress as T
 from services import clock as local_clock
-from services import reviews
+from services import status as status_facts
 from services.messages import File
 from services.progress import Progress, approver_unions, is_contact, load_progress_in
 from services.reports import build_progress_xlsx, report_file_name
@@ -238,7 +238,7 @@ async def contact_progress(ctx: Context, current: Step | None) -> None:
     ``@progress_view`` hook (:func:`show_progress` above) when it answers."""
     ev = ctx.event
     today = local_clock.today()
-    facts = await reviews.status_for(ctx.db, ctx.settings, ev.platform, ev.user_id, today)
+    facts = await status_facts.status_for(ctx.db, ctx.settings, ev.platform, ev.user_id, today)
     if (
         facts.higher_approver_of
         and not facts.contact_of

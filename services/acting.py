@@ -62,9 +62,28 @@ async def review_contact(s: AsyncSession, identity: Identity, review_id: int) ->
     )
 
 
+# review_contact's rule as one plain SELECT (asked on every turn of a contact's conversation)
+_REVIEW_CONTACT = (
+    "SELECT o.id FROM operators o JOIN reviews r ON r.union_id = o.union_id"
+    " WHERE r.id = :review_id AND o.platform = :platform AND o.user_id = :user"
+    " AND o.role = :contact AND o.active LIMIT 1"
+)
+
+
+def _contact_params(identity: Identity, review_id: int) -> dict[str, object]:
+    return {
+        "review_id": review_id,
+        "platform": identity[0],
+        "user": identity[1],
+        "contact": Role.contact.value,
+    }
+
+
 async def may_act_for_review(db: Database, identity: Identity, review_id: int) -> bool:
     """Whether ``identity`` is still an active contact of the review's union: checked on every
     turn of a contact's conversation. A refusal is written to the audit log."""
+    if await db.reads.one(_REVIEW_CONTACT, _contact_params(identity, review_id)) is not None:
+        return True  # the read of every turn: one plain SELECT (storage.fastread)
     async with db.session() as s:
         if await review_contact(s, identity, review_id) is not None:
             return True

@@ -72,11 +72,18 @@ async def load_cycle(session: AsyncSession, settings: Settings, year: int | None
     row = await session.scalar(select(ReviewCycle).where(ReviewCycle.year == year))
     if row is None:
         return cycle_from_settings(settings, year)
+    return cycle_of(settings, year, row.cutoff_date, row.deadline, row.grace_days)
+
+
+def cycle_of(
+    settings: Settings, year: int, cutoff_date: date, deadline: date, grace_days: int
+) -> Cycle:
+    """The cycle of a ``ReviewCycle`` row's values."""
     return Cycle(
         year=year,
-        cutoff_date=row.cutoff_date,
-        deadline=row.deadline,
-        grace_days=row.grace_days,
+        cutoff_date=cutoff_date,
+        deadline=deadline,
+        grace_days=grace_days,
         tz=ZoneInfo(settings.reminders.timezone),
     )
 

@@ -254,52 +254,6 @@ def snapshot(union: Union) -> dict[str, Any]:
     return current_values(union)
 
 
-async def status_for(
-    db: Database, settings: Settings, platform: str, user_id: str, today: date
-) -> StatusFacts:
-    """Facts for 进度: roles, this year's review of the user's unit, the deadline."""
-    year = settings.review.year
-    async with db.session() as s:
-        contacts, approvers = await _roles(s, platform, user_id)
-        cycle = await cycle_rules.load_cycle(s, settings, year)
-        facts = StatusFacts(deadline=cycle.deadline)
-        reviewing = [u for _, u in contacts if UnionKind(u.kind).reviews]
-        facts.contact_of = [u.name for u in reviewing]
-        facts.approver_of = [u.name for u in approvers]
-        facts.higher_approver_of = [u.name for u in approvers if not UnionKind(u.kind).reviews]
-        if not reviewing:
-            return facts
-        reviews = (
-            await s.scalars(
-                select(Review).where(
-                    Review.year == year, Review.union_id.in_([u.id for u in reviewing])
-                )
-            )
-        ).all()
-        by_union = {r.union_id: r for r in reviews}
-        union = next(
-            (
-                u
-                for u in reviewing
-                if u.id not in by_union or by_union[u.id].status != ReviewStatus.completed
-            ),
-            reviewing[0],
-        )
-        facts.union_name = union.name
-        review = by_union.get(union.id)
-        if review is None:
-            return facts
-        facts.review_status = ReviewStatus(review.status).value
-        facts.unit_confirmed = review.unit_confirmed
-        facts.return_reason = review.return_reason or ""
-        facts.completed_on = local_date(review.completed_at, settings)
-        if review.status == ReviewStatus.submitted:
-            w = await _waiting(s, review)
-            if w:
-                facts.waiting_union, facts.level, facts.levels = w.union_name, w.level, w.levels
-        return facts
-
-
 def local_date(dt: datetime | None, settings: Settings) -> str:
     """An aware datetime as the local date ``YYYY-MM-DD`` (Asia/Shanghai by default)."""
     if dt is None:

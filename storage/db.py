@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from storage import models  # noqa: F401  (registers the tables)
+from storage.fastread import Reads
 
 logger = logging.getLogger("unioncard.storage")
 
@@ -101,6 +102,7 @@ class Database:
         event.listen(sync, "commit", _on_commit)
         event.listen(sync, "rollback", _on_rollback)
         event.listen(sync.pool, "checkin", self._on_checkin)
+        self._reads: Reads | None = None
 
     def after_outbox_commit(self, name: str, hook: OutboxHook | None) -> None:
         """Run ``hook()`` after every commit that inserted outbox rows (``None`` removes it);
@@ -130,6 +132,13 @@ class Database:
             )
 
     @property
+    def reads(self) -> Reads:
+        """Plain-SQL reads with the least overhead, for the hot path (:mod:`storage.fastread`)."""
+        if self._reads is None:
+            self._reads = Reads(self.engine)
+        return self._reads
+
+    @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
@@ -157,4 +166,7 @@ class Database:
     async def dispose(self) -> None:
         if self._hook_tasks:  # the wake-ups of the last commits
             await asyncio.gather(*self._hook_tasks, return_exceptions=True)
+        if self._reads is not None:
+            reads, self._reads = self._reads, None
+            await reads.close()
         await self.engine.dispose()

@@ -39,6 +39,7 @@ class Cursor:
     # set by the loader, not stored
     problem: str = ""  # "" | "missing" | "version" | "corrupt"
     roles_version: str = ""  # the who-is-who version read with the cursor (storage.changes)
+    loaded: str = field(default="", repr=False, compare=False)  # the body as read (unchanged?)
     # typed views of ``data`` (one per FlowData class), written back by :meth:`sync`
     views: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -115,6 +116,7 @@ class Cursor:
                 revision=rev,
                 token=str(d.get("t", "")),
                 invalid=int(d.get("i", 0)),
+                loaded=body if version == SCHEMA_VERSION else "",
             )
         except (KeyError, TypeError, ValueError):
             return cls(problem="corrupt", revision=rev)

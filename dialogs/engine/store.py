@@ -4,8 +4,8 @@
 caller's code, then save the cursor compare-and-set on the revision and release the lock (one
 EVALSHA). Inside one process a FIFO :class:`asyncio.Lock` per user keeps arrival order; across
 processes a Redis lock (``SET NX PX`` with a token, prolonged while the turn runs) does. The
-script calls of different users' turns made in the same loop iteration share one pipeline
-(:class:`_ScriptBatch`). If the turn raises, the cursor is not saved (the lock is released).
+script calls of different users' turns share pipelines (:mod:`storage.redis_batch`, with the
+callbacks' de-dup). If the turn raises, the cursor is not saved (the lock is released).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from dialogs.engine.cursor import Cursor
 from services import reach
 from storage import changes
 from storage.redis import keys
+from storage.redis_batch import script_batch
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,65 +93,6 @@ class LockTimeout(Exception):
     """The user's lock stayed taken for longer than ``LOCK_WAIT_S``."""
 
 
-class _ScriptBatch:
-    """Auto-pipelining of the engine's scripts.
-
-    The calls that different users' turns make in the same event-loop iteration go to Redis as
-    one pipeline (one write, one read) instead of one round trip each; under load that is most
-    of a turn's Redis cost. A lone call goes alone. A script Redis does not know yet (after a
-    restart or ``SCRIPT FLUSH``) is loaded and the call retried.
-    """
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.pending: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((script, keys, args, fut))
-        if len(self.pending) == 1:
-            loop.call_soon(self._flush)
-        return await fut
-
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _send(
-        self, batch: list[tuple[AsyncScript, list[Any], list[Any], asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            if len(batch) == 1:
-                script, k, a, fut = batch[0]
-                results: list[Any] = [await script(keys=k, args=a)]
-            else:
-                pipe = self.redis.pipeline(transaction=False)
-                for script, k, a, _ in batch:
-                    pipe.execute_command("EVALSHA", script.sha, len(k), *k, *a)
-                results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (script, k, a, fut), res in zip(batch, results, strict=True):
-            if isinstance(res, NoScriptError):
-                try:
-                    res = await script(keys=k, args=a)  # loads the script, then runs it
-                except Exception as exc:
-                    res = exc
-            if fut.done():
-                continue
-            if isinstance(res, Exception):
-                fut.set_exception(res)
-            else:
-                fut.set_result(res)
-
-
 class DialogEngine:
     """Loads and saves cursors under the per-user lock. One per process (per router)."""
 
@@ -164,7 +104,9 @@ class DialogEngine:
         self._prolong = redis.register_script(_PROLONG)
         self._unlock = redis.register_script(_UNLOCK)
         self._local: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-        self._batch = _ScriptBatch(redis)
+        self._batch = script_batch(redis)
+        self._saving: set[asyncio.Future[Any]] = set()
+        self._keeper = _Keeper(self)
 
     @asynccontextmanager
     async def turn(
@@ -175,26 +117,85 @@ class DialogEngine:
         The same round trip reads the who-is-who version (``cursor.roles_version``,
         :mod:`storage.changes`) and, with ``touch``, records that the user wrote from this
         account (:func:`services.reach.touch`). If the block raises, the cursor is not saved
-        (the lock is released).
+        (the lock is released). A cursor the block left as it was read (or none, before and
+        after) is saved without waiting: the turn's answer goes out at once, and the user's next
+        turn (here: the in-process lock; elsewhere: the Redis lock, released by the same script)
+        waits until the save is done.
         """
         k = (platform, user_id)
         lock, n = self._local.get(k, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._local[k] = (lock, n + 1)
+        handed_off = False
         try:
-            async with lock:
-                async with self._redis_turn(platform, user_id, touch) as cursor:
+            await lock.acquire()
+            try:
+                lock_key, cursor_key, token, cursor = await self._lock_and_load(
+                    platform, user_id, touch
+                )
+                self._keeper.add(lock_key, token)
+                saved = False
+                try:
                     yield cursor
+                    saved = True
+                finally:
+                    self._keeper.remove(token)
+                    if not saved:
+                        await self._unlock(keys=[lock_key], args=[token])
+                expected, value, unchanged = self._new_value(cursor)
+                saving = self._batch.call(
+                    self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
+                )
+                if unchanged:
+                    handed_off = True
+                    self._saving.add(saving)
+                    saving.add_done_callback(lambda f: self._saved(f, cursor_key, k, lock))
+                elif not await saving:
+                    log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+            finally:
+                if not handed_off and lock.locked():
+                    lock.release()
         finally:
-            lock, n = self._local[k]
-            if n <= 1:
-                del self._local[k]
-            else:
-                self._local[k] = (lock, n - 1)
+            if not handed_off:
+                self._leave(k)
 
-    @asynccontextmanager
-    async def _redis_turn(self, platform: str, user_id: str, touch: bool) -> AsyncIterator[Cursor]:
+    def _leave(self, k: tuple[str, str]) -> None:
+        lock, n = self._local[k]
+        if n <= 1:
+            del self._local[k]
+        else:
+            self._local[k] = (lock, n - 1)
+
+    def _saved(
+        self, f: asyncio.Future[Any], cursor_key: str, k: tuple[str, str], lock: asyncio.Lock
+    ) -> None:
+        """A save not waited for is done: report a failure, let the user's next turn in."""
+        self._saving.discard(f)
+        if f.cancelled() or f.exception() is not None:
+            log.warning("cursor save failed key=%s: %r", cursor_key, f.exception())
+        elif not f.result():
+            log.warning("cursor CAS lost key=%s", cursor_key)
+        lock.release()
+        self._leave(k)
+
+    async def _save(self, cursor: Cursor, cursor_key: str, lock_key: str, token: str) -> None:
+        """Save ``cursor`` (CAS on its revision) and release the lock, waiting for it."""
+        expected, value, _ = self._new_value(cursor)
+        ok = await self._batch.call(
+            self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
+        )
+        if not ok:
+            log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+
+    async def settle(self) -> None:
+        """Wait for the saves not waited for (tests)."""
+        while self._saving:
+            await asyncio.wait(list(self._saving))
+
+    async def _lock_and_load(
+        self, platform: str, user_id: str, touch: bool
+    ) -> tuple[str, str, str, Cursor]:
         lock_key = keys.lock(platform, user_id)
         cursor_key = keys.cursor(platform, user_id)
         token = _lock_token()
@@ -224,60 +225,65 @@ class DialogEngine:
             delay = min(delay * 2, 0.05)
         cursor = Cursor.load(value)
         cursor.roles_version = res[2]
-        keeper = _Prolonger(self, lock_key, token)
-        saved = False
-        try:
-            yield cursor
-            saved = True
-        finally:
-            keeper.stop()
-            if saved:
-                await self._save(cursor, cursor_key, lock_key, token)
-            else:
-                await self._unlock(keys=[lock_key], args=[token])
+        return lock_key, cursor_key, token, cursor
 
-    async def _save(self, cursor: Cursor, cursor_key: str, lock_key: str, token: str) -> None:
+    def _new_value(self, cursor: Cursor) -> tuple[int, str, bool]:
+        """(expected revision, the value to store ('' = none), whether nothing changed)."""
         expected = cursor.revision
-        if cursor.step:
-            cursor.revision = expected + 1
-            value = f"{cursor.revision}|{cursor.dump()}"
-        else:
-            value = ""
-        ok = await self._batch.call(
-            self._save_unlock, [cursor_key, lock_key], [expected, value, self.ttl_s, token]
-        )
-        if not ok:
-            log.warning("cursor CAS lost key=%s expected=%s", cursor_key, expected)
+        if not cursor.step:
+            return expected, "", expected == 0 and cursor.problem == "missing"
+        body = cursor.dump()
+        cursor.revision = expected + 1
+        return expected, f"{cursor.revision}|{body}", body == cursor.loaded and expected > 0
 
     async def peek(self, platform: str, user_id: str) -> Cursor:
         """The cursor without the lock (for status pages and tests)."""
         return Cursor.load(await self.redis.get(keys.cursor(platform, user_id)))
 
 
-class _Prolonger:
-    """Keeps the Redis lock alive while a turn runs longer than a third of its TTL."""
+class _Keeper:
+    """Keeps the Redis locks of one engine's running turns alive: ONE timer for all of them.
 
-    def __init__(self, engine: DialogEngine, key: str, token: str) -> None:
-        self.engine, self.key, self.token = engine, key, token
-        self.loop = asyncio.get_running_loop()
-        self.task: asyncio.Task[Any] | None = None
-        self.handle: asyncio.TimerHandle | None = self.loop.call_later(
-            LOCK_TTL_MS / 3000, self._fire
-        )
+    Every ``PERIOD`` (a third of the lock's TTL) it prolongs the lock of each turn that has
+    been running for more than a second, so no lock goes longer than ``PERIOD`` + 1 s without
+    renewal; most turns end long before the first tick and cost a dict entry only.
+    """
 
-    def _fire(self) -> None:
-        self.task = self.loop.create_task(self._run())
+    PERIOD = LOCK_TTL_MS / 3000
 
-    async def _run(self) -> None:
+    def __init__(self, engine: DialogEngine) -> None:
+        self.engine = engine
+        self.turns: dict[str, tuple[str, float]] = {}  # token -> (lock key, start)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def add(self, key: str, token: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new event loop (tests)
+            self.loop, self.handle = loop, None
+            self.turns.clear()
+        self.turns[token] = (key, loop.time())
+        if self.handle is None:
+            self.handle = loop.call_later(self.PERIOD, self._tick)
+
+    def remove(self, token: str) -> None:
+        self.turns.pop(token, None)
+
+    def _tick(self) -> None:
+        assert self.loop is not None
+        self.handle = None
+        now = self.loop.time()
+        for token, (key, since) in self.turns.items():
+            if now - since >= 1.0:
+                task = self.loop.create_task(self._prolong(key, token))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        if self.turns:
+            self.handle = self.loop.call_later(self.PERIOD, self._tick)
+
+    async def _prolong(self, key: str, token: str) -> None:
         try:
-            await self.engine._prolong(keys=[self.key], args=[self.token, LOCK_TTL_MS])
+            await self.engine._batch.call(self.engine._prolong, [key], [token, LOCK_TTL_MS])
         except Exception:  # the turn itself will notice a broken Redis
-            log.warning("lock prolong failed key=%s", self.key)
-        self.handle = self.loop.call_later(LOCK_TTL_MS / 3000, self._fire)
-
-    def stop(self) -> None:
-        if self.handle:
-            self.handle.cancel()
-            self.handle = None
-        if self.task and not self.task.done():
-            self.task.cancel()
+            log.warning("lock prolong failed key=%s", key)
