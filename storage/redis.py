@@ -6,14 +6,47 @@ de-duplication, the access-token cache, rate-limit counters and the job queue.
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
 from redis.asyncio import Redis
 
 PREFIX = "uc"
 
+# This process, as other processes see it: the owner written into claims and locks it takes,
+# and the name of every connection it opens to Redis (CLIENT SETNAME), so that a claim's owner
+# can be told alive (it still holds a connection) from killed (the kernel closed them all).
+PROCESS = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+CLIENT_PREFIX = "uc-"
+
+logger = logging.getLogger("unioncard.redis")
+
 
 def connect(url: str) -> Redis:
-    """A client decoding responses to str."""
-    return Redis.from_url(url, decode_responses=True)
+    """A client decoding responses to str; its connections carry this process's name."""
+    return Redis.from_url(url, decode_responses=True, client_name=CLIENT_PREFIX + PROCESS)
+
+
+async def alive(redis: Any, process: str) -> bool:
+    """Whether ``process`` (a :data:`PROCESS` of some process) still holds a Redis connection.
+
+    A process killed outright (SIGKILL, OOM, a crash) loses its connections at once, so a claim
+    or lock it left can be taken over without waiting for its lease. A host that vanishes from
+    the network keeps its connections until TCP gives up: then the lease decides. When the
+    server refuses ``CLIENT LIST`` everyone counts as alive (the leases decide too).
+    """
+    if process == PROCESS:
+        return True
+    try:
+        clients = await redis.client_list()
+    except Exception as exc:
+        logger.warning("redis.client_list_failed %r", exc)
+        return True
+    name = CLIENT_PREFIX + process
+    return any(c.get("name") == name for c in clients)
 
 
 class Keys:

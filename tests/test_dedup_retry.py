@@ -64,3 +64,50 @@ async def test_dingtalk_retry_after_killed_claim_is_answered(tmp_path, redis_url
         assert (await dsim.post_signed(dsim.callback_url, b))[0] == 200
         await stack.deliver()
         assert len(dsim.texts("u7")) == 1
+
+
+async def test_retry_takes_over_a_killed_process_claim_at_once(
+    settings, db, redis, tmp_path
+) -> None:
+    """The claim of a process killed mid-turn still has most of its lease when WeCom's retry
+    lands on another process: the retry sees the owner is gone (it has no Redis connection any
+    more) and runs the turn, instead of answering an empty 200 that nobody ever follows up."""
+    async with rig(settings, db, redis, tmp_path, reply_timeout=4.0) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "在吗"), ("MsgId", 77)])
+        await redis.set(keys.dedup("wecom", "77"), "c:otherhost-4242-dead00", px=6000)
+        retry = await r.sim.post_callback(plain)
+        assert retry.reply is not None and retry.reply.content == "收到：在吗"
+        assert retry.elapsed < 2.0 and len(r.handler.events) == 1
+
+
+async def test_a_live_process_claim_is_not_taken_over(settings, db, redis, tmp_path) -> None:
+    """A claim whose owner is alive (holds a Redis connection) is waited for, not re-run."""
+    from storage.redis import CLIENT_PREFIX, connect
+
+    other = connect(settings.redis.url)
+    await other.client_setname(f"{CLIENT_PREFIX}otherhost-1-alive0")
+    try:
+        async with rig(settings, db, redis, tmp_path, reply_timeout=1.0) as r:
+            plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "在"), ("MsgId", 78)])
+            await redis.set(keys.dedup("wecom", "78"), "c:otherhost-1-alive0", px=6000)
+            retry = await r.sim.post_callback(plain)
+            assert retry.status == 200 and retry.reply is None
+            assert r.handler.events == []
+    finally:
+        await other.aclose()
+
+
+async def test_a_killed_process_dialog_lock_does_not_hold_up_the_user(settings, redis) -> None:
+    """A turn's per-user lock left by a killed process (15 s TTL) is broken at once; a live
+    process's lock is waited for."""
+    import time
+
+    from dialogs.engine import DialogEngine
+
+    engine = DialogEngine(redis, settings)
+    await redis.set(keys.lock("wecom", USER), "otherhost-4242-dead00/1f", px=15000)
+    started = time.monotonic()
+    async with engine.turn("wecom", USER) as cursor:
+        cursor.step = "unit.confirm"
+    assert time.monotonic() - started < 2.0
+    assert (await engine.peek("wecom", USER)).step == "unit.confirm"
