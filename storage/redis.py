@@ -30,23 +30,30 @@ def connect(url: str) -> Redis:
     return Redis.from_url(url, decode_responses=True, client_name=CLIENT_PREFIX + PROCESS)
 
 
+async def live_processes(redis: Any) -> set[str] | None:
+    """The :data:`PROCESS` of every process holding a Redis connection now (None: unknown)."""
+    try:
+        clients = await redis.client_list()
+    except Exception as exc:
+        logger.warning("redis.client_list_failed %r", exc)
+        return None
+    n = len(CLIENT_PREFIX)
+    return {c["name"][n:] for c in clients if str(c.get("name", "")).startswith(CLIENT_PREFIX)}
+
+
 async def alive(redis: Any, process: str) -> bool:
     """Whether ``process`` (a :data:`PROCESS` of some process) still holds a Redis connection.
 
     A process killed outright (SIGKILL, OOM, a crash) loses its connections at once, so a claim
     or lock it left can be taken over without waiting for its lease. A host that vanishes from
     the network keeps its connections until TCP gives up: then the lease decides. When the
-    server refuses ``CLIENT LIST`` everyone counts as alive (the leases decide too).
+    server refuses ``CLIENT LIST`` everyone counts as alive (the leases decide too). Relies on
+    Redis not closing idle clients (``timeout 0``, the default).
     """
     if process == PROCESS:
         return True
-    try:
-        clients = await redis.client_list()
-    except Exception as exc:
-        logger.warning("redis.client_list_failed %r", exc)
-        return True
-    name = CLIENT_PREFIX + process
-    return any(c.get("name") == name for c in clients)
+    live = await live_processes(redis)
+    return live is None or process in live
 
 
 class Keys:
