@@ -18,6 +18,7 @@ from bot.wecom.callback import WecomCallback
 from bot.workbench import add_workbench
 from dialogs.events import Handler
 from storage.db import Database
+from storage.db import from_settings as db_from_settings
 from storage.redis import connect
 
 logger = logging.getLogger("unioncard.app")
@@ -69,7 +70,7 @@ def default_handler(settings: Any, db: Database, redis: Any) -> Handler:
 async def run_serve(settings: Any) -> None:
     """``unioncard serve``: the HTTP app until SIGINT/SIGTERM."""
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = db_from_settings(settings.database)
     redis = connect(settings.redis.url)
     app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     runner = make_runner(app, settings, access_log=None)

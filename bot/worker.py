@@ -35,6 +35,7 @@ from services import upload_store
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
+from storage.db import from_settings as db_from_settings
 from storage.models import utcnow
 from storage.redis import connect
 
@@ -198,7 +199,7 @@ async def run_worker(settings: Any) -> None:
     from bot.app import default_handler
 
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = db_from_settings(settings.database)
     redis = connect(settings.redis.url)
     worker = Worker(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     stop = asyncio.Event()
