@@ -29,6 +29,7 @@ from bot.replies import send_actively, split_reply
 from bot.wecom import texts
 from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
+from bot.wecom.late import LATE_JOB, finish_if_orphaned
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store
@@ -68,7 +69,7 @@ class Worker:
         self.upload_dir = upload_dir or default_upload_dir()
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
-        jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
+        jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job, LATE_JOB: self.late_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs)
         self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
@@ -122,6 +123,10 @@ class Worker:
             return
         log(logger, "job.file_downloaded", size=len(data))
         await self._handle_upload("wecom", user, data, name)
+
+    async def late_job(self, payload: dict[str, Any]) -> None:
+        """A turn answered late: finish it here if its process died (``bot.wecom.late``)."""
+        await finish_if_orphaned(self.db, self.redis, self.handler, payload)
 
     async def upload_job(self, payload: dict[str, Any]) -> None:
         """An H5 upload: its bytes wait in the database (any worker, on any host, reads them);

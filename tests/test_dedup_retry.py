@@ -111,3 +111,49 @@ async def test_a_killed_process_dialog_lock_does_not_hold_up_the_user(settings, 
         cursor.step = "unit.confirm"
     assert time.monotonic() - started < 2.0
     assert (await engine.peek("wecom", USER)).step == "unit.confirm"
+
+
+async def test_a_late_turn_whose_process_dies_is_still_answered(
+    settings, db, redis, tmp_path
+) -> None:
+    """The turn ran past the reply timeout, so WeCom got an empty 200 and will not retry; then
+    its process was killed. A worker finishes the turn and the answer arrives actively."""
+    from dialogs.events import Reply
+    from services.messages import Text
+
+    never = asyncio.Event()
+    calls = 0
+
+    async def script(ev):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await never.wait()  # the process dies during this turn
+        return Reply([Text(f"答：{ev.text}")])
+
+    async with rig(settings, db, redis, tmp_path, script=script, reply_timeout=0.3) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "晚"), ("MsgId", 81)])
+        first = await r.sim.post_callback(plain)
+        assert first.status == 200 and first.reply is None  # late: answered empty
+        # the serve process running the turn is killed: its claim names a dead process
+        await redis.set(keys.dedup("wecom", "81"), "c:otherhost-4242-dead00", px=60_000)
+        await r.deliver()
+        assert r.sim.texts(USER) == ["答：晚"] and calls == 2
+        never.set()
+
+
+async def test_a_late_turn_that_completes_is_answered_once(settings, db, redis, tmp_path) -> None:
+    from dialogs.events import Reply
+    from services.messages import Text
+
+    async def script(ev):
+        await asyncio.sleep(0.6)
+        return Reply([Text(f"答：{ev.text}")])
+
+    async with rig(settings, db, redis, tmp_path, script=script, reply_timeout=0.2) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "慢"), ("MsgId", 82)])
+        assert (await r.sim.post_callback(plain)).reply is None
+        await r.deliver()  # the worker's guard waits for the live turn, then does nothing
+        await asyncio.sleep(0.8)
+        await r.deliver()
+        assert r.sim.texts(USER) == ["答：慢"] and len(r.handler.events) == 1

@@ -25,6 +25,7 @@ from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
 from bot.wecom import card_codes, render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
+from bot.wecom.late import LATE_LEASE_SECONDS, guard
 from bot.wecom.parse import PLATFORM, parse
 from dialogs.events import Event, EventKind, Handler, Reply
 from services.messages import CardUpdate, Message, Text
@@ -33,7 +34,6 @@ from storage.redis import keys
 
 logger = logging.getLogger("unioncard.wecom.callback")
 
-LATE_LEASE_SECONDS = 60  # a late turn keeps its claim while its reply goes to the outbox
 MAX_BODY_BYTES = 64 * 1024  # a callback envelope is a few KB
 FILE_JOB = "wecom.file"
 _EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
@@ -205,10 +205,12 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
+                self._spawn(guard(self.redis, key, ev, parsed.response_code))
                 self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
+            await guard(self.redis, key, ev, parsed.response_code)  # should this process die
             self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if task.cancelled() or task.exception() is not None:
