@@ -157,3 +157,30 @@ async def test_a_late_turn_that_completes_is_answered_once(settings, db, redis, 
         await asyncio.sleep(0.8)
         await r.deliver()
         assert r.sim.texts(USER) == ["答：慢"] and len(r.handler.events) == 1
+
+
+async def test_a_late_turn_of_a_live_process_is_not_run_twice_when_its_claim_lapses(
+    settings, db, redis, tmp_path
+) -> None:
+    """Under load the claim may lapse while its (live) process still runs the turn: the
+    worker's guard waits for that process instead of running the turn again."""
+    from dialogs.events import Reply
+    from services.messages import Text
+
+    gate = asyncio.Event()
+
+    async def script(ev):
+        await gate.wait()
+        return Reply([Text(f"答：{ev.text}")])
+
+    async with rig(settings, db, redis, tmp_path, script=script, reply_timeout=0.2) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "忙"), ("MsgId", 83)])
+        assert (await r.sim.post_callback(plain)).reply is None
+        await redis.delete(keys.dedup("wecom", "83"))  # the claim lapsed
+        guard = asyncio.create_task(r.worker.jobs.run_once(block_ms=None))
+        await asyncio.sleep(0.6)
+        assert r.handler.events and len(r.handler.events) == 1  # not run again meanwhile
+        gate.set()
+        await asyncio.wait_for(guard, 10)
+        await r.deliver()
+        assert r.sim.texts(USER) == ["答：忙"] and len(r.handler.events) == 1

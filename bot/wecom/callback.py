@@ -210,6 +210,7 @@ class WecomCallback:
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
+            await self.dedup.extend(key, LATE_LEASE_SECONDS)
             await guard(self.redis, key, ev, parsed.response_code)  # should this process die
             self._spawn(self._deliver_late(key, task, ev, parsed.response_code))
             return web.Response(text="", headers=_EMPTY_HEADERS)

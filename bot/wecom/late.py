@@ -2,10 +2,10 @@
 
 A turn that runs past the reply timeout is answered with an empty 200, so WeCom will not retry
 it; its reply goes through the outbox once the turn ends. Should the process die before that,
-nobody would answer. So before the empty 200 a ``wecom.late`` job is queued with the event: a
-worker waits while the turn's claim belongs to a live process, does nothing once the turn is
-done, and when the claim's process has died (or its lease ran out) takes the claim over, runs
-the turn itself and sends the reply actively.
+nobody would answer. So before the empty 200 a ``wecom.late`` job is queued with the event and
+the process's name: a worker waits while the turn's process lives (even if its claim lapsed
+under load), does nothing once the turn is done, and when that process has died takes the
+claim over, runs the turn itself and sends the reply actively.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ return 0
 async def guard(redis: Any, key: str, ev: Event, code: str) -> None:
     """Queue the job that finishes the turn of ``ev`` if its process dies (before answering)."""
     payload = {"key": key, "event": dataclasses.asdict(ev), "code": code, "user": ev.user_id}
+    payload["owner"] = OWNER  # the claim may lapse while this process still runs the turn
     await enqueue_job(redis, LATE_JOB, {**payload, "platform": PLATFORM})
 
 
@@ -55,19 +56,24 @@ async def finish_if_orphaned(
     key = str(payload["key"])
     take = redis.register_script(_TAKE)
     lease_ms = LATE_LEASE_SECONDS * 1000
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + LATE_LEASE_SECONDS  # a live owner's turn that never ends
+    seen = ""
     while True:
         raw = await redis.get(key)
+        seen = str(raw)
         claim = _claim_of(raw) if raw is not None else None
         if claim is not None and claim.state == "done":
             return True
-        if claim is None or not claim.owner or not await alive(redis, claim.owner):
+        owner = claim.owner if claim is not None else str(payload.get("owner") or "")
+        if not owner or loop.time() > give_up or not await alive(redis, owner):
             if await take(keys=[key], args=[raw or "", "c:" + OWNER, lease_ms]):
                 break
             continue
         await asyncio.sleep(POLL_SECONDS)
     fields = dict(payload["event"])
     ev = Event(**{**fields, "kind": EventKind(fields["kind"])})
-    log(logger, "wecom.late.taken_over", level=logging.WARNING, user=ev.user_id)
+    log(logger, "wecom.late.taken_over", level=logging.WARNING, user=ev.user_id, claim=seen)
     reply = await handler.handle(ev)
     code = str(payload.get("code") or "")
     split = split_reply(
