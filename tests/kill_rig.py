@@ -127,7 +127,7 @@ class Processes:
         env["PYTHONPATH"] = str(ROOT)
         return env
 
-    async def run(self, *args: str, timeout: float = 60) -> str:
+    async def run(self, *args: str, within: float = 60) -> str:
         p = await asyncio.create_subprocess_exec(
             sys.executable,
             *("-m", "bot.cli", "--config", str(self.config), *args),
@@ -136,7 +136,7 @@ class Processes:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        out, _ = await asyncio.wait_for(p.communicate(), timeout)
+        out, _ = await asyncio.wait_for(p.communicate(), within)
         assert p.returncode == 0, out.decode(errors="replace")
         return out.decode(errors="replace")
 
