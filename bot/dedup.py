@@ -89,7 +89,7 @@ _BACKGROUND: set[asyncio.Task[Any]] = set()
 class DedupBatcher:
     """Claims of de-duplication keys, many requests per Redis round trip."""
 
-    def __init__(self, redis: Any, lease: float = 6.0, max_batch: int = 256) -> None:
+    def __init__(self, redis: Any, lease: float = 60.0, max_batch: int = 256) -> None:
         self.redis = redis
         self.lease_ms = max(1, int(lease * 1000))
         self.max_batch = max_batch

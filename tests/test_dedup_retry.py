@@ -184,3 +184,26 @@ async def test_a_late_turn_of_a_live_process_is_not_run_twice_when_its_claim_lap
         await asyncio.wait_for(guard, 10)
         await r.deliver()
         assert r.sim.texts(USER) == ["答：忙"] and len(r.handler.events) == 1
+
+
+async def test_a_live_turns_claim_does_not_lapse_before_the_platform_gives_up(
+    settings, db, redis, tmp_path
+) -> None:
+    """A loaded process may take longer than its reply timeout to even notice a turn is late;
+    its claim must outlive WeCom's three attempts (15 s), or a retry runs the turn twice."""
+    from dialogs.events import Reply
+    from services.messages import Text
+
+    gate = asyncio.Event()
+
+    async def script(ev):
+        await gate.wait()
+        return Reply([Text("好")])
+
+    async with rig(settings, db, redis, tmp_path, script=script, reply_timeout=4.0) as r:
+        plain = r.sim.plaintext(USER, [("MsgType", "text"), ("Content", "等"), ("MsgId", 84)])
+        first = asyncio.create_task(r.sim.post_callback(plain))
+        await asyncio.sleep(0.3)
+        assert await redis.pttl(keys.dedup("wecom", "84")) > 15_000
+        gate.set()
+        assert (await first).reply.content == "好"

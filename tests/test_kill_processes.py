@@ -172,7 +172,9 @@ class Driver:
         self.uploads_sent = 0
         self.errors: list[str] = []
 
-    async def say(self, user: str, text: str) -> str:
+    async def say(self, user: str, text: str, *expect: str) -> str:
+        """Send ``text``; its answer (passive, or active when the turn ran late) must hold one
+        of ``expect``."""
         before = len(self.sim.texts(user))
         try:
             reply = await self.sim.send_text(user, text)
@@ -182,10 +184,11 @@ class Driver:
         content = reply.content if reply is not None else ""
         self.said.append(Said(user, text, content))
         if content:
+            if not any(e in content for e in expect):
+                self.errors.append(f"{user}: {text!r} answered {content[:80]!r}")
             return content
         # no passive answer: it comes actively (a late turn); wait for it
-        await self.wait_text(user, lambda t: True, after=before)
-        return "\n".join(self.sim.texts(user)[before:])
+        return await self.wait_text(user, lambda t: any(e in t for e in expect), after=before)
 
     async def wait_text(self, user: str, pred, after: int = 0, within: float = 40.0) -> str:
         until = time.monotonic() + within
@@ -198,13 +201,12 @@ class Driver:
         return ""
 
     async def contact(self, user: str, by_file: bool) -> None:
-        await self.say(user, "年审")
-        reply = await self.say(user, "无变更")
+        await self.say(user, "年审", "年度工会服务卡年审")
+        reply = await self.say(user, "无变更", "会员信息年审", "确认")
         if "会员信息年审" not in reply:
-            await self.say(user, "确认")
+            await self.say(user, "确认", "会员信息年审")
         if by_file:
-            before = len(self.sim.texts(user))
-            await self.say(user, "2")
+            await self.say(user, "2", "导入文件年审")
             await self.wait_text(user, lambda t: "/h5/upload/" in t, after=0)
             ids = self.seeded.ids[self.seeded.contacts[user]]
             data = _xlsx([[ids[1], "", "退休"], [ids[5], "", "离职"]])
@@ -215,12 +217,12 @@ class Driver:
                 self.said.append(Said(user, "[file]", None))
             self.uploads_sent += 1
             await self.wait_text(user, lambda t: "共 2 行" in t, after=before, within=50)
-            await self.say(user, "接受")
+            await self.say(user, "接受", "已导入：标记 2 人")
         else:
-            await self.say(user, "1")
-            await self.say(user, "2,4 离职")
-        await self.say(user, "完成")
-        await self.say(user, "提交")
+            await self.say(user, "1", "【会员列表】")
+            await self.say(user, "2,4 离职", "已标记 2 人为【离职】")
+        await self.say(user, "完成", "会员年审汇总")
+        await self.say(user, "提交", "年审已提交")
 
     async def approvers(self, stop: asyncio.Event) -> None:
         clicked: set[tuple[str, str]] = set()

@@ -97,7 +97,9 @@ class WecomCallback:
         self.corp_id = settings.wecom.corp_id
         self.reply_timeout = reply_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.dedup = DedupBatcher(redis, lease=reply_timeout + 2)
+        # long: a live process's claim must not lapse under load (a retry would run the turn
+        # again); a killed process's claim is taken over at once anyway (bot.dedup)
+        self.dedup = DedupBatcher(redis, lease=LATE_LEASE_SECONDS)
         self._deadlines = Deadlines()
 
     def add_routes(self, app: web.Application) -> None:
