@@ -38,7 +38,7 @@ from services.messages import Message, Text
 from storage.db import Database
 from storage.db import from_settings as db_from_settings
 from storage.models import utcnow
-from storage.redis import connect
+from storage.redis import connect, keys
 
 logger = logging.getLogger("unioncard.worker")
 
@@ -79,9 +79,17 @@ class Worker:
     async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
         await send_actively(self.db, platform, user, messages, self.redis)
 
-    async def _handle_upload(self, platform: str, user: str, data: bytes, file_name: str) -> None:
+    async def _first_run(self, delivery: str) -> bool:
+        """Whether this is the first run of the upload ``delivery`` (a job run again after its
+        worker died finds the mark of the first run)."""
+        return bool(await self.redis.set(keys.build("jobs", "ran", delivery), 1, nx=True, ex=86400))
+
+    async def _handle_upload(
+        self, platform: str, user: str, data: bytes, file_name: str, delivery: str = ""
+    ) -> None:
         """Parse ``data`` from a scratch file of this worker's own (deleted when done: the
         result the summary and the error report need is then in the database)."""
+        rerun = bool(delivery) and not await self._first_run(delivery)
         path = new_upload_path(self.upload_dir, file_name)
         await asyncio.to_thread(path.write_bytes, data)
         try:
@@ -91,6 +99,7 @@ class Worker:
                 kind=EventKind.upload,
                 upload_path=str(path),
                 file_name=file_name,
+                rerun=rerun,
             )
             started = time.perf_counter()
             reply = await self.handler.handle(event)
@@ -122,7 +131,8 @@ class Worker:
             await self._reply("wecom", user, [Text(texts.FILE_NO_NAME)])
             return
         log(logger, "job.file_downloaded", size=len(data))
-        await self._handle_upload("wecom", user, data, name)
+        delivery = f"wecom:{payload.get('msg_id') or payload['media_id']}"
+        await self._handle_upload("wecom", user, data, name, delivery)
 
     async def late_job(self, payload: dict[str, Any]) -> None:
         """A turn answered late: finish it here if its process died (``bot.wecom.late``)."""
@@ -135,7 +145,9 @@ class Worker:
         if blob is None:
             log(logger, "job.upload_gone", level=logging.WARNING)
             return
-        await self._handle_upload(blob.platform, blob.user_id, blob.data, blob.file_name)
+        await self._handle_upload(
+            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}"
+        )
         await upload_store.delete_blob(self.db, blob.id)
 
     # -- loops -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ class Event:
     raw_type: str = ""
     msg_id: str = ""
     created_at: int = 0  # the platform's CreateTime (seconds)
+    rerun: bool = False  # an upload job run again (its worker died): answer as the first run
 
 
 @dataclass

@@ -183,7 +183,7 @@ async def wait_port(port: int, within: float = 30.0) -> None:
             _, w = await asyncio.open_connection("127.0.0.1", port)
             w.close()
             return
-        except OSError:
+        except OSError as exc:
             if loop.time() > until:
-                raise
+                raise AssertionError(f"nothing listens on port {port}") from exc
             await asyncio.sleep(0.1)

@@ -12,6 +12,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.jobs import GROUP, STREAM, JobRunner, enqueue_job
@@ -134,3 +135,49 @@ async def test_a_live_workers_claim_is_renewed_while_it_sends(db, redis) -> None
     assert await b.run_once() == 0
     assert await first == 1
     assert len(slow.sent) == 1 and other.sent == []
+
+
+class _Died(BaseException):
+    """The worker process dies here."""
+
+
+async def test_an_upload_job_run_again_after_its_worker_died_answers_like_the_first_run(
+    stack,
+) -> None:
+    """The worker imported the file (committed), then died before queueing the answer: the job
+    runs again elsewhere, and the user gets the file's summary, not 'sent before'."""
+    import io
+
+    import openpyxl
+
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    await stack.sim.send_text(user, "2")
+    await stack.deliver()
+    wb = openpyxl.Workbook()
+    wb.active.append(["身份证号码", "姓名", "不通过原因"])
+    wb.active.append([tree.members["UNIT"][1].id_number, "", "退休"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    await stack.sim.send_file(user, "名单.xlsx", buf.getvalue())
+    worker = stack.local.worker
+
+    async def die(*_a, **_k) -> None:
+        raise _Died
+
+    worker._reply = die
+    with pytest.raises(_Died):
+        await stack.local.jobs.run_once(block_ms=None)
+    del worker._reply
+    stack.local.jobs.idle_ms = 0  # abandoned: taken again
+    await stack.deliver()
+    texts = stack.sim.texts(user)
+    assert not any("之前已经发送过" in t for t in texts), texts
+    assert (
+        sum("共 1 行" in t for t in texts) == 1
+        and sum("已导入：标记 1 人" in t for t in texts) == 1
+    )

@@ -69,8 +69,8 @@ public_url = "{public}"
 secret_key = "{random_secret_key()}"
 [database]
 url = "{db_url}"
-pool_size = 4
-max_overflow = 4
+pool_size = 3
+max_overflow = 2
 [redis]
 url = "{redis_url}"
 [wecom]
@@ -216,8 +216,9 @@ class Driver:
             except CallbackTimeout:
                 self.said.append(Said(user, "[file]", None))
             self.uploads_sent += 1
-            await self.wait_text(user, lambda t: "共 2 行" in t, after=before, within=50)
-            await self.say(user, "接受", "已导入：标记 2 人")
+            result = await self.wait_text(user, lambda t: "共 2 行" in t, after=before, within=50)
+            if "已导入" not in result:  # a file without problems is imported at once
+                await self.say(user, "接受", "已导入：标记 2 人")
         else:
             await self.say(user, "1", "【会员列表】")
             await self.say(user, "2,4 离职", "已标记 2 人为【离职】")
