@@ -175,7 +175,7 @@ class Processes:
                 await p.proc.wait()
 
 
-async def wait_port(port: int, within: float = 30.0) -> None:
+async def wait_port(port: int, within: float = 90.0) -> None:
     loop = asyncio.get_running_loop()
     until = loop.time() + within
     while True:
