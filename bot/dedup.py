@@ -65,7 +65,11 @@ return 0
 class Claim:
     state: str  # "new" (ours: run the turn), "done" (answer with reply), "busy" (a live claim)
     reply: str = ""
-    owner: str = ""  # busy: the process running the turn
+    owner: str = ""  # busy: the process running the turn; new: the dead one taken over from
+
+    @property
+    def taken_over(self) -> bool:
+        return self.state == "new" and bool(self.owner)
 
     @property
     def new(self) -> bool:
@@ -147,8 +151,8 @@ class DedupBatcher:
                     taken = await self._take_over(
                         keys=[key], args=["c:" + claim.owner, "c:" + OWNER, self.lease_ms]
                     )
-                    if taken:
-                        return Claim("new")
+                    if taken:  # a re-run of a turn a killed process may have half done
+                        return Claim("new", owner=claim.owner)
                     claim = await self.claim(key)
                     continue
             await asyncio.sleep(POLL_SECONDS)

@@ -38,7 +38,9 @@ class Event:
     raw_type: str = ""
     msg_id: str = ""
     created_at: int = 0  # the platform's CreateTime (seconds)
-    rerun: bool = False  # an upload job run again (its worker died): answer as the first run
+    # a turn or upload job run again because its process died after (maybe) committing its
+    # effect: steps answer as the first run would have (not "already done")
+    rerun: bool = False
 
 
 @dataclass

@@ -181,3 +181,31 @@ async def test_an_upload_job_run_again_after_its_worker_died_answers_like_the_fi
         sum("共 1 行" in t for t in texts) == 1
         and sum("已导入：标记 1 人" in t for t in texts) == 1
     )
+
+
+async def test_a_turn_rerun_after_its_serve_died_answers_like_the_first_run(stack) -> None:
+    """The serve committed the marks of "2,4 离职" and was killed before answering; WeCom's
+    retry lands on another process, which takes the dead claim over and runs the turn again:
+    the user is told the two are marked, not that they were marked already."""
+    from sqlalchemy import select as sel
+
+    from services import member_review as mr
+    from storage.models import RemovalReason, Review
+
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    await stack.sim.send_text(user, "1")
+    async with stack.db.session() as s:
+        review_id = (await s.execute(sel(Review.id))).scalar_one()
+    await mr.mark(stack.db, review_id, [2, 4], RemovalReason.resigned)  # the killed turn's effect
+    await stack.redis.set(keys.dedup("wecom", "4711"), f"c:{DEAD}", px=60_000)
+    plain = stack.sim.plaintext(
+        user, [("MsgType", "text"), ("Content", "2,4 离职"), ("MsgId", 4711)]
+    )
+    answer = await stack.sim.post_callback(plain)
+    assert answer.reply is not None and "已标记 2 人为【离职】" in answer.reply.content
+    assert "无需重复标记" not in answer.reply.content

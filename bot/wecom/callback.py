@@ -11,6 +11,7 @@ with an empty 200. File messages are acknowledged at once and processed by a wor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -184,6 +185,8 @@ class WecomCallback:
             claim = await self.dedup.settle(key, claim, self.reply_timeout)
         if not claim.new:  # answered before: the same reply (or empty while still running)
             return self._answer(claim.reply, nonce)
+        if claim.taken_over:  # its process was killed mid-turn: answer as that turn would have
+            ev = dataclasses.replace(ev, rerun=True)
 
         if ev.kind is EventKind.unsupported:
             if ev.raw_type.startswith("event:"):

@@ -72,7 +72,7 @@ async def finish_if_orphaned(
             continue
         await asyncio.sleep(POLL_SECONDS)
     fields = dict(payload["event"])
-    ev = Event(**{**fields, "kind": EventKind(fields["kind"])})
+    ev = Event(**{**fields, "kind": EventKind(fields["kind"]), "rerun": True})
     log(logger, "wecom.late.taken_over", level=logging.WARNING, user=ev.user_id, claim=seen)
     reply = await handler.handle(ev)
     code = str(payload.get("code") or "")
