@@ -20,6 +20,7 @@ from bot.wecom.callback import WecomCallback
 from bot.workbench import add_workbench
 from dialogs.events import Handler
 from storage.db import Database
+from storage.db import from_settings as db_from_settings
 from storage.redis import connect
 
 logger = logging.getLogger("unioncard.app")
@@ -126,7 +127,7 @@ async def serve(
     """Serve until ``stop`` is set, then drain: stop accepting, let requests in flight finish,
     wait for dialog turns still running after their answer (their replies go to the outbox),
     all within ``server.drain_timeout_seconds``; then close Redis and the database."""
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = db_from_settings(settings.database)
     redis = connect(settings.redis.url)
     handler = handler or default_handler(settings, db, redis)
     app = create_app(settings, db=db, redis=redis, handler=handler, reply_timeout=reply_timeout)

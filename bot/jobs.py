@@ -3,17 +3,19 @@
 What it guarantees:
 
 - **Durable, at least once.** A job is XADDed to ``uc:jobs`` and stays pending in the group
-  until its run ends (XACK + XDEL). A worker that dies mid-job leaves it pending; any other
-  worker with a free slot (its read loop runs every second, whether jobs arrive or not)
-  XAUTOCLAIMs it once it has been idle for ``idle_ms`` (120 s) and runs it again. Jobs must
+  until its run ends (XACK + XDEL). A worker that dies mid-job leaves it pending; another worker
+  takes it over at once when the dead one's consumer (named after its process,
+  :data:`storage.redis.PROCESS`) has no Redis connection left (killed), else (a host that
+  vanished) any worker with a free slot XAUTOCLAIMs it once it has been idle for ``idle_ms``
+  (120 s; the read loop runs every second, whether jobs arrive or not) and runs it again. Jobs must
   therefore be safe to run twice.
 - **Never taken from a live worker.** Every job a worker holds, running or parked, has its
   claim refreshed (XCLAIM JUSTID) every third of ``idle_ms`` by a task of its own, also while
   every slot is busy, so a long job is not run a second time by another worker meanwhile.
 - **Per-user fairness and order** (issue 10). A job that names a user (``platform`` + ``user``
   in its payload) runs only when no other job of that user runs, here (the rest wait, parked,
-  in arrival order) or in another worker (a Redis key per user, kept alive while the job
-  runs). A job waiting for its user holds no worker slot, and the worker keeps reading while
+  in arrival order) or in another worker (a Redis key per user naming the process, kept alive while the job
+  runs, broken at once when that process is gone). A job waiting for its user holds no worker slot, and the worker keeps reading while
   its slots are free, so one contact's eight large files never delay another contact's small
   one. ``MAX_HELD`` bounds what one worker reads ahead.
 - **Retries.** A job that raises is queued again (at the end, ``attempt`` + 1) until
@@ -70,11 +72,9 @@ claims fresh and offers a per-key concurrency limit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
-import os
-import secrets
-import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -84,7 +84,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from bot.logs import REQUEST_ID, log, new_request_id
-from storage.redis import keys
+from storage.redis import PROCESS, alive, keys, live_processes
 
 logger = logging.getLogger("unioncard.jobs")
 
@@ -104,8 +104,10 @@ async def enqueue_job(redis: Any, name: str, payload: dict[str, Any], attempt: i
     return msg_id
 
 
-USER_LOCK_MS = 30_000  # a dead worker's hold on a user lapses after this
+USER_LOCK_MS = 30_000  # a vanished worker's hold on a user lapses after this
 USER_LOCK_POLL_S = 0.2
+DEAD_SCAN_S = 1.0  # how often a worker looks for jobs left by killed workers
+_tokens = itertools.count()
 MAX_HELD = 1000  # jobs read and not finished (running or parked): stop reading beyond
 
 _UNLOCK = """
@@ -154,7 +156,7 @@ class JobRunner:
     ) -> None:
         self.redis = redis
         self.handlers = handlers
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.consumer = consumer or PROCESS
         self.idle_ms = idle_ms
         self.max_attempts = max_attempts
         self.concurrency = concurrency
@@ -169,6 +171,7 @@ class JobRunner:
         self._last_reclaim = 0.0
         self.drain_seconds = drain_seconds
         self._draining = False  # stopping: running jobs finish, the others go back to the queue
+        self._last_dead_scan = 0.0
 
     async def ensure_group(self) -> None:
         if self._group_ready:
@@ -229,7 +232,7 @@ class JobRunner:
 
     async def _run_job(self, job: _Job) -> None:
         new_request_id(job.fields.get("rid", ""))  # every line of this task carries it
-        token = secrets.token_hex(8)
+        token = f"{PROCESS}/{next(_tokens):x}"
         lock_key = keys.build("jobs", "user", job.user) if job.user else None
         keeper: asyncio.Task[None] | None = None
         try:
@@ -272,13 +275,22 @@ class JobRunner:
             self._changed.set()
 
     async def _take_user(self, key: str, token: str) -> bool:
-        """The user's Redis key (another worker may hold it: polled, holding no slot); False
-        when this worker stops meanwhile."""
+        """The user's Redis key (another worker may hold it: polled, holding no slot; a killed
+        worker's is broken); False when this worker stops meanwhile."""
+        checked: set[str] = set()
         while True:
             if await self.redis.set(key, token, nx=True, px=USER_LOCK_MS):
                 return True
             if self._draining:
                 return False
+            held = await self.redis.get(key)
+            owner = held.rsplit("/", 1)[0] if held and "/" in held else ""
+            if owner and owner not in checked:
+                checked.add(owner)
+                if not await alive(self.redis, owner):
+                    log(logger, "job.user_lock_broken", level=logging.WARNING, owner=owner)
+                    await self.redis.eval(_UNLOCK, 1, key, held)
+                    continue
             await asyncio.sleep(USER_LOCK_POLL_S)
 
     async def _requeue(self, job: _Job) -> None:
@@ -314,7 +326,7 @@ class JobRunner:
     async def _read(self, block_ms: int | None, count: int) -> list[tuple[str, dict[str, str]]]:
         await self.ensure_group()
         await self._refresh_claims()
-        batch: list[tuple[str, dict[str, str]]] = []
+        batch: list[tuple[str, dict[str, str]]] = await self._take_from_dead()
         claimed = await self.redis.xautoclaim(
             STREAM, GROUP, self.consumer, min_idle_time=self.idle_ms, start_id="0-0", count=count
         )
@@ -324,7 +336,39 @@ class JobRunner:
         )
         for _stream, messages in got or []:
             batch.extend(messages)
-        return batch
+        return list({msg_id: (msg_id, f) for msg_id, f in batch}.values())  # each job once
+
+    async def _take_from_dead(self) -> list[tuple[str, dict[str, str]]]:
+        """The pending jobs of consumers whose process has no Redis connection left (killed
+        mid-job): claimed now rather than after ``idle_ms``; the dead consumer is removed."""
+        now = time.monotonic()
+        if now - self._last_dead_scan < DEAD_SCAN_S:
+            return []
+        self._last_dead_scan = now
+        consumers = await self.redis.xinfo_consumers(STREAM, GROUP)
+        others = [c for c in consumers if c["name"] != self.consumer]
+        if not others:
+            return []
+        live = await live_processes(self.redis)
+        if live is None:
+            return []
+        out: list[tuple[str, dict[str, str]]] = []
+        for c in others:
+            if c["name"] in live:
+                continue
+            if int(c.get("pending", 0)):
+                rows = await self.redis.xpending_range(
+                    STREAM, GROUP, min="-", max="+", count=1000, consumername=c["name"]
+                )
+                ids = [r["message_id"] for r in rows]
+                if ids:
+                    got = await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, ids)
+                    out.extend(m for m in got if m and m[1])
+                    log(logger, "job.taken_from_dead", level=logging.WARNING,
+                        consumer=c["name"], count=len(ids))  # fmt: skip
+            else:
+                await self.redis.xgroup_delconsumer(STREAM, GROUP, c["name"])
+        return out
 
     async def _refresh_claims(self) -> None:
         """Reset the idle time of every job held here, running or parked, so no other worker

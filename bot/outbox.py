@@ -6,7 +6,10 @@ Generic: it names no platform. Each row goes to the channel of its ``platform`` 
 
 - **Claiming.** A worker takes due rows with a lease (``claimed_until``) through a conditional
   ``UPDATE ... WHERE claimed_until IS NULL OR claimed_until < now``, so several workers never
-  send one row at once; a worker that dies leaves its rows to be taken again after the lease.
+  send one row at once. The lease is short (``lease_seconds``) and renewed every third of it
+  while the worker holds the rows, so a worker that dies leaves its rows to be taken again
+  within seconds. A row it sent but did not mark is then sent again: each channel makes that
+  harmless (WeCom: ``enable_duplicate_check`` with the same body, a card's unique task_id).
 - **Order.** Rows to one recipient go in id order: a row waits while an earlier row to the same
   recipient is pending (delayed, or claimed by another worker).
 - **Rate limits.** A sliding window per recipient in Redis (one Lua call) reserves the row's
@@ -138,7 +141,7 @@ class OutboxWorker:
         channels: Mapping[str, Channel],
         *,
         clock: Callable[[], float] = time.time,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 15.0,
         batch: int = 100,
         max_attempts: int = 8,
         concurrency: int = 8,
@@ -383,8 +386,34 @@ class OutboxWorker:
         by_user: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_user[row.recipient].append(row)
-        counts = await asyncio.gather(*(self._deliver_recipient(r) for r in by_user.values()))
+        keeper = asyncio.ensure_future(self._keep_claims([r.id for r in rows]))
+        try:
+            counts = await asyncio.gather(*(self._deliver_recipient(r) for r in by_user.values()))
+        finally:
+            keeper.cancel()
         return sum(counts)
+
+    async def _keep_claims(self, ids: list[int | None]) -> None:
+        """Renew the lease of the rows this worker still holds, every third of it (a row it
+        finished or released has no claim left; one whose lease ran out may be another's)."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            now = self.clock()
+            try:
+                async with self.db.transaction() as s:
+                    await s.execute(
+                        update(Outbox)
+                        .where(
+                            Outbox.id.in_(ids),
+                            Outbox.status == OutboxStatus.pending,
+                            Outbox.claimed_until > _dt(now),
+                        )
+                        .values(claimed_until=_dt(now + self.lease))
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("outbox.renew_failed", exc_info=True)
 
     async def run_forever(self, stop: asyncio.Event | None = None, idle: float = 1.0) -> None:
         stop = stop or asyncio.Event()

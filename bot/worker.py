@@ -29,14 +29,16 @@ from bot.replies import send_actively, split_reply
 from bot.wecom import texts
 from bot.wecom.callback import FILE_JOB
 from bot.wecom.client import FileTooLarge, WecomClient, WecomError
+from bot.wecom.late import LATE_JOB, finish_if_orphaned
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store, uploads
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
+from storage.db import from_settings as db_from_settings
 from storage.models import utcnow
-from storage.redis import connect
+from storage.redis import connect, keys
 
 logger = logging.getLogger("unioncard.worker")
 
@@ -68,7 +70,7 @@ class Worker:
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
         outbox_signal.attach(db, redis)  # every commit of outbox rows wakes the outbox workers
-        jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
+        jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job, LATE_JOB: self.late_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs, drain_seconds=settings.server.drain_timeout_seconds)
         self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
@@ -78,9 +80,17 @@ class Worker:
     async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
         await send_actively(self.db, platform, user, messages, self.redis)
 
-    async def _handle_upload(self, platform: str, user: str, data: bytes, file_name: str) -> None:
+    async def _first_run(self, delivery: str) -> bool:
+        """Whether this is the first run of the upload ``delivery`` (a job run again after its
+        worker died finds the mark of the first run)."""
+        return bool(await self.redis.set(keys.build("jobs", "ran", delivery), 1, nx=True, ex=86400))
+
+    async def _handle_upload(
+        self, platform: str, user: str, data: bytes, file_name: str, delivery: str = ""
+    ) -> None:
         """Parse ``data`` from a scratch file of this worker's own (deleted when done: the
         result the summary and the error report need is then in the database)."""
+        rerun = bool(delivery) and not await self._first_run(delivery)
         path = new_upload_path(self.upload_dir, file_name)
         await asyncio.to_thread(path.write_bytes, data)
         try:
@@ -90,6 +100,7 @@ class Worker:
                 kind=EventKind.upload,
                 upload_path=str(path),
                 file_name=file_name,
+                rerun=rerun,
             )
             started = time.perf_counter()
             reply = await self.handler.handle(event)
@@ -138,7 +149,12 @@ class Worker:
             ms=round((time.perf_counter() - started) * 1000, 1),
             at=time.time(),
         )
-        await self._handle_upload("wecom", user, data, name)
+        delivery = f"wecom:{payload.get('msg_id') or payload['media_id']}"
+        await self._handle_upload("wecom", user, data, name, delivery)
+
+    async def late_job(self, payload: dict[str, Any]) -> None:
+        """A turn answered late: finish it here if its process died (``bot.wecom.late``)."""
+        await finish_if_orphaned(self.db, self.redis, self.handler, payload)
 
     async def upload_job(self, payload: dict[str, Any]) -> None:
         """An H5 upload: its bytes wait in the database (any worker, on any host, reads them);
@@ -147,7 +163,9 @@ class Worker:
         if blob is None:
             log(logger, "job.upload_gone", level=logging.WARNING)
             return
-        await self._handle_upload(blob.platform, blob.user_id, blob.data, blob.file_name)
+        await self._handle_upload(
+            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}"
+        )
         await upload_store.delete_blob(self.db, blob.id)
 
     # -- loops -----------------------------------------------------------------------------------
@@ -239,7 +257,7 @@ async def run_worker(settings: Any) -> None:
     from bot.app import default_handler
 
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = db_from_settings(settings.database)
     redis = connect(settings.redis.url)
     worker = Worker(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     stop = asyncio.Event()

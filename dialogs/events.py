@@ -44,6 +44,9 @@ class Event:
     # else, and when it is False leaves without any effect (``Reply.skipped``); so the claim
     # travels together with the lock and cursor instead of before them.
     gate: Awaitable[bool] | None = field(default=None, compare=False, repr=False)
+    # a turn or upload job run again because its process died after (maybe) committing its
+    # effect: steps answer as the first run would have (not "already done")
+    rerun: bool = False
 
 
 @dataclass

@@ -72,7 +72,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL mode and foreign keys, its folder is made."""
     parsed = make_url(url)
     # hide_parameters: no statement's parameters (ID numbers, mobiles) in echo lines or in the
@@ -84,16 +86,28 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
     return create_async_engine(url, **kwargs)
+
+
+def from_settings(database: Any) -> Database:
+    """The database of ``settings.database`` (url, echo, pool size)."""
+    return Database(
+        database.url,
+        echo=database.echo,
+        pool_size=database.pool_size,
+        max_overflow=database.max_overflow,
+    )
 
 
 class Database:
     """The engine and a session factory; one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._outbox_hooks: dict[str, OutboxHook] = {}
         self._hook_tasks: set[asyncio.Task[None]] = set()

@@ -6,18 +6,59 @@ de-duplication, the access-token cache, rate-limit counters and the job queue.
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
 from redis.asyncio import Redis
 
 PREFIX = "uc"
 
+# This process, as other processes see it: the owner written into claims and locks it takes,
+# and the name of every connection it opens to Redis (CLIENT SETNAME), so that a claim's owner
+# can be told alive (it still holds a connection) from killed (the kernel closed them all).
+PROCESS = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+CLIENT_PREFIX = "uc-"
+
+logger = logging.getLogger("unioncard.redis")
+
 
 def connect(url: str) -> Redis:
-    """A client decoding responses to str. Registers ``url`` for the who-is-who version
-    (:mod:`storage.changes`): this process's commits to operators/unions replace it there."""
+    """A client decoding responses to str; its connections carry this process's name. Registers
+    ``url`` for the who-is-who version (:mod:`storage.changes`): this process's commits to
+    operators/unions replace it there."""
     from storage import changes
 
     changes.register(url)
-    return Redis.from_url(url, decode_responses=True)
+    return Redis.from_url(url, decode_responses=True, client_name=CLIENT_PREFIX + PROCESS)
+
+
+async def live_processes(redis: Any) -> set[str] | None:
+    """The :data:`PROCESS` of every process holding a Redis connection now (None: unknown)."""
+    try:
+        clients = await redis.client_list()
+    except Exception as exc:
+        logger.warning("redis.client_list_failed %r", exc)
+        return None
+    n = len(CLIENT_PREFIX)
+    return {c["name"][n:] for c in clients if str(c.get("name", "")).startswith(CLIENT_PREFIX)}
+
+
+async def alive(redis: Any, process: str) -> bool:
+    """Whether ``process`` (a :data:`PROCESS` of some process) still holds a Redis connection.
+
+    A process killed outright (SIGKILL, OOM, a crash) loses its connections at once, so a claim
+    or lock it left can be taken over without waiting for its lease. A host that vanishes from
+    the network keeps its connections until TCP gives up: then the lease decides. When the
+    server refuses ``CLIENT LIST`` everyone counts as alive (the leases decide too). Relies on
+    Redis not closing idle clients (``timeout 0``, the default).
+    """
+    if process == PROCESS:
+        return True
+    live = await live_processes(redis)
+    return live is None or process in live
 
 
 class Keys:

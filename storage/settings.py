@@ -91,6 +91,9 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = "sqlite+aiosqlite:///./var/unioncard.db"
     echo: bool = False
+    # PostgreSQL connections per process: pool_size kept open, max_overflow more at peaks
+    pool_size: int = Field(10, ge=1, le=200)
+    max_overflow: int = Field(10, ge=0, le=200)
 
     @field_validator("url")
     @classmethod

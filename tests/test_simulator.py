@@ -432,3 +432,43 @@ async def test_page_endpoints_turn_actions_into_callbacks(
         url = (await r.json())["items"][-1]["url"]
     async with http.get(f"{sim.base_url}{url}") as r:
         assert await r.read() == b"PK\x03\x04report"
+
+
+async def test_a_connection_closed_without_an_answer_is_retried_like_a_timeout(
+    sim: WecomSimulator, bot: list[dict[str, Any]]
+) -> None:
+    """A process killed mid-request (connection reset, no answer): WeCom delivers again."""
+    import asyncio
+
+    target = sim.callback_url
+    host_port = target.split("/")[2]
+    backend = int(host_port.split(":")[1])
+    dropped = 0
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal dropped
+        await reader.read(1)
+        if dropped == 0:  # the first delivery's process dies: no answer at all
+            dropped += 1
+            writer.transport.abort()
+            return
+        br, bw = await asyncio.open_connection("127.0.0.1", backend)
+        data = await reader.read(65536)
+        bw.write(b"P" + data)  # the byte read above was the request's first, "P"
+        while not data.endswith(b"</xml>"):
+            data = await reader.read(65536)
+            bw.write(data)
+        writer.write(await br.read(65536))
+        await writer.drain()
+        writer.close()
+        bw.close()
+
+    server = await asyncio.start_server(flaky, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sim.callback_url = f"http://127.0.0.1:{port}/wecom/callback"
+    try:
+        reply = await sim.send_text("u1", "年审")
+    finally:
+        server.close()
+    assert dropped == 1 and reply is not None and reply.content == "收到：年审"
+    assert [m["Content"] for m in bot] == ["年审"]

@@ -60,7 +60,7 @@ class DingtalkCallback:
         self.inbound = Inbound(settings, db, redis, handler)
         self.redis = redis
         self.reply_timeout = reply_timeout
-        self.dedup = DedupBatcher(redis, lease=reply_timeout + 2)
+        self.dedup = DedupBatcher(redis, lease=LATE_LEASE_SECONDS)  # see bot.wecom.callback
         self._deadlines = Deadlines()
         self._tasks: set[asyncio.Task[Any]] = set()
 

@@ -28,6 +28,7 @@ from bot.logs import log, new_request_id
 from bot.replies import send_actively, split_reply
 from bot.wecom import card_codes, render, texts
 from bot.wecom.crypto import CallbackRejected, WecomCrypto
+from bot.wecom.late import LATE_LEASE_SECONDS, guard
 from bot.wecom.parse import PLATFORM, parse
 from dialogs.events import Event, EventKind, Handler, Reply
 from services.messages import CardUpdate, Message, Text
@@ -36,7 +37,6 @@ from storage.redis import keys
 
 logger = logging.getLogger("unioncard.wecom.callback")
 
-LATE_LEASE_SECONDS = 60  # a late turn keeps its claim while its reply goes to the outbox
 MAX_BODY_BYTES = 64 * 1024  # a callback envelope is a few KB
 FILE_JOB = "wecom.file"
 _EMPTY_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
@@ -100,7 +100,9 @@ class WecomCallback:
         self.corp_id = settings.wecom.corp_id
         self.reply_timeout = reply_timeout
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.dedup = DedupBatcher(redis, lease=reply_timeout + 2)
+        # long: a live process's claim must not lapse under load (a retry would run the turn
+        # again); a killed process's claim is taken over at once anyway (bot.dedup)
+        self.dedup = DedupBatcher(redis, lease=LATE_LEASE_SECONDS)
         self._deadlines = Deadlines()
 
     def add_routes(self, app: web.Application) -> None:
@@ -191,6 +193,8 @@ class WecomCallback:
             claim = await self.dedup.settle(key, claim, self.reply_timeout)
         if not claim.new:  # answered before: the same reply (or empty while still running)
             return self._answer(claim.reply, nonce)
+        if claim.taken_over:  # its process was killed mid-turn: answer as that turn would have
+            ev = replace(ev, rerun=True)
 
         if ev.kind is EventKind.unsupported:
             if ev.raw_type.startswith("event:"):
@@ -226,10 +230,12 @@ class WecomCallback:
             try:
                 await waiter
             except asyncio.CancelledError:  # the request went away: the answer goes actively
+                self._spawn(self._guard(key, ev, code, claiming))
                 self._spawn(self._deliver_late(key, task, ev, code, claiming))
                 raise
         if not task.done():
             log(logger, "wecom.callback.late", level=logging.WARNING, user=ev.user_id)
+            await self._guard(key, ev, code, claiming)  # should this process die
             self._spawn(self._deliver_late(key, task, ev, code, claiming))
             return web.Response(text="", headers=_EMPTY_HEADERS)
         if claiming is not None:
@@ -238,7 +244,8 @@ class WecomCallback:
                 if claim.state == "busy":
                     claim = await self.dedup.settle(key, claim, self.reply_timeout)
                 if claim.new:  # its owner is gone: the delivery is ours now
-                    return await self._turn(key, replace(ev, gate=None), nonce, code, None)
+                    ev = replace(ev, gate=None, rerun=claim.taken_over)
+                    return await self._turn(key, ev, nonce, code, None)
                 return self._answer(claim.reply, nonce)
         metrics.turn(PLATFORM)  # a turn of ours (a repeat left above)
         if task.cancelled() or task.exception() is not None:
@@ -301,6 +308,15 @@ class WecomCallback:
                 await send_actively(self.db, PLATFORM, ev.user_id, messages, self.redis)
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
+
+    async def _guard(
+        self, key: str, ev: Event, code: str, claiming: asyncio.Future[Claim] | None
+    ) -> None:
+        """Queue the job that answers a late turn of ours should this process die."""
+        if claiming is not None and not (await claiming).new:
+            return  # another delivery has this message
+        await self.dedup.extend(key, LATE_LEASE_SECONDS)
+        await guard(self.redis, key, replace(ev, gate=None), code)
 
     async def _deliver_late(
         self,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +22,7 @@ from redis.asyncio import Redis
 from dialogs.engine.cursor import Cursor
 from services import reach
 from storage import changes
-from storage.redis import keys
+from storage.redis import PROCESS, alive, keys
 from storage.redis_batch import script_batch
 from storage.settings import Settings
 
@@ -46,7 +45,7 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5]) end
   return {1, redis.call('GET', KEYS[2]), ver}
 end
-return {0, redis.call('PTTL', KEYS[1])}
+return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1])}
 """
 
 # ARGV: expected revision, new value ('' = delete), ttl seconds, lock token
@@ -80,13 +79,20 @@ return 0
 """
 
 
-_lock_prefix = secrets.token_hex(6)
+_lock_prefix = f"{PROCESS}/"
 _lock_seq = itertools.count()
 
 
 def _lock_token() -> str:
-    """Unique per turn across processes, without a system call."""
+    """Unique per turn across processes, without a system call; names the process holding it
+    (``<process>/<n>``), so a waiter can break the lock of a process that was killed."""
     return f"{_lock_prefix}{next(_lock_seq):x}"
+
+
+def _holder(token: Any) -> str:
+    """The process of a lock token (``''`` for a token of older code)."""
+    t = str(token or "")
+    return t.rsplit("/", 1)[0] if "/" in t else ""
 
 
 class LockTimeout(Exception):
@@ -209,17 +215,25 @@ class DialogEngine:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOCK_WAIT_S
         delay = 0.002
+        checked: set[str] = set()
         while True:
             res = await self._batch.call(
                 self._lock_load,
                 script_keys,
                 [token, LOCK_TTL_MS, changes.new_token(), last_used, reach.TTL_SECONDS],
             )
-            got, value = res[0], res[1]
+            got, value, held = res[0], res[1], res[2] if len(res) > 2 else None
             if got:
                 break
             if loop.time() > deadline:
                 raise LockTimeout(f"{platform}:{user_id}")
+            owner = _holder(held)
+            if owner and owner not in checked and delay >= 0.05:  # held a while: whose is it?
+                checked.add(owner)
+                if not await alive(self.redis, owner):  # killed mid-turn: break its lock
+                    log.warning("lock of a dead process broken key=%s", lock_key)
+                    await self._unlock(keys=[lock_key], args=[held])
+                    continue
             pttl = int(value) if value is not None else 0
             await asyncio.sleep(min(delay, max(pttl, 1) / 1000))
             delay = min(delay * 2, 0.05)

@@ -120,6 +120,21 @@ async def apply_and_say(ctx: Context, upload_id: int, check: mr.FileCheck | None
     ctx.say(T.FILE_NEXT)
 
 
+async def answer_again(ctx: Context, prev: Any) -> None:
+    """The answer of the run that recorded ``prev`` and died before it was sent (a job run
+    again after its worker was killed): the summary, then the import or the question."""
+    ctx.say("\n".join(file_summary_lines(prev.file_name, prev.summary)))
+    if prev.status == "applied":
+        marked = len(prev.summary.get("marks", []))
+        ctx.say(T.FILE_APPLIED.format(marked=marked, new_part="", replaced_part=""))
+        ctx.say(T.FILE_NEXT)
+    elif prev.summary.get("matched"):
+        MemberData.of(ctx).pending = prev.id
+        ctx.say(T.FILE_ASK_ACCEPT.format(n=prev.summary.get("matched", 0)))
+    else:
+        ctx.say(T.FILE_NOTHING_VALID)
+
+
 def rejection_text(ctx: Context, code: str, name: str = "") -> str:
     limits = ctx.settings.limits
     text = T.REJECTED.get(code, T.REJECTED_DEFAULT).format(
@@ -146,6 +161,9 @@ async def handle_upload(ctx: Context) -> None:
         ctx.say(T.REJECTED["zip.corrupt"])
         return
     prev = await mr.find_upload(ctx.db, rid, sha)
+    if prev is not None and ev.rerun and prev.status in ("applied", "parsed"):
+        await answer_again(ctx, prev)
+        return
     if prev is not None:
         when = mr.local_time(prev.created_at)
         ctx.say(T.FILE_SAME.format(when=when))

@@ -176,14 +176,15 @@ class ListStep(MemberStep):
         res = await mr.mark(ctx.db, review_id(ctx), indices, reason)
         label = T.REASON[reason.value]
         lines = []
-        if res.marked:
-            lines.append(
-                T.MARKED.format(n=len(res.marked), reason=label, who=who(res.names, res.marked))
-            )
+        marked, unchanged = res.marked, res.unchanged
+        if ctx.event.rerun:  # the first run (its process died) marked them: say so, as it would
+            marked, unchanged = sorted([*marked, *unchanged]), []
+        if marked:
+            lines.append(T.MARKED.format(n=len(marked), reason=label, who=who(res.names, marked)))
         if res.changed:
             lines.append(T.CHANGED.format(who=who(res.names, res.changed), reason=label))
-        if res.unchanged:
-            lines.append(T.UNCHANGED.format(who=who(res.names, res.unchanged), reason=label))
+        if unchanged:
+            lines.append(T.UNCHANGED.format(who=who(res.names, unchanged), reason=label))
         count, _ = await mr.marked(ctx.db, review_id(ctx), limit=0)
         lines.append(T.MARK_TOTAL.format(n=count))
         ctx.say("\n".join(lines))

@@ -195,7 +195,8 @@ class UserSide(PlatformState, Records):
     ) -> CallbackResult:
         """Seal ``plaintext`` and POST it; ``repeat`` delivers the same envelope that often
         (as the platform's retries do) and returns the last answer. ``tamper(body, query)`` may
-        alter the envelope to test the app's rejections. Retries on timeout like the platform."""
+        alter the envelope to test the app's rejections. Retries like the platform when no answer
+        comes: a timeout, or a connection refused, reset or closed before the answer."""
         if not self.callback_url:
             raise RuntimeError("the simulator has no callback_url")
         ts = timestamp or str(int(time.time()))
@@ -224,6 +225,11 @@ class UserSide(PlatformState, Records):
                     status = resp.status
             except TimeoutError:
                 log.warning("callback timed out after %.1fs; retrying", self.callback_timeout)
+                continue
+            except aiohttp.ClientConnectionError as exc:
+                # refused, reset or closed without an answer (the process died): to the
+                # platform that is no answer, like a timeout; it delivers the same envelope again
+                log.warning("callback got no answer (%s); retrying", type(exc).__name__)
                 continue
             elapsed = time.monotonic() - started
             reply = None
