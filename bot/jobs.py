@@ -84,7 +84,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from bot.logs import REQUEST_ID, log, new_request_id
-from storage.redis import PROCESS, alive, keys, live_processes
+from storage.redis import PROCESS, alive, is_process_name, keys, live_processes
 
 logger = logging.getLogger("unioncard.jobs")
 
@@ -346,7 +346,9 @@ class JobRunner:
             return []
         self._last_dead_scan = now
         consumers = await self.redis.xinfo_consumers(STREAM, GROUP)
-        others = [c for c in consumers if c["name"] != self.consumer]
+        others = [  # consumers named after their process: whether they live can be told
+            c for c in consumers if c["name"] != self.consumer and is_process_name(c["name"])
+        ]
         if not others:
             return []
         live = await live_processes(self.redis)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 from typing import Any
@@ -21,6 +22,14 @@ PREFIX = "uc"
 # can be told alive (it still holds a connection) from killed (the kernel closed them all).
 PROCESS = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 CLIENT_PREFIX = "uc-"
+_PROCESS_NAME = re.compile(r"[^/\s]+-\d+-[0-9a-f]{6}")
+
+
+def is_process_name(name: str) -> bool:
+    """Whether ``name`` has the form of a :data:`PROCESS` (a consumer or owner named after its
+    process, whose liveness :func:`alive` can tell), not some other chosen name."""
+    return _PROCESS_NAME.fullmatch(name) is not None
+
 
 logger = logging.getLogger("unioncard.redis")
 

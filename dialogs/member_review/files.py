@@ -125,7 +125,7 @@ async def answer_again(ctx: Context, prev: Any) -> None:
     again after its worker was killed): the summary, then the import or the question."""
     ctx.say("\n".join(file_summary_lines(prev.file_name, prev.summary)))
     if prev.status == "applied":
-        marked = len(prev.summary.get("marks", []))
+        marked = mr.marked_count(prev.summary)
         ctx.say(T.FILE_APPLIED.format(marked=marked, new_part="", replaced_part=""))
         ctx.say(T.FILE_NEXT)
     elif prev.summary.get("matched"):

@@ -34,6 +34,7 @@ from services.member_review.files import (
     ApplyResult,
     apply_upload,
     find_upload,
+    marked_count,
     record_upload,
     summary_of,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "local_time",
     "mark",
     "marked",
+    "marked_count",
     "mask_id_number",
     "match_rows",
     "member_count",

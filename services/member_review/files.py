@@ -72,6 +72,11 @@ def _marks_of(summary: dict[str, Any]) -> dict[int, RemovalReason]:
     return {int(mid): RemovalReason(r) for mid, r in summary.get("marks", [])}
 
 
+def marked_count(summary: dict[str, Any]) -> int:
+    """How many members an upload's kept marks name."""
+    return len(_marks_of(summary))
+
+
 async def record_upload(
     db: Database,
     review_id: int,
