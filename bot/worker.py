@@ -32,10 +32,10 @@ from bot.wecom.client import FileTooLarge, WecomClient, WecomError
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store
+from services.clock import schedule_now, schedule_period, utcnow
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
-from storage.models import utcnow
 from storage.redis import connect
 
 logger = logging.getLogger("unioncard.worker")
@@ -70,7 +70,9 @@ class Worker:
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs)
-        self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
+        # "now" of the schedule: reminders and the transfer timeout (tests move it; a rehearsal
+        # compresses it for every worker through the environment, services.clock)
+        self.clock: Callable[[], datetime] = schedule_now
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -139,13 +141,15 @@ class Worker:
 
         while not stop.is_set():
             try:
-                result = await run_due_reminders(self.db, self.settings)
+                result = await run_due_reminders(
+                    self.db, self.settings, self.clock(), real_now=utcnow()
+                )
                 if getattr(result, "queued", 0):
                     log(logger, "reminders.sent", result=str(result)[:200])
             except Exception:
                 logger.exception("reminders.error")
             try:
-                await asyncio.wait_for(stop.wait(), REMINDER_PERIOD_SECONDS)
+                await asyncio.wait_for(stop.wait(), schedule_period(REMINDER_PERIOD_SECONDS))
             except TimeoutError:
                 pass
 
@@ -174,7 +178,7 @@ class Worker:
             except Exception:
                 logger.exception("transfers.escalate_error")
             try:
-                await asyncio.wait_for(stop.wait(), TRANSFER_PERIOD_SECONDS)
+                await asyncio.wait_for(stop.wait(), schedule_period(TRANSFER_PERIOD_SECONDS))
             except TimeoutError:
                 pass
 
