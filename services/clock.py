@@ -8,8 +8,9 @@ when the settings are loaded by ``serve``, ``worker``, ``demo`` or a CLI command
 The schedule (the worker's reminders and transfer escalation) asks :func:`schedule_now`. For a
 rehearsal (``python -m bench year``) every worker process can be put on one compressed clock
 through the environment: ``UNIONCARD_REHEARSAL_CLOCK="START|ANCHOR|SPEED"`` means "at the Unix
-time ANCHOR it was START (ISO, with offset), and time runs SPEED times faster". Unset, the
-schedule runs on the real clock. Nothing else (stored times, rate limits, tokens) follows it.
+time ANCHOR it was START (ISO, with offset), and time runs SPEED times faster"; or ``"@PATH"``: the same read from the file PATH, once it exists
+(a rehearsal can start its processes first and its clock later). Unset, or the file not there
+yet, the schedule runs on the real clock. Nothing else (stored times, rate limits, tokens) follows it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ class Rehearsal:
 def rehearsal() -> Rehearsal | None:
     """The compressed clock of ``$UNIONCARD_REHEARSAL_CLOCK``, if set."""
     spec = os.environ.get(REHEARSAL_ENV, "").strip()
+    if spec.startswith("@"):
+        try:
+            with open(spec[1:], encoding="utf-8") as f:
+                spec = f.read().strip()
+        except FileNotFoundError:
+            return None
     return Rehearsal.parse(spec) if spec else None
 
 

@@ -47,6 +47,18 @@ def test_rehearsal_clock_from_the_environment(monkeypatch) -> None:
     assert clock.schedule_period(60) == 0.2 and clock.schedule_period(7200) == 2.0
 
 
+def test_rehearsal_clock_from_a_file(monkeypatch, tmp_path) -> None:
+    import time
+
+    path = tmp_path / "clock"
+    monkeypatch.setenv(clock.REHEARSAL_ENV, f"@{path}")
+    assert clock.rehearsal() is None  # not there yet: the real clock
+    assert abs((clock.schedule_now() - clock.utcnow()).total_seconds()) < 1
+    start = datetime(2026, 12, 23, 0, 0, tzinfo=UTC)
+    path.write_text(clock.Rehearsal(start, time.time(), 60.0).spec())
+    assert 0 <= (clock.schedule_now() - start).total_seconds() < 60
+
+
 async def test_the_worker_reminds_on_the_rehearsal_clock(
     monkeypatch, settings, db, redis, tmp_path
 ):
