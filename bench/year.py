@@ -38,6 +38,7 @@ from bench.deployed import Deployed, start_redis, uptime
 from bench.year_audit import Audit, audit
 from bench.year_driver import Driver, SpreadSimulator
 from bench.year_seed import create_pg_database, drop_pg_database, seed
+from bot.jobs import STREAM as JOBS
 from bot.simulator.stack import SIM_WECOM
 from services.clock import REHEARSAL_ENV, Rehearsal
 from storage.db import Database
@@ -46,6 +47,9 @@ from storage.models import Outbox, OutboxStatus
 START = datetime(2026, 12, 23, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai, D-8
 END = datetime(2026, 12, 31, 4, 0, tzinfo=UTC)  # 12:00 on the deadline day
 PROCESSES = 2
+# PostgreSQL connections a process may hold: 4 processes and this one stay far below the
+# server's max_connections (100 by default), which the machine's other users share
+POOL = {"pool_size": 4, "max_overflow": 4}
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -73,11 +77,7 @@ async def drain(db: Database, redis_url: str, wait: float) -> float:
                     .select_from(Outbox)
                     .where(Outbox.status == OutboxStatus.pending)
                 )
-            jobs = 0
-            for key in await redis.keys("*jobs*"):
-                if await redis.type(key) == "stream":
-                    groups = await redis.xinfo_groups(key)
-                    jobs += sum(int(g.get("pending", 0)) + int(g.get("lag") or 0) for g in groups)
+            jobs = await redis.xlen(JOBS)  # a job is deleted once done (bot.jobs)
             if not pending and not jobs:
                 break
             await asyncio.sleep(0.5)
@@ -115,13 +115,17 @@ async def run(args: argparse.Namespace) -> Audit:
     sim = SpreadSimulator.from_settings(_Wecom())
     api = await sim.start()
     apps: list[Deployed] = []
-    db = Database(db_url)
+    db = Database(db_url, pool_size=4, max_overflow=2)
     t_wall = time.perf_counter()
     print(f"bench year: {units:,} units, {units * members:,} members, {PROCESSES} serve + "
           f"{PROCESSES} worker processes, the year (12-23 08:00 → 12-31 12:00) in {span:.0f} s")  # fmt: skip
     print(f"load before: {uptime()}")
     try:
-        config = {"wecom": {**SIM_WECOM, "api_base": api}, "reminders": {"enabled": True}}
+        config = {
+            "wecom": {**SIM_WECOM, "api_base": api},
+            "reminders": {"enabled": True},
+            "database": dict(POOL),
+        }
         for n in range(PROCESSES):
             (tmp / f"p{n}").mkdir()
             apps.append(Deployed(tmp / f"p{n}", db_url, redis_url, config=config))

@@ -78,6 +78,30 @@ class Figures:
         return max(self.per_second.values(), default=0)
 
 
+class Inbox:
+    """Each user's items at the simulator, indexed as they come (``sim.texts(user)`` scans all)."""
+
+    def __init__(self, sim: WecomSimulator) -> None:
+        self.sim = sim
+        self.seen = 0
+        self.by_user: dict[str, list[Any]] = {}
+
+    def _catch_up(self) -> None:
+        items = self.sim.items
+        for item in items[self.seen :]:
+            if item.sender == "app":
+                self.by_user.setdefault(item.user, []).append(item)
+        self.seen = len(items)
+
+    def texts(self, user: str) -> list[str]:
+        self._catch_up()
+        return [i.text for i in self.by_user.get(user, []) if i.kind == "text"]
+
+    def cards(self, user: str) -> list[Any]:
+        self._catch_up()
+        return [i for i in self.by_user.get(user, []) if i.kind == "card"]
+
+
 class Driver:
     def __init__(
         self, world: World, sim: WecomSimulator, db: Database, clock: Rehearsal, seed: int = 7
@@ -88,6 +112,7 @@ class Driver:
         self.sem = asyncio.Semaphore(64)
         self._clicked: set[tuple[str, str]] = set()
         self._watchers: list[asyncio.Task[None]] = []
+        self.inbox = Inbox(sim)
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -102,7 +127,7 @@ class Driver:
 
     async def say(self, user: str, text: str, want: str = "", wait: float = 15.0) -> str:
         """Send ``text``; the passive reply, or (a slow turn) the active one containing ``want``."""
-        before = len(self.sim.texts(user))
+        before = len(self.inbox.texts(user))
         self.fig.per_second[int(time.time())] += 1
         reply = await self.sim.send_text(user, text)
         got = reply.content if reply is not None else ""
@@ -113,7 +138,7 @@ class Driver:
     async def wait_text(self, user: str, want: str, before: int, wait: float, what: str) -> str:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            for t in self.sim.texts(user)[before:]:
+            for t in self.inbox.texts(user)[before:]:
                 if want in t:
                     return t
             await asyncio.sleep(0.05)
@@ -140,7 +165,7 @@ class Driver:
         if kind == FILE:
             await self.say(user, "2")
             ids = self.world.member_ids(unit)[5 : 5 + k]
-            before = len(self.sim.texts(user))
+            before = len(self.inbox.texts(user))
             started = time.perf_counter()
             self.fig.per_second[int(time.time())] += 1
             await self.sim.send_file(user, "不通过名单.xlsx", _xlsx(ids))
@@ -159,7 +184,7 @@ class Driver:
     # -- approvers ---------------------------------------------------------------------------
 
     async def card_round(self, user: str, colleague: str) -> None:
-        for item in list(self.sim.cards(user)):
+        for item in list(self.inbox.cards(user)):
             if item.replace_name or (user, item.task_id) in self._clicked:
                 continue
             keys = [b.get("key", "") for b in (item.card or {}).get("button_list", [])]
@@ -180,7 +205,7 @@ class Driver:
                 self._watchers.append(asyncio.create_task(self._watch(other, seen, started)))
 
     def _card_with(self, user: str, key: str) -> Any:
-        for item in self.sim.cards(user):
+        for item in self.inbox.cards(user):
             if any(b.get("key") == key for b in (item.card or {}).get("button_list", [])):
                 return item
         return None

@@ -69,7 +69,7 @@ def default_handler(settings: Any, db: Database, redis: Any) -> Handler:
 async def run_serve(settings: Any) -> None:
     """``unioncard serve``: the HTTP app until SIGINT/SIGTERM."""
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = Database.from_settings(settings)
     redis = connect(settings.redis.url)
     app = create_app(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     runner = make_runner(app, settings, access_log=None)

@@ -202,7 +202,7 @@ async def run_worker(settings: Any) -> None:
     from bot.app import default_handler
 
     setup_logging(settings.log.level, debug_loggers=settings.log.debug_loggers)
-    db = Database(settings.database.url, echo=settings.database.echo)
+    db = Database.from_settings(settings)
     redis = connect(settings.redis.url)
     worker = Worker(settings, db=db, redis=redis, handler=default_handler(settings, db, redis))
     stop = asyncio.Event()

@@ -111,4 +111,6 @@ def schedule_now() -> datetime:
 def schedule_period(seconds: float, floor: float = 0.2) -> float:
     """A period of the schedule (``seconds`` of its clock) in real seconds, at least ``floor``."""
     r = rehearsal()
-    return seconds if r is None else max(floor, seconds / r.speed)
+    if r is None:  # no rehearsal; or its file is not written yet: look again soon
+        return min(seconds, 1.0) if os.environ.get(REHEARSAL_ENV, "").strip() else seconds
+    return max(floor, seconds / r.speed)

@@ -31,8 +31,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL mode and foreign keys, its folder is made."""
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL mode and foreign keys, its folder is made.
+    PostgreSQL: at most ``pool_size + max_overflow`` connections from this process."""
     parsed = make_url(url)
     # hide_parameters: no statement's parameters (ID numbers, mobiles) in echo lines or in the
     # text of a database error, which may be logged or stored
@@ -43,17 +46,25 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
     return create_async_engine(url, **kwargs)
 
 
 class Database:
     """The engine and a session factory; one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, max_overflow: int = 10
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Database:
+        """The database of ``settings.database`` (URL, echo, pool)."""
+        d = settings.database
+        return cls(d.url, echo=d.echo, pool_size=d.pool_size, max_overflow=d.max_overflow)
 
     @property
     def is_sqlite(self) -> bool:

@@ -87,6 +87,9 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = "sqlite+aiosqlite:///./var/unioncard.db"
     echo: bool = False
+    # PostgreSQL connections a process keeps (pool_size) and may open beyond them (max_overflow)
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
 
     @field_validator("url")
     @classmethod

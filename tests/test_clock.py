@@ -53,6 +53,7 @@ def test_rehearsal_clock_from_a_file(monkeypatch, tmp_path) -> None:
     path = tmp_path / "clock"
     monkeypatch.setenv(clock.REHEARSAL_ENV, f"@{path}")
     assert clock.rehearsal() is None  # not there yet: the real clock
+    assert clock.schedule_period(60) == 1.0  # ... looked at again soon
     assert abs((clock.schedule_now() - clock.utcnow()).total_seconds()) < 1
     start = datetime(2026, 12, 23, 0, 0, tzinfo=UTC)
     path.write_text(clock.Rehearsal(start, time.time(), 60.0).spec())
