@@ -4,8 +4,9 @@ What a unit's contact does follows from its index (``PART``): list reviews (0-2)
 (3-5: an .xlsx of ID numbers sent as a file message), a list review submitted on the deadline
 day after the approvers' last round (6: stays pending), a review begun and never submitted
 (7), never begun (8, 9). Contacts 0-5 and 7 start at random times between the start and the
-day before the deadline. Street and district approvers act twice a simulated day: ``…a`` taps
-通过 on the cards it has, ``…b`` sends 待审核 / 全部通过 / 确认通过 N 份. After the last contact of
+day before the deadline. Street and district approvers act at 18:00 each simulated day: ``…a``
+taps 通过 on the cards it has, then ``…b``, if a card still waits, sends 待审核 / 全部通过 /
+确认通过 N 份. After the last contact of
 parts 0-5 and 7, a final round (streets, then districts, by bulk) decides what is left; then
 part 6 submits. The worker processes send the reminders on the same clock.
 """
@@ -104,12 +105,20 @@ class Inbox:
 
 class Driver:
     def __init__(
-        self, world: World, sim: WecomSimulator, db: Database, clock: Rehearsal, seed: int = 7
+        self,
+        world: World,
+        sim: WecomSimulator,
+        db: Database,
+        clock: Rehearsal,
+        *,
+        concurrency: int = 16,
+        seed: int = 7,
     ) -> None:
         self.world, self.sim, self.db, self.clock = world, sim, db, clock
         self.rng = random.Random(seed)
         self.fig = Figures()
-        self.sem = asyncio.Semaphore(64)
+        self.sem = asyncio.Semaphore(concurrency)  # contacts in a session at once
+        self.approvers = asyncio.Semaphore(max(1, concurrency // 2))  # approver pairs at once
         self._clicked: set[tuple[str, str]] = set()
         self._watchers: list[asyncio.Task[None]] = []
         self.inbox = Inbox(sim)
@@ -217,7 +226,10 @@ class Driver:
                 return
             await asyncio.sleep(0.05)
 
-    async def bulk_round(self, user: str) -> None:
+    async def bulk_round(self, user: str, always: bool = False) -> None:
+        """待审核 / 全部通过 / 确认通过 N 份, when a card waits undecided (or ``always``)."""
+        if not always and not any(not c.replace_name for c in self.inbox.cards(user)):
+            return
         got = await self.say(user, "待审核")
         if "【待您审核的年审】" not in got:
             return
@@ -227,15 +239,19 @@ class Driver:
             await self.say(user, f"确认通过 {m.group(1)} 份", "已通过")
             self.fig.bulk_commands += 1
 
-    async def approver_round(self, codes: list[str], cards: bool = True) -> None:
+    async def approver_round(self, codes: list[str], last: bool = False) -> None:
+        """Each street's or district's approvers: taps, then the bulk commands; in the last
+        round only the bulk commands, whatever the cards say."""
+
         async def one(code: str) -> None:
             a, b = approvers(code)
-            try:
-                if cards:
-                    await self.card_round(a, b)
-                await self.bulk_round(b)
-            except Exception as exc:
-                self.fig.problems.append(f"approvers of {code}: {type(exc).__name__}: {exc}")
+            async with self.approvers:
+                try:
+                    if not last:
+                        await self.card_round(a, b)
+                    await self.bulk_round(b, always=last)
+                except Exception as exc:
+                    self.fig.problems.append(f"approvers of {code}: {type(exc).__name__}: {exc}")
 
         await asyncio.gather(*(one(c) for c in codes))
 
@@ -255,19 +271,19 @@ class Driver:
         codes = self.world.streets + self.world.districts
 
         async def rounds() -> None:
-            at = start + timedelta(hours=12)
+            at = start + timedelta(hours=10)  # 18:00 each day
             while at < last_day:
                 await self.until(at)
                 await self.approver_round(codes)
-                at += timedelta(hours=12)
+                at += timedelta(days=1)
 
         approving = asyncio.create_task(rounds())
         await asyncio.gather(*tasks)
         await approving
         # the last round: everything submitted so far is decided, level by level
-        await self.approver_round(self.world.streets, cards=False)
+        await self.approver_round(self.world.streets, last=True)
         await self._level_one_done(early)
-        await self.approver_round(self.world.districts, cards=False)
+        await self.approver_round(self.world.districts, last=True)
         # the deadline day: part 6 submits after the approvers' last round
         late = [u.index for u in self.world.units if part(u.index) == LATE]
         day = end - timedelta(hours=4)
