@@ -167,7 +167,8 @@ async def run(args: argparse.Namespace) -> Audit:
         print(f"outbox delay commit → API:   {_ms(delays['all'])}")
         for kind in sorted(k for k in delays if k != "all"):
             print(f"    {kind:<12}             {_ms(delays[kind])}")
-        print(f"approvals: {fig.clicks} card taps, {fig.bulk_commands} 确认通过 N 份 commands")
+        print(f"approvals: {fig.clicks} card taps, {fig.bulk_commands} 确认通过 N 份 commands; "
+              f"answers 'busy, send again': {fig.busy} (resent)")  # fmt: skip
         print(f"reminders sent: {result.reminders} to contacts, {result.digests} approver digests")
         print(f"CPU of serve+worker processes: {sum(cpu):.1f} s "
               f"({sum(cpu) / max(turns, 1) * 1000:.2f} ms a turn, jobs and sends included)")  # fmt: skip
@@ -181,6 +182,8 @@ async def run(args: argparse.Namespace) -> Audit:
               + ", ".join(f"{k}={v}" for k, v in sorted(result.outbox.items())))  # fmt: skip
         for f in result.failures:
             print(f"  FAIL {f}")
+        for p in fig.problems[:30]:
+            print(f"  turn: {p}")
         print(f"\ntotal wall time: {time.perf_counter() - t_wall:.1f} s")
         print(f"load after the year: {load_after}")
         print(f"load now:            {uptime()}")

@@ -37,6 +37,7 @@ LIST, FILE, LATE, UNFINISHED, NEVER = "list", "file", "late", "unfinished", "nev
 PART = {0: LIST, 1: LIST, 2: LIST, 3: FILE, 4: FILE, 5: FILE, 6: LATE, 7: UNFINISHED}
 STAGE = "会员信息年审"
 REASONS = ["退休", "离职", "死亡"]
+BUSY = ("系统繁忙", "上一条消息还在处理中")  # bot.wecom.texts.BUSY, dialogs.texts.common.BUSY
 
 
 def part(index: int) -> str:
@@ -70,6 +71,7 @@ class Figures:
     clicks: int = 0
     bulk_commands: int = 0
     problems: list[str] = field(default_factory=list)  # unexpected or missing replies
+    busy: int = 0  # answers "busy, send it again" (the driver resends)
     submitted_at: dict[int, datetime] = field(default_factory=dict)  # unit index → sim time
     lag: float = 0.0  # the most a session started behind its time, real s
     per_second: Counter[int] = field(default_factory=Counter)  # callbacks a real second
@@ -134,15 +136,23 @@ class Driver:
 
     # -- talking -----------------------------------------------------------------------------
 
-    async def say(self, user: str, text: str, want: str = "", wait: float = 15.0) -> str:
-        """Send ``text``; the passive reply, or (a slow turn) the active one containing ``want``."""
-        before = len(self.inbox.texts(user))
-        self.fig.per_second[int(time.time())] += 1
-        reply = await self.sim.send_text(user, text)
-        got = reply.content if reply is not None else ""
-        if not want or want in got:
-            return got
-        return await self.wait_text(user, want, before, wait, f"{text!r}→{got[:60]!r}")
+    async def say(self, user: str, text: str, want: str = "", wait: float = 60.0) -> str:
+        """Send ``text``; the passive reply, or (a slow turn) the active one containing ``want``.
+        Told the system is busy, send it again a little later, as a person would (3 times)."""
+        for _ in range(4):
+            before = len(self.inbox.texts(user))
+            self.fig.per_second[int(time.time())] += 1
+            reply = await self.sim.send_text(user, text)
+            got = reply.content if reply is not None else ""
+            if any(b in got for b in BUSY):
+                self.fig.busy += 1
+                await asyncio.sleep(2)
+                continue
+            if not want or want in got:
+                return got
+            return await self.wait_text(user, want, before, wait, f"{text!r}→{got[:60]!r}")
+        self.fig.problems.append(f"{user}: {text!r}: busy four times")
+        return ""
 
     async def wait_text(self, user: str, want: str, before: int, wait: float, what: str) -> str:
         deadline = time.monotonic() + wait
@@ -236,7 +246,8 @@ class Driver:
         got = await self.say(user, "全部通过")
         m = re.search(r"确认通过 (\d+) 份", got)
         if m:
-            await self.say(user, f"确认通过 {m.group(1)} 份", "已通过")
+            # "已通过 N 份", or none when the colleague's taps were quicker: both are answers
+            await self.say(user, f"确认通过 {m.group(1)} 份", "通过")
             self.fig.bulk_commands += 1
 
     async def approver_round(self, codes: list[str], last: bool = False) -> None:
