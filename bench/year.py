@@ -178,7 +178,8 @@ async def run(args: argparse.Namespace) -> Audit:
               + "   (expected: " + ", ".join(f"{k} {v}" for k, v in sorted(result.expected.items())) + ")")  # fmt: skip
         print(f"  members: {result.members:,} rows (seeded {world.members:,}), "
               f"{result.removed:,} removed = marked in applied reviews")  # fmt: skip
-        print(f"  messages accepted by the platform: {result.sends_ok:,}; outbox: "
+        print(f"  messages delivered by the platform: {result.sends_ok:,} (sends repeated after a "
+              f"lost outcome, kept from the user by WeCom: {result.repeated}); outbox: "
               + ", ".join(f"{k}={v}" for k, v in sorted(result.outbox.items())))  # fmt: skip
         for f in result.failures:
             print(f"  FAIL {f}")

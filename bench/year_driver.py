@@ -37,7 +37,8 @@ LIST, FILE, LATE, UNFINISHED, NEVER = "list", "file", "late", "unfinished", "nev
 PART = {0: LIST, 1: LIST, 2: LIST, 3: FILE, 4: FILE, 5: FILE, 6: LATE, 7: UNFINISHED}
 STAGE = "会员信息年审"
 REASONS = ["退休", "离职", "死亡"]
-BUSY = ("系统繁忙", "上一条消息还在处理中")  # bot.wecom.texts.BUSY, dialogs.texts.common.BUSY
+# "busy, send it again": bot.wecom.texts.BUSY, dialogs.texts.common.BUSY, and a failed turn's
+BUSY = ("系统繁忙", "上一条消息还在处理中", "没能处理成功")
 
 
 def part(index: int) -> str:
