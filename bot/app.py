@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import metrics
+from bot import metrics, outbox_signal
 from bot.h5 import UploadPage
 from bot.http_limits import body_timeout, make_runner, max_body
 from bot.logs import log, setup_logging
@@ -40,6 +40,7 @@ def create_app(
     app = web.Application(client_max_size=max_body(settings), middlewares=[body_timeout(settings)])
     app[DB_KEY] = db
     app[REDIS_KEY] = redis
+    outbox_signal.install(db, redis)  # services' outbox rows wake the sender after commit
     metrics.add_routes(app, db, redis)  # /metrics, /healthz, /readyz
     callback = WecomCallback(
         settings, db=db, redis=redis, handler=handler, reply_timeout=reply_timeout

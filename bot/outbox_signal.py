@@ -40,3 +40,13 @@ async def wait(redis: Any, seconds: float) -> bool:
     """Block until a wake-up token or ``seconds``; True when woken."""
     got = await redis.blpop([WAKE_KEY], timeout=max(0.01, seconds))
     return got is not None
+
+
+def install(db: Any, redis: Any) -> None:
+    """Wake idle outbox workers after every ``db.transaction()`` that queued outbox rows (the
+    services' approval cards, card updates, notices, reminders), not only ``send_actively``."""
+
+    async def after_commit() -> None:
+        await wake(redis)
+
+    db.after_outbox_commit = after_commit

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot import metrics
+from bot import metrics, outbox_signal
 from bot.dingtalk.worker import dingtalk_parts
 from bot.h5 import UPLOAD_JOB, default_upload_dir, new_upload_path
 from bot.jobs import JobRunner
@@ -67,6 +67,7 @@ class Worker:
         self.upload_dir = upload_dir or default_upload_dir()
         self.reminders = reminders and settings.reminders.enabled
         self.sender = outbox_worker(settings, db, redis, self.client)
+        outbox_signal.install(db, redis)  # rows queued by jobs and reminders wake the senders
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.messages import Message, to_payload
+from storage.db import OUTBOX_QUEUED
 from storage.models import Outbox
 
 
@@ -30,4 +31,5 @@ def enqueue(
         dedup_key=dedup_key,
     )
     session.add(row)
+    session.info[OUTBOX_QUEUED] = True  # Database.transaction wakes the sender after the commit
     return row

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import OUTBOX_QUEUED
 from storage.models import (
     Outbox,
 )
@@ -54,6 +55,7 @@ async def queue_texts(
     """
     if not rows:
         return 0
+    session.info[OUTBOX_QUEUED] = True  # Database.transaction wakes the sender after the commit
     dumped: dict[str, str] = {}
 
     def payload(text_: str) -> str:

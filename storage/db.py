@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # deleted rows are overwritten, not left in free pages (uploaded files hold ID numbers)
     cur.execute("PRAGMA secure_delete=ON")
     cur.close()
+
+
+OUTBOX_QUEUED = "outbox_queued"  # session.info key: the transaction added outbox rows
 
 
 def create_engine(
@@ -59,6 +62,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # run after a transaction that queued outbox rows commits (the sender's wake-up)
+        self.after_outbox_commit: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> Database:
@@ -78,9 +83,15 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as s, s.begin():
-            yield s
+        """A session inside one transaction: committed on success, rolled back on error.
+        If the transaction queued outbox rows (``session.info[OUTBOX_QUEUED]``) and a hook is
+        installed (``after_outbox_commit``, see ``bot.outbox_signal.install``), it runs after the
+        commit."""
+        async with self.sessions() as s:
+            async with s.begin():
+                yield s
+            if s.info.get(OUTBOX_QUEUED) and self.after_outbox_commit is not None:
+                await self.after_outbox_commit()
 
     async def create_all(self) -> None:
         """Create every table (tests and the demo; production uses ``unioncard db upgrade``)."""
