@@ -33,11 +33,11 @@ from bot.wecom.late import LATE_JOB, finish_if_orphaned
 from bot.wecom.sender import outbox_worker
 from dialogs.events import Event, EventKind, Handler
 from services import upload_store, uploads
+from services.clock import schedule_now, schedule_period, utcnow
 from services.file_names import clean_file_name
 from services.messages import Message, Text
 from storage.db import Database
 from storage.db import from_settings as db_from_settings
-from storage.models import utcnow
 from storage.redis import connect, keys
 
 logger = logging.getLogger("unioncard.worker")
@@ -73,7 +73,9 @@ class Worker:
         jobs = {FILE_JOB: self.file_job, UPLOAD_JOB: self.upload_job, LATE_JOB: self.late_job}
         self.dingtalk = dingtalk_parts(self, settings, db, redis, handler, jobs)
         self.jobs = JobRunner(redis, jobs, drain_seconds=settings.server.drain_timeout_seconds)
-        self.clock: Callable[[], datetime] = utcnow  # "now" of the transfer timeout (tests move it)
+        # "now" of the schedule: reminders and the transfer timeout (tests move it; a rehearsal
+        # compresses it for every worker through the environment, services.clock)
+        self.clock: Callable[[], datetime] = schedule_now
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -176,13 +178,15 @@ class Worker:
         while not stop.is_set():
             new_request_id()  # one id for a run's lines and the rows it queues
             try:
-                result = await run_due_reminders(self.db, self.settings)
+                result = await run_due_reminders(
+                    self.db, self.settings, self.clock(), real_now=utcnow()
+                )
                 if getattr(result, "queued", 0):
                     log(logger, "reminders.sent", result=str(result)[:200])
             except Exception:
                 logger.exception("reminders.error")
             try:
-                await asyncio.wait_for(stop.wait(), REMINDER_PERIOD_SECONDS)
+                await asyncio.wait_for(stop.wait(), schedule_period(REMINDER_PERIOD_SECONDS))
             except TimeoutError:
                 pass
 
@@ -212,7 +216,7 @@ class Worker:
             except Exception:
                 logger.exception("transfers.escalate_error")
             try:
-                await asyncio.wait_for(stop.wait(), TRANSFER_PERIOD_SECONDS)
+                await asyncio.wait_for(stop.wait(), schedule_period(TRANSFER_PERIOD_SECONDS))
             except TimeoutError:
                 pass
 

@@ -263,8 +263,13 @@ async def send_occasion(
     *,
     dry_run: bool = False,
     actor: str = "system",
+    real_now: datetime | None = None,
 ) -> PlanResult:
     """Plan ``occ`` and (unless ``dry_run``) queue it.
+
+    ``real_now``: the sender's "now" when ``now`` is a rehearsal's compressed clock
+    (``services.clock.schedule_now``): rows that may go out at once are due then, not at the
+    rehearsal's time (which may be weeks ahead of the real one).
 
     The plan is read in one snapshot; the rows go in short transactions of CHUNK rows each (so
     a second worker, or SQLite's single writer, is never blocked for long). That is safe
@@ -286,12 +291,15 @@ async def send_occasion(
     # settles races with another worker.
     rows = [(p.platform, p.user_id, p.text, p.dedup_key) for p in planned if not p.already_queued]
     not_before = next_daytime(cycle, now, settings.reminders.quiet)
+    created = now
     if not_before > now:
         result.sends_at = not_before
+    elif real_now is not None:
+        not_before = created = real_now
     for i in range(0, len(rows), CHUNK):
         async with db.transaction() as session:
             result.queued += await queue_texts(
-                session, rows[i : i + CHUNK], not_before=not_before, now=now
+                session, rows[i : i + CHUNK], not_before=not_before, now=created
             )
     async with db.transaction() as session:
         session.add(
@@ -320,12 +328,13 @@ async def _already_planned(session: AsyncSession, occ: Occasion) -> bool:
 
 
 async def run_due_reminders(
-    db: Database, settings: Settings, now: datetime | None = None
+    db: Database, settings: Settings, now: datetime | None = None, real_now: datetime | None = None
 ) -> PlanResult:
     """The worker's periodic job (call it every minute or so, from any number of workers).
 
     Sends the occasion due now if no run has recorded it yet; the outbox's unique keys make a
-    race between workers harmless (one row per person and occasion).
+    race between workers harmless (one row per person and occasion). ``real_now``: see
+    :func:`send_occasion` (a rehearsal clock).
     """
     now = now or utcnow()
     async with db.session() as session:
@@ -335,7 +344,7 @@ async def run_due_reminders(
             return PlanResult(None, skipped="no occasion due")
         if await _already_planned(session, occ):
             return PlanResult(occ, skipped="already sent")
-    return await send_occasion(db, settings, occ, now)
+    return await send_occasion(db, settings, occ, now, real_now=real_now)
 
 
 async def remind_now(
