@@ -36,7 +36,7 @@ from typing import Any
 
 from bench.common import describe_db, machine_info
 from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
-from bench.http_load import HEADER, first_line, load, median_round, run_floor
+from bench.http_load import HEADER, first_line, floor_then_serve, median_round
 
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
@@ -213,26 +213,14 @@ def main(argv: list[str]) -> None:
         sim = await _simulator()
         config = {"wecom": {"corp_id": CORP, "token": TOKEN, "encoding_aes_key": AES_KEY,
                             "secret": "bench-secret", "api_base": sim.base_url}}  # fmt: skip
-        rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
         try:
             app = Deployed(workdir, db_url, redis_url, config=config, serve_core=server_core,
                            worker_core=other_core, profile=args.profile)  # fmt: skip
             try:
                 await asyncio.to_thread(app.start)  # the simulator (this loop) answers meanwhile
                 w0 = app.cpu_seconds("worker")
-                for r in range(args.rounds):  # floor and serve back to back, serve idle meanwhile
-                    first = USERS if r == 0 else 0
-                    with run_floor("bench.channel", server_core) as (port, cpu):
-                        floor = await load(port, make_requests(needed + first, port),
-                                           connections=args.connections, first=first,
-                                           warmup=args.warmup, seconds=args.seconds,
-                                           cpu=cpu)  # fmt: skip
-                    chan = await load(app.port, make_requests(needed + first, app.port),
-                                      first=first, connections=args.connections,
-                                      warmup=args.warmup, seconds=args.seconds,
-                                      cpu=app.cpu_seconds,
-                                      window=app.profile_window if r == 0 else None)  # fmt: skip
-                    rounds.append((floor, chan))
+                rounds = await floor_then_serve(app, "bench.channel", server_core,
+                                                make_requests, needed, args, USERS)  # fmt: skip
                 worker_cpu = app.cpu_seconds("worker") - w0
             finally:
                 await asyncio.to_thread(app.stop)

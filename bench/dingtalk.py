@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.common import describe_db, machine_info
 from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
-from bench.http_load import HEADER, first_line, load, median_round, run_floor
+from bench.http_load import HEADER, first_line, floor_then_serve, median_round
 
 APP_KEY = "dingbenchappkey"
 APP_SECRET = "bench-dingtalk-app-secret-0123456789abcdef"
@@ -131,7 +131,6 @@ def main(argv: list[str]) -> None:
                   "wecom": {"corp_id": "wwbenchcorp", "token": "benchtoken",
                             "encoding_aes_key": "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
                             "api_base": sim.base_url}}  # fmt: skip
-        rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
         drained = 0.0
         total = 0
         try:
@@ -140,19 +139,9 @@ def main(argv: list[str]) -> None:
             try:
                 await asyncio.to_thread(app.start)  # the simulator (this loop) answers meanwhile
                 w0 = app.cpu_seconds("worker")
-                for r in range(args.rounds):  # floor then serve; the worker idle at each floor
-                    first = USERS if r == 0 else 0
-                    with run_floor("bench.dingtalk", server_core) as (port, cpu):
-                        floor = await load(port, make_requests(needed + first, port),
-                                           connections=args.connections, first=first,
-                                           warmup=args.warmup, seconds=args.seconds,
-                                           cpu=cpu)  # fmt: skip
-                    chan = await load(app.port, make_requests(needed + first, app.port),
-                                      first=first, connections=args.connections,
-                                      warmup=args.warmup, seconds=args.seconds,
-                                      cpu=app.cpu_seconds,
-                                      window=app.profile_window if r == 0 else None)  # fmt: skip
-                    rounds.append((floor, chan))
+
+                async def drain(chan: dict[str, Any]) -> None:  # the replies of the round
+                    nonlocal total, drained
                     total += chan["sent"] + chan["first"]
                     t0 = time.monotonic()
                     try:
@@ -160,6 +149,9 @@ def main(argv: list[str]) -> None:
                     except TimeoutError:
                         pass  # reported below: fewer replies than callbacks
                     drained = max(drained, time.monotonic() - t0)
+
+                rounds = await floor_then_serve(app, "bench.dingtalk", server_core,
+                                                make_requests, needed, args, USERS, drain)  # fmt: skip
                 worker_cpu = app.cpu_seconds("worker") - w0
             finally:
                 await asyncio.to_thread(app.stop)

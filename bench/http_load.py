@@ -181,6 +181,36 @@ async def load(
     }
 
 
+async def floor_then_serve(
+    app: Any,
+    module: str,
+    core: int | None,
+    make_requests: Callable[[int, int], list[bytes]],
+    needed: int,
+    args: Any,
+    users: int,
+    after: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``args.rounds`` rounds of the floor (``module``'s bare server on ``core``) then the
+    deployed ``app``, back to back; the first round also sends each of ``users`` a first
+    message before the clock. ``after(chan)`` (awaited) runs after each serve phase."""
+    rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for r in range(args.rounds):
+        first = users if r == 0 else 0
+        with run_floor(module, core) as (port, cpu):
+            floor = await load(port, make_requests(needed + first, port),
+                               connections=args.connections, first=first,
+                               warmup=args.warmup, seconds=args.seconds, cpu=cpu)  # fmt: skip
+        chan = await load(app.port, make_requests(needed + first, app.port),
+                          first=first, connections=args.connections,
+                          warmup=args.warmup, seconds=args.seconds, cpu=app.cpu_seconds,
+                          window=app.profile_window if r == 0 else None)  # fmt: skip
+        rounds.append((floor, chan))
+        if after is not None:
+            await after(chan)
+    return rounds
+
+
 def first_line(floor: dict[str, Any], chan: dict[str, Any]) -> str:
     """The line about the requests sent before the clock (``load(first=...)``)."""
     return (
