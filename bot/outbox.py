@@ -15,6 +15,11 @@ Generic: it names no platform. Each row goes to the channel of its ``platform`` 
 - **Rate limits.** A sliding window per recipient in Redis (one Lua call) reserves the row's
   sends (``Channel.slots``) before a send, within the channel's ``per_minute``/``per_hour``; a
   row that would exceed it is delayed until a slot frees, never sent over the limit.
+- **Batches.** A channel that can send one message to many recipients in one call
+  (:class:`BatchChannel`, e.g. DingTalk's batchSend) names rows that may share a call by
+  ``batch_key``. The worker then goes in rounds: each recipient's next row, those with the same
+  key in calls of at most ``batch_size``, the rows of a call finished in one transaction; a
+  recipient whose row must wait sends nothing more in this run (order is kept).
 - **Outcomes.** ``sent`` (with the platform's message id and the channel's own bookkeeping,
   written in the same transaction); ``unreachable``; back-off on transient errors and
   throttling, a pause on configuration errors; ``failed`` after ``max_attempts`` or on a
@@ -27,12 +32,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,6 +91,21 @@ class Channel(Protocol):
 
     async def send(self, row: Outbox) -> Delivery:
         """Send ``row`` (retries and resends must be harmless); unexpected errors may raise."""
+        ...
+
+
+@runtime_checkable
+class BatchChannel(Channel, Protocol):
+    """A channel that sends one message to up to ``batch_size`` recipients in one call."""
+
+    batch_size: int
+
+    def batch_key(self, row: Outbox) -> Hashable | None:
+        """Rows with the same key (not None) are the same message and may share a call."""
+        ...
+
+    async def send_batch(self, rows: list[Outbox]) -> list[Delivery]:
+        """Send ``rows`` (one per recipient, same key) in one call: one answer per row."""
         ...
 
 
@@ -155,6 +175,9 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self._sem = asyncio.Semaphore(concurrency)
         self._reserve = redis.register_script(_RESERVE)
+        self._batching: dict[str, BatchChannel] = {
+            p: ch for p, ch in self.channels.items() if isinstance(ch, BatchChannel)
+        }
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -230,13 +253,21 @@ class OutboxWorker:
         record: Callable[[AsyncSession], Awaitable[None]] | None = None,
         **values: Any,
     ) -> None:
-        values.setdefault("claimed_until", None)
-        if values.get("last_error"):  # stored: no secret, full ID number or mobile
-            values["last_error"] = scrub(values["last_error"])
+        await self._finish_many([(row, record, values)])
+
+    async def _finish_many(
+        self,
+        done: list[tuple[Outbox, Callable[[AsyncSession], Awaitable[None]] | None, dict[str, Any]]],
+    ) -> None:
+        """Set the columns of each row (claim released) and run their records: one transaction."""
         async with self.db.transaction() as s:
-            await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
-            if record is not None:
-                await record(s)
+            for row, record, values in done:
+                values.setdefault("claimed_until", None)
+                if values.get("last_error"):  # stored: no secret, full ID number or mobile
+                    values["last_error"] = scrub(values["last_error"])
+                await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
+                if record is not None:
+                    await record(s)
 
     async def _hold_back(self, row: Outbox, later: list[Outbox], until: datetime) -> None:
         """``row`` waits until ``until``: release the claims on ``later`` rows and make every
@@ -301,6 +332,18 @@ class OutboxWorker:
             xx=True,
         )
 
+    async def _confirm_many(self, slots: list[tuple[Outbox, str, int]]) -> None:
+        """:meth:`_confirm` for the rows of one call, in one round trip."""
+        t = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        for row, slot, n in slots:
+            pipe.zadd(
+                keys.rate(row.platform, row.recipient, "sends"),
+                {f"{slot}:{i}": t for i in range(1, n + 1)},
+                xx=True,
+            )
+        await pipe.execute()
+
     async def _attempt(self, row: Outbox) -> tuple[float, Delivery | None]:
         """(wait, None) when the recipient's window is full, else (0, the channel's answer).
 
@@ -318,65 +361,178 @@ class OutboxWorker:
                 if n:
                     await self._confirm(row, slot, n)
 
+    def _final(self, row: Outbox, done: Delivery) -> dict[str, Any] | None:
+        """The columns of a row whose sending ended (sent, unreachable, failed), logged; None
+        when it must wait (retry, throttled, misconfigured)."""
+        if done.result is Result.sent:
+            log(logger, "outbox.sent", level=logging.DEBUG, id=row.id, platform=row.platform,
+                kind=row.kind)  # fmt: skip
+            return {
+                "status": OutboxStatus.sent,
+                "attempts": row.attempts + 1,
+                "sent_at": _dt(self.clock()),
+                "platform_msgid": done.msgid or None,
+                "last_error": done.note,
+                **(done.extra or {}),
+            }
+        if done.result is Result.unreachable:
+            log(logger, "outbox.unreachable", level=logging.WARNING, id=row.id,
+                user=row.recipient)  # fmt: skip
+            return {"status": OutboxStatus.unreachable, "last_error": done.error}
+        if done.result is Result.failed:
+            log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=done.error)
+            return {
+                "status": OutboxStatus.failed,
+                "attempts": row.attempts + 1,
+                "last_error": done.error,
+            }
+        return None
+
+    async def _defer(
+        self, row: Outbox, later: list[Outbox], now: float, done: Delivery | None, wait: float
+    ) -> None:
+        """``row`` waits (a full window, a retry, a pause) and its recipient's later rows too."""
+        if done is None:
+            until = _dt(self.clock() + wait)
+            await self._finish(row, next_attempt_at=until)
+        elif done.result is Result.misconfigured:
+            until = _dt(now + CONFIG_PAUSE_SECONDS)
+            await self._finish(row, last_error=done.error, next_attempt_at=until)
+        else:
+            delay = backoff_seconds(row.attempts + 1)
+            if done.result is Result.throttled:
+                delay = max(30.0, delay)
+            until = await self._retry_later(row, now, done.error, delay)
+        await self._hold_back(row, later, until)
+
+    async def _broken(self, row: Outbox, later: list[Outbox], now: float, exc: Exception) -> None:
+        """A bug or bad payload: keep the row, retry it later, log."""
+        logger.error("outbox.error", exc_info=exc, extra={"fields": {"id": row.id}})
+        until = await self._retry_later(row, now, repr(exc), backoff_seconds(row.attempts + 1))
+        await self._hold_back(row, later, until)
+
+    async def _deliver_row(self, row: Outbox, later: list[Outbox]) -> tuple[bool, int]:
+        """Send one row: (whether the recipient's later rows may follow, rows sent)."""
+        REQUEST_ID.set(row.request_id or "")  # this task's lines about the row carry it
+        now = self.clock()
+        try:
+            wait, done = await self._attempt(row)
+            if done is not None:
+                await metrics.record_send(self.redis, row.platform, done.result)
+        except Exception as exc:
+            await self._broken(row, later, now, exc)
+            return False, 0
+        values = None if done is None else self._final(row, done)
+        if done is None or values is None:
+            await self._defer(row, later, now, done, wait)
+            return False, 0
+        await self._finish(row, done.record, **values)
+        return True, int(done.result is Result.sent)
+
     async def _deliver_recipient(self, rows: list[Outbox]) -> int:
         """Send one recipient's rows in order; stop at the first that must wait."""
         sent = 0
         for i, row in enumerate(rows):
-            REQUEST_ID.set(row.request_id or "")  # this task's lines about the row carry it
-            now = self.clock()
-            try:
-                wait, done = await self._attempt(row)
-                if done is not None:
-                    await metrics.record_send(self.redis, row.platform, done.result)
-            except Exception as exc:  # a bug or bad payload: keep it, retry later, log
-                logger.exception("outbox.error", extra={"fields": {"id": row.id}})
-                delay = backoff_seconds(row.attempts + 1)
-                until = await self._retry_later(row, now, repr(exc), delay)
-                await self._hold_back(row, rows[i + 1 :], until)
-                return sent
-            if wait > 0 or done is None:
-                until = _dt(self.clock() + wait)
-                await self._finish(row, next_attempt_at=until)
-                await self._hold_back(row, rows[i + 1 :], until)
-                return sent
-            if done.result is Result.sent:
-                await self._finish(
-                    row,
-                    done.record,
-                    status=OutboxStatus.sent,
-                    attempts=row.attempts + 1,
-                    sent_at=_dt(self.clock()),
-                    platform_msgid=done.msgid or None,
-                    last_error=done.note,
-                    **(done.extra or {}),
-                )
-                log(logger, "outbox.sent", level=logging.DEBUG, id=row.id, platform=row.platform,
-                    kind=row.kind)  # fmt: skip
-                sent += 1
-                continue
-            if done.result is Result.unreachable:
-                log(logger, "outbox.unreachable", level=logging.WARNING, id=row.id,
-                    user=row.recipient)  # fmt: skip
-                await self._finish(row, status=OutboxStatus.unreachable, last_error=done.error)
-                continue
-            if done.result is Result.failed:
-                log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=done.error)
-                await self._finish(
-                    row, status=OutboxStatus.failed, attempts=row.attempts + 1,
-                    last_error=done.error,
-                )  # fmt: skip
-                continue
-            if done.result is Result.misconfigured:
-                until = _dt(now + CONFIG_PAUSE_SECONDS)
-                await self._finish(row, last_error=done.error, next_attempt_at=until)
-            else:
-                delay = backoff_seconds(row.attempts + 1)
-                if done.result is Result.throttled:
-                    delay = max(30.0, delay)
-                until = await self._retry_later(row, now, done.error, delay)
-            await self._hold_back(row, rows[i + 1 :], until)
-            return sent
+            go_on, n = await self._deliver_row(row, rows[i + 1 :])
+            sent += n
+            if not go_on:
+                break
         return sent
+
+    # -- batches -------------------------------------------------------------------------------
+
+    async def _deliver_rounds(self, queues: list[deque[Outbox]]) -> int:
+        """Recipients on batch channels, in rounds: each one's next row; rows of one key share
+        calls of at most ``batch_size``; a recipient whose row must wait leaves the rounds."""
+        sent = 0
+        active = queues
+        while active:
+            groups: dict[tuple[str, Hashable], list[deque[Outbox]]] = {}
+            steps: list[Awaitable[tuple[int, list[deque[Outbox]]]]] = []
+            for q in active:
+                row = q[0]
+                key = self._batching[row.platform].batch_key(row)
+                if key is None:
+                    steps.append(self._step_one(q))
+                else:
+                    groups.setdefault((row.platform, key), []).append(q)
+            for (platform, _), qs in groups.items():
+                size = max(1, self._batching[platform].batch_size)
+                if len(qs) == 1:
+                    steps.append(self._step_one(qs[0]))
+                    continue
+                steps.extend(self._step_batch(qs[i : i + size]) for i in range(0, len(qs), size))
+            active = []
+            for n, going in await asyncio.gather(*steps):
+                sent += n
+                active.extend(going)
+        return sent
+
+    async def _step_one(self, q: deque[Outbox]) -> tuple[int, list[deque[Outbox]]]:
+        row = q.popleft()
+        go_on, n = await self._deliver_row(row, list(q))
+        return n, [q] if go_on and q else []
+
+    async def _step_batch(self, qs: list[deque[Outbox]]) -> tuple[int, list[deque[Outbox]]]:
+        """One call for the head rows of ``qs`` (distinct recipients, one key); the rows that
+        ended are finished in one transaction."""
+        rows = [q.popleft() for q in qs]
+        channel = self._batching[rows[0].platform]
+        REQUEST_ID.set(",".join(dict.fromkeys(r.request_id for r in rows if r.request_id)))
+        now = self.clock()
+        waiting: list[tuple[deque[Outbox], Outbox, float]] = []
+        going: list[tuple[deque[Outbox], Outbox]] = []
+        answers: list[Delivery] = []
+        error: Exception | None = None
+        async with self._sem:
+            reserved = await asyncio.gather(*(self._wait_needed(r, channel, now) for r in rows))
+            slots = [(r, slot, n) for r, (_w, slot, n) in zip(rows, reserved, strict=True) if n]
+            for q, row, (wait, _slot, _n) in zip(qs, rows, reserved, strict=True):
+                if wait > 0:
+                    waiting.append((q, row, wait))
+                else:
+                    going.append((q, row))
+            try:
+                if going:
+                    answers = await channel.send_batch([row for _q, row in going])
+                    if len(answers) != len(going):
+                        raise RuntimeError(f"{len(answers)} answers for {len(going)} rows")
+            except Exception as exc:  # a bug or bad payload: every row of the call waits
+                error = exc
+            finally:
+                if slots:
+                    await self._confirm_many(slots)
+        if answers and error is None:
+            await metrics.record_sends(
+                self.redis, rows[0].platform, Counter(d.result for d in answers)
+            )
+        ended: list[tuple[Outbox, Any, dict[str, Any]]] = []
+        later: list[tuple[deque[Outbox], Outbox, Delivery]] = []
+        sent = 0
+        next_round: list[deque[Outbox]] = []
+        for (q, row), done in zip(going, answers if error is None else [], strict=False):
+            REQUEST_ID.set(row.request_id or "")
+            values = self._final(row, done)
+            if values is None:
+                later.append((q, row, done))
+                continue
+            ended.append((row, done.record, values))
+            sent += int(done.result is Result.sent)
+            if q:
+                next_round.append(q)
+        if ended:
+            await self._finish_many(ended)
+        for q, row, done in later:
+            REQUEST_ID.set(row.request_id or "")
+            await self._defer(row, list(q), now, done, 0.0)
+        for q, row, wait in waiting:
+            REQUEST_ID.set(row.request_id or "")
+            await self._defer(row, list(q), now, None, wait)
+        if error is not None:
+            for q, row in going:
+                REQUEST_ID.set(row.request_id or "")
+                await self._broken(row, list(q), now, error)
+        return sent, next_round
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were sent."""
@@ -386,9 +542,18 @@ class OutboxWorker:
         by_user: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_user[row.recipient].append(row)
+        plain: list[list[Outbox]] = []
+        batched: list[deque[Outbox]] = []
+        for user_rows in by_user.values():
+            if all(r.platform in self._batching for r in user_rows):
+                batched.append(deque(user_rows))
+            else:
+                plain.append(user_rows)
         keeper = asyncio.ensure_future(self._keep_claims([r.id for r in rows]))
         try:
-            counts = await asyncio.gather(*(self._deliver_recipient(r) for r in by_user.values()))
+            counts = await asyncio.gather(
+                *(self._deliver_recipient(r) for r in plain), self._deliver_rounds(batched)
+            )
         finally:
             keeper.cancel()
         return sum(counts)
