@@ -175,9 +175,7 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self._sem = asyncio.Semaphore(concurrency)
         self._reserve = redis.register_script(_RESERVE)
-        self._batching: dict[str, BatchChannel] = {
-            p: ch for p, ch in self.channels.items() if isinstance(ch, BatchChannel)
-        }
+        self._batching: dict[str, BatchChannel] = {}  # per run: channels may be added later
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -542,6 +540,7 @@ class OutboxWorker:
         by_user: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_user[row.recipient].append(row)
+        self._batching = {p: ch for p, ch in self.channels.items() if isinstance(ch, BatchChannel)}
         plain: list[list[Outbox]] = []
         batched: list[deque[Outbox]] = []
         for user_rows in by_user.values():

@@ -150,3 +150,19 @@ async def test_a_refused_token_is_fetched_again_for_a_batch(dsim, db, worker):
     assert [sorted(ids) for ids, _ in sends(dsim)] == [["u1", "u2"], ["u1", "u2"]]
     assert dsim.texts("u1") == ["你好", "再见"]
     assert all(r.status == OutboxStatus.sent for r in await rows(db))
+
+
+async def test_batches_when_the_channel_is_wired_after_the_worker(dsim, db, redis, redis_url):
+    """The worker process adds the DingTalk channel to an existing OutboxWorker."""
+    settings = settings_for(dsim, redis_url)
+    settings.server.secret_key = random_secret_key()
+    client = DingtalkClient(settings, redis, retry_wait=0.01)
+    w = OutboxWorker(db, redis, {}, clock=dsim.clock.now)
+    w.channels["dingtalk"] = DingtalkChannel(settings, redis, client)
+    try:
+        for u in ("u1", "u2", "u3"):
+            await queue(db, u, WELCOME)
+        assert await w.run_once() == 3
+    finally:
+        await client.close()
+    assert [sorted(ids) for ids, _ in sends(dsim)] == [["u1", "u2", "u3"]]
