@@ -219,22 +219,42 @@ class OutboxWorker:
                 wanted.append((row.id, row.recipient))
             else:
                 blocked.add(row.recipient)
-        claimed: list[int] = []
-        lost: set[str] = set()  # another worker took a row of this recipient: leave the rest
         until = _dt(now + self.lease)
-        async with self.db.transaction() as s:
+        async with self.db.transaction() as s:  # one conditional UPDATE for all wanted rows
+            got = set(
+                (
+                    await s.execute(
+                        update(Outbox.__table__)
+                        .where(
+                            Outbox.__table__.c.id.in_([oid for oid, _r in wanted]),
+                            Outbox.__table__.c.status == OutboxStatus.pending,
+                            or_(
+                                Outbox.__table__.c.claimed_until.is_(None),
+                                Outbox.__table__.c.claimed_until < nowdt,
+                            ),
+                        )
+                        .values(claimed_until=until)
+                        .returning(Outbox.__table__.c.id)
+                    )
+                ).scalars()
+            )
+            # another worker took a row of a recipient: keep only the run before it
+            claimed: list[int] = []
+            lost: set[str] = set()
+            release: list[int] = []
             for oid, recipient in wanted:
-                if recipient in lost:
-                    continue
-                res = await s.execute(
-                    update(Outbox)
-                    .where(Outbox.id == oid, Outbox.status == OutboxStatus.pending, free)
-                    .values(claimed_until=until)
-                )
-                if res.rowcount == 1:
-                    claimed.append(oid)
-                else:
+                if oid not in got:
                     lost.add(recipient)
+                elif recipient in lost:
+                    release.append(oid)
+                else:
+                    claimed.append(oid)
+            if release:
+                await s.execute(
+                    update(Outbox.__table__)
+                    .where(Outbox.__table__.c.id.in_(release))
+                    .values(claimed_until=None)
+                )
         if not claimed:
             return []
         async with self.db.session() as s:
@@ -258,12 +278,15 @@ class OutboxWorker:
         done: list[tuple[Outbox, Callable[[AsyncSession], Awaitable[None]] | None, dict[str, Any]]],
     ) -> None:
         """Set the columns of each row (claim released) and run their records: one transaction."""
+        updates = []
+        for row, _record, values in done:
+            values.setdefault("claimed_until", None)
+            if values.get("last_error"):  # stored: no secret, full ID number or mobile
+                values["last_error"] = scrub(values["last_error"])
+            updates.append({"id": row.id, **values})
         async with self.db.transaction() as s:
-            for row, record, values in done:
-                values.setdefault("claimed_until", None)
-                if values.get("last_error"):  # stored: no secret, full ID number or mobile
-                    values["last_error"] = scrub(values["last_error"])
-                await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
+            await s.execute(update(Outbox), updates)  # by primary key, one executemany a shape
+            for _row, record, _values in done:
                 if record is not None:
                     await record(s)
 
