@@ -32,18 +32,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics, outbox_signal
 from bot.logs import REQUEST_ID, log
+from bot.outbox_batch import BatchChannel, BatchRounds
 from services.redact import scrub
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus
@@ -94,21 +95,6 @@ class Channel(Protocol):
         ...
 
 
-@runtime_checkable
-class BatchChannel(Channel, Protocol):
-    """A channel that sends one message to up to ``batch_size`` recipients in one call."""
-
-    batch_size: int
-
-    def batch_key(self, row: Outbox) -> Hashable | None:
-        """Rows with the same key (not None) are the same message and may share a call."""
-        ...
-
-    async def send_batch(self, rows: list[Outbox]) -> list[Delivery]:
-        """Send ``rows`` (one per recipient, same key) in one call: one answer per row."""
-        ...
-
-
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -151,7 +137,7 @@ return '0'
 """
 
 
-class OutboxWorker:
+class OutboxWorker(BatchRounds):
     """Delivers due outbox rows through their channels."""
 
     def __init__(
@@ -459,101 +445,6 @@ class OutboxWorker:
             if not go_on:
                 break
         return sent
-
-    # -- batches -------------------------------------------------------------------------------
-
-    async def _deliver_rounds(self, queues: list[deque[Outbox]]) -> int:
-        """Recipients on batch channels, in rounds: each one's next row; rows of one key share
-        calls of at most ``batch_size``; a recipient whose row must wait leaves the rounds."""
-        sent = 0
-        active = queues
-        while active:
-            groups: dict[tuple[str, Hashable], list[deque[Outbox]]] = {}
-            steps: list[Awaitable[tuple[int, list[deque[Outbox]]]]] = []
-            for q in active:
-                row = q[0]
-                key = self._batching[row.platform].batch_key(row)
-                if key is None:
-                    steps.append(self._step_one(q))
-                else:
-                    groups.setdefault((row.platform, key), []).append(q)
-            for (platform, _), qs in groups.items():
-                size = max(1, self._batching[platform].batch_size)
-                if len(qs) == 1:
-                    steps.append(self._step_one(qs[0]))
-                    continue
-                steps.extend(self._step_batch(qs[i : i + size]) for i in range(0, len(qs), size))
-            active = []
-            for n, going in await asyncio.gather(*steps):
-                sent += n
-                active.extend(going)
-        return sent
-
-    async def _step_one(self, q: deque[Outbox]) -> tuple[int, list[deque[Outbox]]]:
-        row = q.popleft()
-        go_on, n = await self._deliver_row(row, list(q))
-        return n, [q] if go_on and q else []
-
-    async def _step_batch(self, qs: list[deque[Outbox]]) -> tuple[int, list[deque[Outbox]]]:
-        """One call for the head rows of ``qs`` (distinct recipients, one key); the rows that
-        ended are finished in one transaction."""
-        rows = [q.popleft() for q in qs]
-        channel = self._batching[rows[0].platform]
-        REQUEST_ID.set(",".join(dict.fromkeys(r.request_id for r in rows if r.request_id)))
-        now = self.clock()
-        waiting: list[tuple[deque[Outbox], Outbox, float]] = []
-        going: list[tuple[deque[Outbox], Outbox]] = []
-        answers: list[Delivery] = []
-        error: Exception | None = None
-        async with self._sem:
-            reserved = await asyncio.gather(*(self._wait_needed(r, channel, now) for r in rows))
-            slots = [(r, slot, n) for r, (_w, slot, n) in zip(rows, reserved, strict=True) if n]
-            for q, row, (wait, _slot, _n) in zip(qs, rows, reserved, strict=True):
-                if wait > 0:
-                    waiting.append((q, row, wait))
-                else:
-                    going.append((q, row))
-            try:
-                if going:
-                    answers = await channel.send_batch([row for _q, row in going])
-                    if len(answers) != len(going):
-                        raise RuntimeError(f"{len(answers)} answers for {len(going)} rows")
-            except Exception as exc:  # a bug or bad payload: every row of the call waits
-                error = exc
-            finally:
-                if slots:
-                    await self._confirm_many(slots)
-        if answers and error is None:
-            await metrics.record_sends(
-                self.redis, rows[0].platform, Counter(d.result for d in answers)
-            )
-        ended: list[tuple[Outbox, Any, dict[str, Any]]] = []
-        later: list[tuple[deque[Outbox], Outbox, Delivery]] = []
-        sent = 0
-        next_round: list[deque[Outbox]] = []
-        for (q, row), done in zip(going, answers if error is None else [], strict=False):
-            REQUEST_ID.set(row.request_id or "")
-            values = self._final(row, done)
-            if values is None:
-                later.append((q, row, done))
-                continue
-            ended.append((row, done.record, values))
-            sent += int(done.result is Result.sent)
-            if q:
-                next_round.append(q)
-        if ended:
-            await self._finish_many(ended)
-        for q, row, done in later:
-            REQUEST_ID.set(row.request_id or "")
-            await self._defer(row, list(q), now, done, 0.0)
-        for q, row, wait in waiting:
-            REQUEST_ID.set(row.request_id or "")
-            await self._defer(row, list(q), now, None, wait)
-        if error is not None:
-            for q, row in going:
-                REQUEST_ID.set(row.request_id or "")
-                await self._broken(row, list(q), now, error)
-        return sent, next_round
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were sent."""
