@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,6 +184,17 @@ async def record_send(redis: Any, platform: str, result: str) -> None:
     """Count one send's result where every process's scrape sees it."""
     try:
         await redis.hincrby(SENDS_KEY, f"{platform}|{result}", 1)
+    except Exception:  # metrics never break a send
+        logger.debug("metrics.send_not_counted", exc_info=True)
+
+
+async def record_sends(redis: Any, platform: str, results: Mapping[str, int]) -> None:
+    """Count the results of one call's sends (result -> how many) in one round trip."""
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for result, n in results.items():
+            pipe.hincrby(SENDS_KEY, f"{platform}|{result}", n)
+        await pipe.execute()
     except Exception:  # metrics never break a send
         logger.debug("metrics.send_not_counted", exc_info=True)
 

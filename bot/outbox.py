@@ -15,6 +15,11 @@ Generic: it names no platform. Each row goes to the channel of its ``platform`` 
 - **Rate limits.** A sliding window per recipient in Redis (one Lua call) reserves the row's
   sends (``Channel.slots``) before a send, within the channel's ``per_minute``/``per_hour``; a
   row that would exceed it is delayed until a slot frees, never sent over the limit.
+- **Batches.** A channel that can send one message to many recipients in one call
+  (:class:`BatchChannel`, e.g. DingTalk's batchSend) names rows that may share a call by
+  ``batch_key``. The worker then goes in rounds: each recipient's next row, those with the same
+  key in calls of at most ``batch_size``, the rows of a call finished in one transaction; a
+  recipient whose row must wait sends nothing more in this run (order is kept).
 - **Outcomes.** ``sent`` (with the platform's message id and the channel's own bookkeeping,
   written in the same transaction); ``unreachable``; back-off on transient errors and
   throttling, a pause on configuration errors; ``failed`` after ``max_attempts`` or on a
@@ -27,7 +32,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics, outbox_signal
 from bot.logs import REQUEST_ID, log
+from bot.outbox_batch import BatchChannel, BatchRounds
 from services.redact import scrub
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus
@@ -131,7 +137,7 @@ return '0'
 """
 
 
-class OutboxWorker:
+class OutboxWorker(BatchRounds):
     """Delivers due outbox rows through their channels."""
 
     def __init__(
@@ -155,6 +161,7 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self._sem = asyncio.Semaphore(concurrency)
         self._reserve = redis.register_script(_RESERVE)
+        self._batching: dict[str, BatchChannel] = {}  # per run: channels may be added later
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -198,22 +205,42 @@ class OutboxWorker:
                 wanted.append((row.id, row.recipient))
             else:
                 blocked.add(row.recipient)
-        claimed: list[int] = []
-        lost: set[str] = set()  # another worker took a row of this recipient: leave the rest
         until = _dt(now + self.lease)
-        async with self.db.transaction() as s:
+        async with self.db.transaction() as s:  # one conditional UPDATE for all wanted rows
+            got = set(
+                (
+                    await s.execute(
+                        update(Outbox.__table__)
+                        .where(
+                            Outbox.__table__.c.id.in_([oid for oid, _r in wanted]),
+                            Outbox.__table__.c.status == OutboxStatus.pending,
+                            or_(
+                                Outbox.__table__.c.claimed_until.is_(None),
+                                Outbox.__table__.c.claimed_until < nowdt,
+                            ),
+                        )
+                        .values(claimed_until=until)
+                        .returning(Outbox.__table__.c.id)
+                    )
+                ).scalars()
+            )
+            # another worker took a row of a recipient: keep only the run before it
+            claimed: list[int] = []
+            lost: set[str] = set()
+            release: list[int] = []
             for oid, recipient in wanted:
-                if recipient in lost:
-                    continue
-                res = await s.execute(
-                    update(Outbox)
-                    .where(Outbox.id == oid, Outbox.status == OutboxStatus.pending, free)
-                    .values(claimed_until=until)
-                )
-                if res.rowcount == 1:
-                    claimed.append(oid)
-                else:
+                if oid not in got:
                     lost.add(recipient)
+                elif recipient in lost:
+                    release.append(oid)
+                else:
+                    claimed.append(oid)
+            if release:
+                await s.execute(
+                    update(Outbox.__table__)
+                    .where(Outbox.__table__.c.id.in_(release))
+                    .values(claimed_until=None)
+                )
         if not claimed:
             return []
         async with self.db.session() as s:
@@ -230,13 +257,24 @@ class OutboxWorker:
         record: Callable[[AsyncSession], Awaitable[None]] | None = None,
         **values: Any,
     ) -> None:
-        values.setdefault("claimed_until", None)
-        if values.get("last_error"):  # stored: no secret, full ID number or mobile
-            values["last_error"] = scrub(values["last_error"])
+        await self._finish_many([(row, record, values)])
+
+    async def _finish_many(
+        self,
+        done: list[tuple[Outbox, Callable[[AsyncSession], Awaitable[None]] | None, dict[str, Any]]],
+    ) -> None:
+        """Set the columns of each row (claim released) and run their records: one transaction."""
+        updates = []
+        for row, _record, values in done:
+            values.setdefault("claimed_until", None)
+            if values.get("last_error"):  # stored: no secret, full ID number or mobile
+                values["last_error"] = scrub(values["last_error"])
+            updates.append({"id": row.id, **values})
         async with self.db.transaction() as s:
-            await s.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
-            if record is not None:
-                await record(s)
+            await s.execute(update(Outbox), updates)  # by primary key, one executemany a shape
+            for _row, record, _values in done:
+                if record is not None:
+                    await record(s)
 
     async def _hold_back(self, row: Outbox, later: list[Outbox], until: datetime) -> None:
         """``row`` waits until ``until``: release the claims on ``later`` rows and make every
@@ -301,6 +339,18 @@ class OutboxWorker:
             xx=True,
         )
 
+    async def _confirm_many(self, slots: list[tuple[Outbox, str, int]]) -> None:
+        """:meth:`_confirm` for the rows of one call, in one round trip."""
+        t = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        for row, slot, n in slots:
+            pipe.zadd(
+                keys.rate(row.platform, row.recipient, "sends"),
+                {f"{slot}:{i}": t for i in range(1, n + 1)},
+                xx=True,
+            )
+        await pipe.execute()
+
     async def _attempt(self, row: Outbox) -> tuple[float, Delivery | None]:
         """(wait, None) when the recipient's window is full, else (0, the channel's answer).
 
@@ -318,64 +368,82 @@ class OutboxWorker:
                 if n:
                     await self._confirm(row, slot, n)
 
+    def _final(self, row: Outbox, done: Delivery) -> dict[str, Any] | None:
+        """The columns of a row whose sending ended (sent, unreachable, failed), logged; None
+        when it must wait (retry, throttled, misconfigured)."""
+        if done.result is Result.sent:
+            log(logger, "outbox.sent", level=logging.DEBUG, id=row.id, platform=row.platform,
+                kind=row.kind)  # fmt: skip
+            return {
+                "status": OutboxStatus.sent,
+                "attempts": row.attempts + 1,
+                "sent_at": _dt(self.clock()),
+                "platform_msgid": done.msgid or None,
+                "last_error": done.note,
+                **(done.extra or {}),
+            }
+        if done.result is Result.unreachable:
+            log(logger, "outbox.unreachable", level=logging.WARNING, id=row.id,
+                user=row.recipient)  # fmt: skip
+            return {"status": OutboxStatus.unreachable, "last_error": done.error}
+        if done.result is Result.failed:
+            log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=done.error)
+            return {
+                "status": OutboxStatus.failed,
+                "attempts": row.attempts + 1,
+                "last_error": done.error,
+            }
+        return None
+
+    async def _defer(
+        self, row: Outbox, later: list[Outbox], now: float, done: Delivery | None, wait: float
+    ) -> None:
+        """``row`` waits (a full window, a retry, a pause) and its recipient's later rows too."""
+        if done is None:
+            until = _dt(self.clock() + wait)
+            await self._finish(row, next_attempt_at=until)
+        elif done.result is Result.misconfigured:
+            until = _dt(now + CONFIG_PAUSE_SECONDS)
+            await self._finish(row, last_error=done.error, next_attempt_at=until)
+        else:
+            delay = backoff_seconds(row.attempts + 1)
+            if done.result is Result.throttled:
+                delay = max(30.0, delay)
+            until = await self._retry_later(row, now, done.error, delay)
+        await self._hold_back(row, later, until)
+
+    async def _broken(self, row: Outbox, later: list[Outbox], now: float, exc: Exception) -> None:
+        """A bug or bad payload: keep the row, retry it later, log."""
+        logger.error("outbox.error", exc_info=exc, extra={"fields": {"id": row.id}})
+        until = await self._retry_later(row, now, repr(exc), backoff_seconds(row.attempts + 1))
+        await self._hold_back(row, later, until)
+
+    async def _deliver_row(self, row: Outbox, later: list[Outbox]) -> tuple[bool, int]:
+        """Send one row: (whether the recipient's later rows may follow, rows sent)."""
+        REQUEST_ID.set(row.request_id or "")  # this task's lines about the row carry it
+        now = self.clock()
+        try:
+            wait, done = await self._attempt(row)
+            if done is not None:
+                await metrics.record_send(self.redis, row.platform, done.result)
+        except Exception as exc:
+            await self._broken(row, later, now, exc)
+            return False, 0
+        values = None if done is None else self._final(row, done)
+        if done is None or values is None:
+            await self._defer(row, later, now, done, wait)
+            return False, 0
+        await self._finish(row, done.record, **values)
+        return True, int(done.result is Result.sent)
+
     async def _deliver_recipient(self, rows: list[Outbox]) -> int:
         """Send one recipient's rows in order; stop at the first that must wait."""
         sent = 0
         for i, row in enumerate(rows):
-            REQUEST_ID.set(row.request_id or "")  # this task's lines about the row carry it
-            now = self.clock()
-            try:
-                wait, done = await self._attempt(row)
-                if done is not None:
-                    await metrics.record_send(self.redis, row.platform, done.result)
-            except Exception as exc:  # a bug or bad payload: keep it, retry later, log
-                logger.exception("outbox.error", extra={"fields": {"id": row.id}})
-                delay = backoff_seconds(row.attempts + 1)
-                until = await self._retry_later(row, now, repr(exc), delay)
-                await self._hold_back(row, rows[i + 1 :], until)
-                return sent
-            if wait > 0 or done is None:
-                until = _dt(self.clock() + wait)
-                await self._finish(row, next_attempt_at=until)
-                await self._hold_back(row, rows[i + 1 :], until)
-                return sent
-            if done.result is Result.sent:
-                await self._finish(
-                    row,
-                    done.record,
-                    status=OutboxStatus.sent,
-                    attempts=row.attempts + 1,
-                    sent_at=_dt(self.clock()),
-                    platform_msgid=done.msgid or None,
-                    last_error=done.note,
-                    **(done.extra or {}),
-                )
-                log(logger, "outbox.sent", level=logging.DEBUG, id=row.id, platform=row.platform,
-                    kind=row.kind)  # fmt: skip
-                sent += 1
-                continue
-            if done.result is Result.unreachable:
-                log(logger, "outbox.unreachable", level=logging.WARNING, id=row.id,
-                    user=row.recipient)  # fmt: skip
-                await self._finish(row, status=OutboxStatus.unreachable, last_error=done.error)
-                continue
-            if done.result is Result.failed:
-                log(logger, "outbox.failed", level=logging.ERROR, id=row.id, error=done.error)
-                await self._finish(
-                    row, status=OutboxStatus.failed, attempts=row.attempts + 1,
-                    last_error=done.error,
-                )  # fmt: skip
-                continue
-            if done.result is Result.misconfigured:
-                until = _dt(now + CONFIG_PAUSE_SECONDS)
-                await self._finish(row, last_error=done.error, next_attempt_at=until)
-            else:
-                delay = backoff_seconds(row.attempts + 1)
-                if done.result is Result.throttled:
-                    delay = max(30.0, delay)
-                until = await self._retry_later(row, now, done.error, delay)
-            await self._hold_back(row, rows[i + 1 :], until)
-            return sent
+            go_on, n = await self._deliver_row(row, rows[i + 1 :])
+            sent += n
+            if not go_on:
+                break
         return sent
 
     async def run_once(self) -> int:
@@ -386,9 +454,19 @@ class OutboxWorker:
         by_user: dict[str, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_user[row.recipient].append(row)
+        self._batching = {p: ch for p, ch in self.channels.items() if isinstance(ch, BatchChannel)}
+        plain: list[list[Outbox]] = []
+        batched: list[deque[Outbox]] = []
+        for user_rows in by_user.values():
+            if all(r.platform in self._batching for r in user_rows):
+                batched.append(deque(user_rows))
+            else:
+                plain.append(user_rows)
         keeper = asyncio.ensure_future(self._keep_claims([r.id for r in rows]))
         try:
-            counts = await asyncio.gather(*(self._deliver_recipient(r) for r in by_user.values()))
+            counts = await asyncio.gather(
+                *(self._deliver_recipient(r) for r in plain), self._deliver_rounds(batched)
+            )
         finally:
             keeper.cancel()
         return sum(counts)

@@ -10,16 +10,21 @@
   without it, the card goes as markdown and the approver decides by replying.
 - **Card updates**: ``PUT /v1.0/card/instances`` for the copy the row names (the services queue
   one update per copy, the clicker's included); nothing for a text card.
+- **Batches** (``bot.outbox.BatchChannel``): due rows with the same one-part text (or the same
+  text card) to different users go as one ``batchSend`` of at most :data:`MAX_USERS` userIds;
+  each row then gets its own outcome from the call's result lists.
 - **Result lists**: the user in ``invalidStaffIdList`` → unreachable; in
   ``flowControlledStaffIdList`` (or filtered) → throttled, retried later.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Hashable
 from typing import Any
 
 from bot.dingtalk import cards
-from bot.dingtalk.client import DingtalkClient, SendResult
+from bot.dingtalk.client import MAX_USERS, DingtalkClient, SendResult
 from bot.dingtalk.errors import ConfigurationError, DingtalkError, RateLimited, TransientError
 from bot.outbox import Delivery, Result
 from bot.replies import split_text
@@ -50,11 +55,29 @@ def _check(result: SendResult, user: str) -> None:
         raise FlowControlled(f"flow controlled or filtered: {user}")
 
 
+def _failure(exc: Exception) -> Delivery:
+    """The outcome of a send that raised (unexpected errors raise on)."""
+    if isinstance(exc, Unreachable):
+        return Delivery(Result.unreachable, error=str(exc))
+    if isinstance(exc, FlowControlled | RateLimited):
+        return Delivery(Result.throttled, error=str(exc))
+    if isinstance(exc, ConfigurationError):
+        return Delivery(Result.misconfigured, error=str(exc))
+    if isinstance(exc, TransientError):
+        return Delivery(Result.retry, error=str(exc))
+    if isinstance(exc, DingtalkError):
+        if 400 <= exc.status < 500 and exc.status not in (401, 403, 408):
+            return Delivery(Result.failed, error=str(exc))
+        return Delivery(Result.retry, error=str(exc))
+    raise exc
+
+
 class DingtalkChannel:
     """The DingTalk channel of the outbox (``bot.outbox.Channel``)."""
 
     platform = PLATFORM
     text_limit = TEXT_LIMIT_BYTES
+    batch_size = MAX_USERS
 
     def __init__(self, settings: Any, redis: Any, client: DingtalkClient) -> None:
         self.redis = redis
@@ -73,19 +96,43 @@ class DingtalkChannel:
     async def send(self, row: Outbox) -> Delivery:
         try:
             note = await self._send(row)
-        except Unreachable as exc:
-            return Delivery(Result.unreachable, error=str(exc))
-        except (FlowControlled, RateLimited) as exc:
-            return Delivery(Result.throttled, error=str(exc))
-        except ConfigurationError as exc:
-            return Delivery(Result.misconfigured, error=str(exc))
-        except TransientError as exc:
-            return Delivery(Result.retry, error=str(exc))
-        except DingtalkError as exc:
-            if 400 <= exc.status < 500 and exc.status not in (401, 403, 408):
-                return Delivery(Result.failed, error=str(exc))
-            return Delivery(Result.retry, error=str(exc))
+        except Exception as exc:
+            return _failure(exc)
         return Delivery(Result.sent, note=note)
+
+    def batch_key(self, row: Outbox) -> Hashable | None:
+        """One-part texts and text cards: rows with the same message share a batchSend."""
+        if row.kind == "text":
+            text = row.payload.get("text", "")
+            if text and len(text.encode("utf-8")) <= self.text_limit:
+                return ("sampleText", text)
+        elif row.kind == "card" and not self.templated:
+            return ("card", json.dumps(row.payload, sort_keys=True, ensure_ascii=False))
+        return None
+
+    async def send_batch(self, rows: list[Outbox]) -> list[Delivery]:
+        """One batchSend to the recipients of ``rows`` (same :meth:`batch_key`, distinct users)."""
+        users = [r.recipient for r in rows]
+        msg = from_payload(rows[0].kind, rows[0].payload)
+        try:
+            if isinstance(msg, Text):
+                res = await self.client.send_text(users, msg.text)
+            elif isinstance(msg, Card):
+                res = await self.client.send_markdown(users, *cards.text_card(msg))
+            else:
+                raise DingtalkError(400, "UnknownKind", f"no batch of {rows[0].kind}", "outbox")
+        except Exception as exc:
+            failure = _failure(exc)
+            return [failure] * len(rows)
+        out = []
+        for user in users:
+            try:
+                _check(res, user)
+            except Exception as exc:
+                out.append(_failure(exc))
+            else:
+                out.append(Delivery(Result.sent))
+        return out
 
     async def _send(self, row: Outbox) -> str | None:
         msg = from_payload(row.kind, row.payload)
