@@ -103,6 +103,7 @@ class Worker:
                 upload_path=str(path),
                 file_name=file_name,
                 rerun=rerun,
+                delivery=delivery,
             )
             started = time.perf_counter()
             reply = await self.handler.handle(event)
