@@ -79,8 +79,10 @@ class Worker:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
-        await send_actively(self.db, platform, user, messages, self.redis)
+    async def _reply(
+        self, platform: str, user: str, messages: list[Message], once: str = ""
+    ) -> None:
+        await send_actively(self.db, platform, user, messages, self.redis, once=once)
 
     async def _first_run(self, delivery: str) -> bool:
         """Whether this is the first run of the upload ``delivery`` (a job run again after its
@@ -115,7 +117,7 @@ class Worker:
         limit = channel.text_limit if channel is not None else 0  # 0: texts as they are
         split = split_reply(reply.messages, reply.card_update, text_limit=limit, passive=False)
         t = time.perf_counter()
-        await self._reply(platform, user, split.active)
+        await self._reply(platform, user, split.active, once=delivery)  # once per delivery
         log(
             logger,
             "upload.handled",

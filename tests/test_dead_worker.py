@@ -266,3 +266,42 @@ async def test_a_submit_retried_after_the_cursor_was_saved_is_not_submitted_twic
     assert steps == 1
     await stack.deliver()
     assert sum("年审已提交" in t or "已提交" in t for t in stack.sim.texts(user)) <= 1
+
+
+async def test_an_upload_job_run_again_after_its_answer_was_queued_answers_once(stack) -> None:
+    """The worker queued the upload's answer and was killed before acknowledging the job: the
+    job runs again, and the user still gets the answer once (not again with "第 2 条")."""
+    import io
+
+    import openpyxl
+
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    await stack.sim.send_text(user, "2")
+    await stack.deliver()
+    wb = openpyxl.Workbook()
+    wb.active.append(["身份证号码", "姓名", "不通过原因"])
+    wb.active.append([tree.members["UNIT"][1].id_number, "", "退休"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    await stack.sim.send_file(user, "名单.xlsx", buf.getvalue())
+    worker = stack.local.worker
+    queue = worker._reply
+
+    async def queue_then_die(*a, **k) -> None:
+        await queue(*a, **k)
+        raise _Died
+
+    worker._reply = queue_then_die
+    with pytest.raises(_Died):
+        await stack.local.jobs.run_once(block_ms=None)
+    del worker._reply
+    stack.local.jobs.idle_ms = 0  # abandoned: taken again
+    await stack.deliver()
+    texts = stack.sim.texts(user)
+    assert sum("共 1 行" in t for t in texts) == 1, texts
+    assert not any("第 2 条" in t for t in texts), texts
