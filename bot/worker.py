@@ -168,8 +168,11 @@ class Worker:
         if blob is None:
             log(logger, "job.upload_gone", level=logging.WARNING)
             return
+        # a blob id may come again once its row is deleted (SQLite): with the upload time, the
+        # delivery names this upload only (its run mark, its kept answer, its queued reply)
+        stamp = int(blob.created_at.timestamp() * 1_000_000)
         await self._handle_upload(
-            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}"
+            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}:{stamp:x}"
         )
         await upload_store.delete_blob(self.db, blob.id)
 
