@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from bot import outbox_signal
 from services.messages import CardUpdate, Message, Text
 from services.outbox import enqueue
@@ -105,9 +107,14 @@ async def send_actively(
     user_id: str,
     messages: Iterable[Message],
     redis: Any = None,
+    *,
+    once: str = "",
 ) -> int:
     """Queue ``messages`` for ``user_id``; the outbox worker sends them in this order.
 
+    With ``once`` (the id of the delivery they answer, ``Event.delivery``) the rows carry
+    unique keys: a re-run of that delivery (its process died after queueing, before recording
+    it done) queues nothing again (0) — the unique index decides, no extra query.
     The commit wakes idle outbox workers (``bot.outbox_signal.attach``; ``redis`` attaches
     the wake-up to ``db`` for callers that have not)."""
     items = list(messages)
@@ -115,7 +122,13 @@ async def send_actively(
         return 0
     if redis is not None:
         outbox_signal.attach(db, redis)
-    async with db.transaction() as session:
-        for msg in items:
-            enqueue(session, platform, user_id, msg)
+    try:
+        async with db.transaction() as session:
+            for i, msg in enumerate(items):
+                key = f"reply:{platform}:{once}:{i}"[:200] if once else None
+                enqueue(session, platform, user_id, msg, dedup_key=key)
+    except IntegrityError:
+        if not once:
+            raise
+        return 0  # queued by the first run of this delivery
     return len(items)

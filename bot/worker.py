@@ -79,8 +79,10 @@ class Worker:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    async def _reply(self, platform: str, user: str, messages: list[Message]) -> None:
-        await send_actively(self.db, platform, user, messages, self.redis)
+    async def _reply(
+        self, platform: str, user: str, messages: list[Message], once: str = ""
+    ) -> None:
+        await send_actively(self.db, platform, user, messages, self.redis, once=once)
 
     async def _first_run(self, delivery: str) -> bool:
         """Whether this is the first run of the upload ``delivery`` (a job run again after its
@@ -103,6 +105,7 @@ class Worker:
                 upload_path=str(path),
                 file_name=file_name,
                 rerun=rerun,
+                delivery=delivery,
             )
             started = time.perf_counter()
             reply = await self.handler.handle(event)
@@ -114,7 +117,7 @@ class Worker:
         limit = channel.text_limit if channel is not None else 0  # 0: texts as they are
         split = split_reply(reply.messages, reply.card_update, text_limit=limit, passive=False)
         t = time.perf_counter()
-        await self._reply(platform, user, split.active)
+        await self._reply(platform, user, split.active, once=delivery)  # once per delivery
         log(
             logger,
             "upload.handled",
@@ -165,8 +168,11 @@ class Worker:
         if blob is None:
             log(logger, "job.upload_gone", level=logging.WARNING)
             return
+        # a blob id may come again once its row is deleted (SQLite): with the upload time, the
+        # delivery names this upload only (its run mark, its kept answer, its queued reply)
+        stamp = int(blob.created_at.timestamp() * 1_000_000)
         await self._handle_upload(
-            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}"
+            blob.platform, blob.user_id, blob.data, blob.file_name, f"blob:{blob.id}:{stamp:x}"
         )
         await upload_store.delete_blob(self.db, blob.id)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from services.messages import CardUpdate, Message
+from services.messages import CardUpdate, Message, from_payload, to_payload
 
 
 class EventKind(StrEnum):
@@ -47,6 +47,10 @@ class Event:
     # a turn or upload job run again because its process died after (maybe) committing its
     # effect: steps answer as the first run would have (not "already done")
     rerun: bool = False
+    # the channel's id of this delivery, the same for the platform's retries of it ('' = none):
+    # a turn remembers its answer with the cursor it saved, so a re-run of the same delivery
+    # (its process died before the answer was recorded) gets that answer, not a second turn
+    delivery: str = ""
 
 
 @dataclass
@@ -63,6 +67,25 @@ class Reply:
     def say(self, *messages: Message) -> Reply:
         self.messages.extend(messages)
         return self
+
+
+def reply_record(delivery: str, reply: Reply) -> dict[str, Any]:
+    """The JSON kept with the cursor: the answer ``reply`` to ``delivery`` (see Event.delivery)."""
+    rec: dict[str, Any] = {
+        "id": delivery,
+        "m": [[m.kind, to_payload(m)] for m in reply.messages],
+    }
+    if reply.card_update is not None:
+        rec["u"] = to_payload(reply.card_update)
+    return rec
+
+
+def reply_of(record: dict[str, Any]) -> Reply:
+    """The answer kept by :func:`reply_record`."""
+    update = record.get("u")
+    card = from_payload("card_update", update) if update else None
+    messages = [from_payload(kind, payload) for kind, payload in record.get("m") or []]
+    return Reply(messages, card if isinstance(card, CardUpdate) else None)
 
 
 class Handler(Protocol):

@@ -45,7 +45,7 @@ from dialogs.engine import (
     registry,
     step,
 )
-from dialogs.events import Event, EventKind, Reply
+from dialogs.events import Event, EventKind, Reply, reply_of
 from dialogs.state import ReviewData
 from dialogs.texts import common as T
 from services import acting
@@ -180,10 +180,15 @@ class DialogRouter:
             async with self.engine.turn(event.platform, event.user_id, touch=touch) as cursor:
                 if event.gate is not None and not await event.gate:
                     raise _NotOurs  # another delivery of this message has it: no effect
+                if event.delivery and cursor.last.get("id") == event.delivery:
+                    # this delivery's turn ran and saved the cursor, but its process died before
+                    # the answer was recorded: the same answer, the step does not run again
+                    return reply_of(cursor.last)
                 ctx = make_context(event, cursor, self.settings, self.db, self.redis, self.registry)
                 await self._dispatch(ctx)
                 if not ctx.reply.messages and ctx.reply.card_update is None:
                     await self._show_current(ctx)
+                cursor.answer = (event.delivery, ctx.reply)  # kept if the cursor changed
                 return ctx.reply
         except _NotOurs:
             return Reply(skipped=True)

@@ -209,3 +209,99 @@ async def test_a_turn_rerun_after_its_serve_died_answers_like_the_first_run(stac
     answer = await stack.sim.post_callback(plain)
     assert answer.reply is not None and "已标记 2 人为【离职】" in answer.reply.content
     assert "无需重复标记" not in answer.reply.content
+
+
+async def _retry_after_cursor_saved(stack, user: str, text: str, msg_id: int):
+    """Deliver ``text`` once (the turn runs, saves the cursor and answers), then play a serve
+    killed after the cursor save but before recording the reply: the de-dup key holds a dead
+    process's claim again, and WeCom's retry of the same envelope lands on this process."""
+    plain = stack.sim.plaintext(user, [("MsgType", "text"), ("Content", text), ("MsgId", msg_id)])
+    first = await stack.sim.post_callback(plain)
+    await stack.settle()
+    cursor_key = keys.cursor("wecom", user)
+    saved = (await stack.redis.get(cursor_key)).partition("|")[2]
+    await stack.redis.set(keys.dedup("wecom", str(msg_id)), f"c:{DEAD}", px=60_000)
+    retry = await stack.sim.post_callback(plain)
+    await stack.settle()
+    after = (await stack.redis.get(cursor_key)).partition("|")[2]
+    assert after == saved  # the step did not run again (an unchanged cursor is saved as is)
+    return first, retry
+
+
+async def test_a_retry_after_the_cursor_was_saved_answers_like_the_first_run(stack) -> None:
+    """ "1" moved the contact to the list; the serve died before recording its reply. The retry
+    must not read "1" again at the list ("请同时写明原因…"): it gets the first run's answer."""
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    first, retry = await _retry_after_cursor_saved(stack, user, "1", 4712)
+    assert first.reply is not None and retry.reply is not None
+    assert "请同时写明原因" not in retry.reply.content
+    assert retry.reply.content == first.reply.content
+
+
+async def test_a_submit_retried_after_the_cursor_was_saved_is_not_submitted_twice(stack) -> None:
+    """The same window for 提交: the retry says 已提交 as the first run did (not "不会重复提交"),
+    and the review went to its approvers once."""
+    from sqlalchemy import func
+    from sqlalchemy import select as sel
+
+    from storage.models import ApprovalStep
+
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    await stack.sim.send_text(user, "完成")
+    first, retry = await _retry_after_cursor_saved(stack, user, "提交", 4713)
+    assert first.reply is not None and "已提交" in first.reply.content
+    assert retry.reply is not None and retry.reply.content == first.reply.content
+    async with stack.db.session() as s:
+        steps = (await s.execute(sel(func.count()).select_from(ApprovalStep))).scalar_one()
+    assert steps == 1
+    await stack.deliver()
+    assert sum("年审已提交" in t or "已提交" in t for t in stack.sim.texts(user)) <= 1
+
+
+async def test_an_upload_job_run_again_after_its_answer_was_queued_answers_once(stack) -> None:
+    """The worker queued the upload's answer and was killed before acknowledging the job: the
+    job runs again, and the user still gets the answer once (not again with "第 2 条")."""
+    import io
+
+    import openpyxl
+
+    tree = await stack.seed(members=6)
+    user = tree.contact
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+    await stack.sim.send_text(user, "2")
+    await stack.deliver()
+    wb = openpyxl.Workbook()
+    wb.active.append(["身份证号码", "姓名", "不通过原因"])
+    wb.active.append([tree.members["UNIT"][1].id_number, "", "退休"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    await stack.sim.send_file(user, "名单.xlsx", buf.getvalue())
+    worker = stack.local.worker
+    queue = worker._reply
+
+    async def queue_then_die(*a, **k) -> None:
+        await queue(*a, **k)
+        raise _Died
+
+    worker._reply = queue_then_die
+    with pytest.raises(_Died):
+        await stack.local.jobs.run_once(block_ms=None)
+    del worker._reply
+    stack.local.jobs.idle_ms = 0  # abandoned: taken again
+    await stack.deliver()
+    texts = stack.sim.texts(user)
+    assert sum("共 1 行" in t for t in texts) == 1, texts
+    assert not any("第 2 条" in t for t in texts), texts

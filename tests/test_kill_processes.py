@@ -254,12 +254,6 @@ async def _until(pred, within: float) -> bool:
 
 
 @pytest.mark.skipif(pg_base() is None, reason="DATABASE_URL is not a PostgreSQL server")
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, open: a serve killed after a turn saved its cursor but before it recorded the "
-    "reply; WeCom's retry runs the turn again at the next step (about 1 run in 4 on an idle "
-    "machine; /work/coord/killtest.md)",
-)
 async def test_two_serve_two_worker_processes_survive_sigkill(tmp_path, redis_url) -> None:
     started = time.monotonic()
     base = pg_base()

@@ -82,6 +82,7 @@ class Inbound:
             raw_type=msg.msgtype,
             created_at=msg.create_at // 1000,
             gate=gate,
+            delivery=msg.dedup_key,
         )
         return await self.turn(ev)
 
@@ -98,6 +99,7 @@ class Inbound:
             kind=EventKind.card_action,
             key=key,
             task_id=task_id,
+            delivery=act.dedup_key,
         )
         await self.turn(ev)
 

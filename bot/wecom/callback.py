@@ -280,8 +280,8 @@ class WecomCallback:
         split = split_reply(messages, card_update, text_limit=render.TEXT_LIMIT_BYTES, click=click)
         if click and not isinstance(split.passive, CardUpdate):
             await self._keep_code(ev, code)
-        if split.active:
-            await self._send_rest(ev, split.active, code)
+        if split.active:  # once per delivery: a re-run after a kill does not queue them again
+            await self._send_rest(ev, split.active, code, once=f"{ev.delivery}:p")
         if split.passive is None:
             plain = ""
         elif isinstance(split.passive, CardUpdate):
@@ -300,12 +300,16 @@ class WecomCallback:
         except Exception:
             logger.exception("wecom.callback.card_code_error")
 
-    async def _send_rest(self, ev: Event, messages: list[Message], code: str = "") -> None:
+    async def _send_rest(
+        self, ev: Event, messages: list[Message], code: str = "", once: str = ""
+    ) -> None:
+        """``once``: the delivery and mode the messages answer (see ``send_actively``)."""
         try:
             if code and ev.kind is EventKind.card_action:
                 await card_codes.queue(self.db, PLATFORM, ev.user_id, messages, ev.task_id, code)
             else:
-                await send_actively(self.db, PLATFORM, ev.user_id, messages, self.redis)
+                once = once if ev.delivery else ""
+                await send_actively(self.db, PLATFORM, ev.user_id, messages, self.redis, once=once)
         except Exception:
             logger.exception("wecom.callback.outbox_error", extra={"fields": {"user": ev.user_id}})
 
@@ -340,5 +344,5 @@ class WecomCallback:
         split = split_reply(
             reply.messages, reply.card_update, text_limit=render.TEXT_LIMIT_BYTES, passive=False
         )
-        await self._send_rest(ev, split.active, code)
+        await self._send_rest(ev, split.active, code, once=f"{ev.delivery}:a")
         await self.dedup.done(key)  # the reply is in the outbox: a retry gets an empty 200

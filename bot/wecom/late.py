@@ -83,6 +83,7 @@ async def finish_if_orphaned(
         await card_codes.record_click(db, ev.task_id, code)
         await card_codes.queue(db, PLATFORM, ev.user_id, split.active, ev.task_id, code)
     else:
-        await send_actively(db, PLATFORM, ev.user_id, split.active, redis)
+        once = f"{ev.delivery}:a" if ev.delivery else ""  # as the late turn of its process
+        await send_actively(db, PLATFORM, ev.user_id, split.active, redis, once=once)
     await DedupBatcher(redis).done(key)
     return False

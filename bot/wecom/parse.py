@@ -78,7 +78,18 @@ def parse(xml: str) -> Parsed:
     msg_type = _s(msg, "MsgType")
     created = _s(msg, "CreateTime")
     msg_id = _s(msg, "MsgId")
-    base = {"platform": PLATFORM, "user_id": user, "msg_id": msg_id, "created_at": _int(created)}
+    if msg_id:
+        key = msg_id
+    else:
+        parts = (user, created, _s(msg, "Event"), _s(msg, "EventKey"), _s(msg, "TaskId"))
+        key = ":".join(parts)
+    base = {
+        "platform": PLATFORM,
+        "user_id": user,
+        "msg_id": msg_id,
+        "created_at": _int(created),
+        "delivery": key,
+    }
 
     if msg_type == "text":
         event = Event(kind=EventKind.text, text=_s(msg, "Content"), **base)
@@ -108,11 +119,6 @@ def parse(xml: str) -> Parsed:
     else:
         event = Event(kind=EventKind.unsupported, raw_type=msg_type or "unknown", **base)
 
-    if msg_id:
-        key = msg_id
-    else:
-        parts = (user, created, _s(msg, "Event"), _s(msg, "EventKey"), _s(msg, "TaskId"))
-        key = ":".join(parts)
     return Parsed(
         event=event,
         dedup_key=key,

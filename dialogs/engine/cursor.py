@@ -1,7 +1,9 @@
 """The cursor: where one user stands, as stored in Redis, and its schema migrations.
 
 One Redis string ``uc:cursor:<platform>:<user>`` = ``"<revision>|<json>"``; the JSON body is
-``{"v": version, "s": step, "d": data, "h": history, "t": token, "i": invalid}``. A body of an
+``{"v": version, "s": step, "d": data, "h": history, "t": token, "i": invalid}``, plus ``"l"``:
+the answer of the last turn that changed the cursor, with its delivery id
+(:func:`dialogs.events.reply_record`), so a re-run of that delivery gets the same answer. A body of an
 older version is migrated by :data:`MIGRATIONS` when one is registered; otherwise the loader
 reports ``problem="version"`` and the router resumes from the database draft.
 
@@ -36,10 +38,13 @@ class Cursor:
     revision: int = 0
     token: str = ""  # changes each time a step is entered; binds buttons to a prompt
     invalid: int = 0  # invalid answers in a row
+    last: dict[str, Any] = field(default_factory=dict)  # the last change's delivery and answer
     # set by the loader, not stored
     problem: str = ""  # "" | "missing" | "version" | "corrupt"
     roles_version: str = ""  # the who-is-who version read with the cursor (storage.changes)
     loaded: str = field(default="", repr=False, compare=False)  # the body as read (unchanged?)
+    # set by the router: (delivery id, Reply) of this turn, kept as ``last`` if the cursor changed
+    answer: tuple[str, Any] | None = field(default=None, repr=False, compare=False)
     # typed views of ``data`` (one per FlowData class), written back by :meth:`sync`
     views: dict[type, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -77,6 +82,18 @@ class Cursor:
         self.data = {}
         self.views.clear()
 
+    def remember(self) -> bool:
+        """A changed cursor keeps this turn's answer (``answer``) as ``last``; True if that
+        changed ``last``. Without a delivery id the previous answer is dropped."""
+        from dialogs.events import reply_record
+
+        delivery, reply = self.answer or ("", None)
+        last = reply_record(delivery, reply) if delivery and reply is not None else {}
+        if last == self.last:
+            return False
+        self.last = last
+        return True
+
     # -- storage ------------------------------------------------------------------------------
 
     def dump(self) -> str:
@@ -89,6 +106,8 @@ class Cursor:
             "t": self.token,
             "i": self.invalid,
         }
+        if self.last:
+            body["l"] = self.last
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -116,6 +135,7 @@ class Cursor:
                 revision=rev,
                 token=str(d.get("t", "")),
                 invalid=int(d.get("i", 0)),
+                last=dict(d.get("l") or {}),
                 loaded=body if version == SCHEMA_VERSION else "",
             )
         except (KeyError, TypeError, ValueError):

@@ -247,8 +247,11 @@ class DialogEngine:
         if not cursor.step:
             return expected, "", expected == 0 and cursor.problem == "missing"
         body = cursor.dump()
+        unchanged = body == cursor.loaded and expected > 0
+        if not unchanged and cursor.remember():  # the answer goes with the change it made
+            body = cursor.dump()
         cursor.revision = expected + 1
-        return expected, f"{cursor.revision}|{body}", body == cursor.loaded and expected > 0
+        return expected, f"{cursor.revision}|{body}", unchanged
 
     async def peek(self, platform: str, user_id: str) -> Cursor:
         """The cursor without the lock (for status pages and tests)."""
