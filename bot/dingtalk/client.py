@@ -1,7 +1,7 @@
 """Async DingTalk open-API client (aiohttp, like the WeCom client; no new dependency).
 
 Fields follow the official generated SDK (aliyun/dingtalk-sdk: ``oauth2_1_0``, ``robot_1_0``,
-``card_1_0``) and the open-platform docs; see /work/coord/t12-proto.md for the sources.
+``card_1_0``) and the open-platform docs (open.dingtalk.com/document).
 
 - v1.0 API (``api_base``): the token goes in header ``x-acs-dingtalk-access-token``; an error is
   an HTTP status with ``{code, message, requestid}``. A refused token (401, or 400 with code

@@ -1,6 +1,6 @@
 """DingTalk callbacks -> small typed values.
 
-Sources (checked, see /work/coord/t12-proto.md): the robot message body of
+Sources (checked against the official docs): the robot message body of
 https://open.dingtalk.com/document/orgapp/receive-message (the same JSON arrives as the HTTP
 callback body and as a Stream frame's ``data``), the card callback of
 https://open.dingtalk.com/document/orgapp/event-callback-card (``content`` is a JSON string
