@@ -468,3 +468,22 @@ def member_rows(
                 "status": "active",
             }
             n += 1
+
+
+REMOVAL_HEADERS = ("身份证号码", "姓名", "不通过原因")
+
+
+def removal_sheet(rows: Iterable[Sequence[Any]], headers: Sequence[str] = REMOVAL_HEADERS) -> bytes:
+    """An .xlsx of members who leave, as a contact uploads it (the header row, then ``rows``)."""
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(list(headers))
+    for row in rows:
+        ws.append(list(row))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

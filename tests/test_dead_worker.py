@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from factories import removal_sheet
 from sqlalchemy import select, update
 
 from bot.jobs import GROUP, STREAM, JobRunner, enqueue_job
@@ -137,6 +138,14 @@ async def test_a_live_workers_claim_is_renewed_while_it_sends(db, redis) -> None
     assert len(slow.sent) == 1 and other.sent == []
 
 
+async def _to_member_review(stack, user: str) -> None:
+    """年审, no changes to the unit's facts: the member list's choice of list or file."""
+    await stack.sim.send_text(user, "年审")
+    reply = await stack.sim.send_text(user, "无变更")
+    if "会员信息年审" not in (reply.content if reply else ""):
+        await stack.sim.send_text(user, "确认")
+
+
 class _Died(BaseException):
     """The worker process dies here."""
 
@@ -146,24 +155,14 @@ async def test_an_upload_job_run_again_after_its_worker_died_answers_like_the_fi
 ) -> None:
     """The worker imported the file (committed), then died before queueing the answer: the job
     runs again elsewhere, and the user gets the file's summary, not 'sent before'."""
-    import io
-
-    import openpyxl
 
     tree = await stack.seed(members=6)
     user = tree.contact
-    await stack.sim.send_text(user, "年审")
-    reply = await stack.sim.send_text(user, "无变更")
-    if "会员信息年审" not in (reply.content if reply else ""):
-        await stack.sim.send_text(user, "确认")
+    await _to_member_review(stack, user)
     await stack.sim.send_text(user, "2")
     await stack.deliver()
-    wb = openpyxl.Workbook()
-    wb.active.append(["身份证号码", "姓名", "不通过原因"])
-    wb.active.append([tree.members["UNIT"][1].id_number, "", "退休"])
-    buf = io.BytesIO()
-    wb.save(buf)
-    await stack.sim.send_file(user, "名单.xlsx", buf.getvalue())
+    sheet = removal_sheet([[tree.members["UNIT"][1].id_number, "", "退休"]])
+    await stack.sim.send_file(user, "名单.xlsx", sheet)
     worker = stack.local.worker
 
     async def die(*_a, **_k) -> None:
@@ -194,10 +193,7 @@ async def test_a_turn_rerun_after_its_serve_died_answers_like_the_first_run(stac
 
     tree = await stack.seed(members=6)
     user = tree.contact
-    await stack.sim.send_text(user, "年审")
-    reply = await stack.sim.send_text(user, "无变更")
-    if "会员信息年审" not in (reply.content if reply else ""):
-        await stack.sim.send_text(user, "确认")
+    await _to_member_review(stack, user)
     await stack.sim.send_text(user, "1")
     async with stack.db.session() as s:
         review_id = (await s.execute(sel(Review.id))).scalar_one()
@@ -233,10 +229,7 @@ async def test_a_retry_after_the_cursor_was_saved_answers_like_the_first_run(sta
     must not read "1" again at the list ("请同时写明原因…"): it gets the first run's answer."""
     tree = await stack.seed(members=6)
     user = tree.contact
-    await stack.sim.send_text(user, "年审")
-    reply = await stack.sim.send_text(user, "无变更")
-    if "会员信息年审" not in (reply.content if reply else ""):
-        await stack.sim.send_text(user, "确认")
+    await _to_member_review(stack, user)
     first, retry = await _retry_after_cursor_saved(stack, user, "1", 4712)
     assert first.reply is not None and retry.reply is not None
     assert "请同时写明原因" not in retry.reply.content
@@ -253,10 +246,7 @@ async def test_a_submit_retried_after_the_cursor_was_saved_is_not_submitted_twic
 
     tree = await stack.seed(members=6)
     user = tree.contact
-    await stack.sim.send_text(user, "年审")
-    reply = await stack.sim.send_text(user, "无变更")
-    if "会员信息年审" not in (reply.content if reply else ""):
-        await stack.sim.send_text(user, "确认")
+    await _to_member_review(stack, user)
     await stack.sim.send_text(user, "完成")
     first, retry = await _retry_after_cursor_saved(stack, user, "提交", 4713)
     assert first.reply is not None and "已提交" in first.reply.content
@@ -271,24 +261,14 @@ async def test_a_submit_retried_after_the_cursor_was_saved_is_not_submitted_twic
 async def test_an_upload_job_run_again_after_its_answer_was_queued_answers_once(stack) -> None:
     """The worker queued the upload's answer and was killed before acknowledging the job: the
     job runs again, and the user still gets the answer once (not again with "第 2 条")."""
-    import io
-
-    import openpyxl
 
     tree = await stack.seed(members=6)
     user = tree.contact
-    await stack.sim.send_text(user, "年审")
-    reply = await stack.sim.send_text(user, "无变更")
-    if "会员信息年审" not in (reply.content if reply else ""):
-        await stack.sim.send_text(user, "确认")
+    await _to_member_review(stack, user)
     await stack.sim.send_text(user, "2")
     await stack.deliver()
-    wb = openpyxl.Workbook()
-    wb.active.append(["身份证号码", "姓名", "不通过原因"])
-    wb.active.append([tree.members["UNIT"][1].id_number, "", "退休"])
-    buf = io.BytesIO()
-    wb.save(buf)
-    await stack.sim.send_file(user, "名单.xlsx", buf.getvalue())
+    sheet = removal_sheet([[tree.members["UNIT"][1].id_number, "", "退休"]])
+    await stack.sim.send_file(user, "名单.xlsx", sheet)
     worker = stack.local.worker
     queue = worker._reply
 

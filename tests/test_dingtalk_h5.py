@@ -4,12 +4,11 @@ DingTalk contact gets opens the page with DingTalk's user agent, the token is bo
 
 from __future__ import annotations
 
-import io
 import re
 
 import aiohttp
-import openpyxl
 import pytest
+from factories import removal_sheet
 from harness import Stack
 from sqlalchemy import update
 
@@ -34,14 +33,7 @@ async def hstack(tmp_path, redis_url):
 
 
 def _xlsx(rows: list[list[str]]) -> bytes:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["身份证号码", "姓名", "不通过原因"])
-    for r in rows:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return removal_sheet(rows)
 
 
 async def test_upload_link_works_in_dingtalk_browser_and_answers_on_dingtalk(hstack) -> None:

@@ -12,7 +12,6 @@ one reminder per person.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 from collections import Counter
@@ -20,9 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import openpyxl
 import pytest
-from factories import build_tree
+from factories import build_tree, removal_sheet
 from kill_rig import Processes, TcpBalancer, pg_base, pg_database, wait_port
 from sqlalchemy import func, select
 
@@ -145,14 +143,7 @@ async def _seed(db: Database) -> Seeded:
 
 
 def _xlsx(rows: list[list[str]]) -> bytes:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    ws.append(["身份证号码", "姓名", "不通过原因"])
-    for r in rows:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return removal_sheet(rows)
 
 
 @dataclass
