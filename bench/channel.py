@@ -36,7 +36,7 @@ from typing import Any
 
 from bench.common import describe_db, machine_info
 from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
-from bench.http_load import HEADER, first_line, floor_then_serve, median_round
+from bench.http_load import first_line, floor_then_serve, print_rounds
 
 TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
@@ -165,14 +165,6 @@ def check_answers(samples: list[tuple[int, int, bytes]]) -> tuple[int, int]:
 # -- the run --------------------------------------------------------------------------------------
 
 
-def _row(label: str, r: dict[str, Any]) -> str:
-    note = " (pool exhausted: raise --max-rps)" if r["exhausted"] else ""
-    return (
-        f"{label:<40} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['requests']:>8} "
-        f"{r['errors']:>6} {r['cpu_us']:>9.0f} us {r['cpu_share']:>6.0%}{note}"
-    )
-
-
 async def _simulator() -> Any:
     from bot.simulator.server import WecomSimulator
     from storage.settings import load_settings
@@ -242,19 +234,12 @@ def main(argv: list[str]) -> None:
     for _, chan in rounds:
         r, c = check_answers(chan["samples"])
         right, checked = right + r, checked + c
-    print("WeCom channel benchmark: plain texts from users without a review -> passive reply")
-    print(
-        f"unioncard serve on core {server_core}{'' if pinned else ' (NOT pinned: 1 core)'}, "
-        f"unioncard worker + load generator + Redis + simulator on core {other_core}; "
-        f"{args.connections} connections, {args.seconds:g} s measured after {args.warmup:g} s, "
-        f"{len(rounds)} round(s) of floor then serve"
-    )
-    print(HEADER)
-    for floor, chan in rounds:
-        print(_row("floor (verify + decrypt + encrypt)", floor))
-        print(_row("unioncard serve (whole turn)", chan))
-    med = median_round(rounds)
-    floor, chan = med["floor"], med["chan"]
+    med = print_rounds(
+        "WeCom channel benchmark: plain texts from users without a review -> passive reply",
+        ("floor (verify + decrypt + encrypt)", "unioncard serve (whole turn)"),
+        rounds, args, (server_core, other_core), pinned,
+    )  # fmt: skip
+    chan = med["chan"]
     ok = (
         med["ratio"] >= 0.7 and med["p99_ratio"] <= 1.5 and right == checked
         and not any(c["errors"] for _, c in rounds)

@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.common import describe_db, machine_info
 from bench.deployed import Deployed, cores, pin, start_redis, unpin, uptime
-from bench.http_load import HEADER, first_line, floor_then_serve, median_round
+from bench.http_load import first_line, floor_then_serve, print_rounds
 
 APP_KEY = "dingbenchappkey"
 APP_SECRET = "bench-dingtalk-app-secret-0123456789abcdef"
@@ -80,14 +80,6 @@ def make_requests(n: int, port: int) -> list[bytes]:
         ).encode()
         out.append(head + body)
     return out
-
-
-def _row(label: str, r: dict[str, Any]) -> str:
-    note = " (pool exhausted: raise --max-rps)" if r["exhausted"] else ""
-    return (
-        f"{label:<40} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['requests']:>8} "
-        f"{r['errors']:>6} {r['cpu_us']:>9.0f} us {r['cpu_share']:>6.0%}{note}"
-    )
 
 
 def _arrived(sim: Any, n: int) -> bool:
@@ -175,18 +167,11 @@ def main(argv: list[str]) -> None:
     load_after = uptime()
 
     rounds, total = res["rounds"], res["total"]
-    print("DingTalk channel benchmark: signed HTTP robot callback -> reply queued -> batchSend")
-    print(
-        f"unioncard serve on core {server_core}{'' if pinned else ' (NOT pinned: 1 core)'}, "
-        f"unioncard worker + load generator + Redis + simulator on core {other_core}; "
-        f"{args.connections} connections, {args.seconds:g} s measured after {args.warmup:g} s, "
-        f"{len(rounds)} round(s) of floor then serve"
-    )
-    print(HEADER)
-    for floor, chan in rounds:
-        print(_row("floor (verify + parse)", floor))
-        print(_row("unioncard serve (whole path)", chan))
-    med = median_round(rounds)
+    med = print_rounds(
+        "DingTalk channel benchmark: signed HTTP robot callback -> reply queued -> batchSend",
+        ("floor (verify + parse)", "unioncard serve (whole path)"),
+        rounds, args, (server_core, other_core), pinned,
+    )  # fmt: skip
     delivered = res["right"] == total and res["received"] == total
     ok = (
         med["ratio"] >= 0.5 and med["chan"]["p99"] <= 100 and delivered

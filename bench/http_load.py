@@ -211,6 +211,39 @@ async def floor_then_serve(
     return rounds
 
 
+def row(label: str, r: dict[str, Any]) -> str:
+    """One measured phase as a line under :data:`HEADER`."""
+    note = " (pool exhausted: raise --max-rps)" if r["exhausted"] else ""
+    return (
+        f"{label:<40} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['requests']:>8} "
+        f"{r['errors']:>6} {r['cpu_us']:>9.0f} us {r['cpu_share']:>6.0%}{note}"
+    )
+
+
+def print_rounds(
+    title: str,
+    labels: tuple[str, str],
+    rounds: list[tuple[dict[str, Any], dict[str, Any]]],
+    args: Any,
+    cores: tuple[int, int],
+    pinned: bool,
+) -> dict[str, Any]:
+    """Print the benchmark's set-up and every round (floor, then serve); returns the median
+    round (:func:`median_round`)."""
+    print(title)
+    print(
+        f"unioncard serve on core {cores[0]}{'' if pinned else ' (NOT pinned: 1 core)'}, "
+        f"unioncard worker + load generator + Redis + simulator on core {cores[1]}; "
+        f"{args.connections} connections, {args.seconds:g} s measured after {args.warmup:g} s, "
+        f"{len(rounds)} round(s) of floor then serve"
+    )
+    print(HEADER)
+    for floor, chan in rounds:
+        print(row(labels[0], floor))
+        print(row(labels[1], chan))
+    return median_round(rounds)
+
+
 def first_line(floor: dict[str, Any], chan: dict[str, Any]) -> str:
     """The line about the requests sent before the clock (``load(first=...)``)."""
     return (
