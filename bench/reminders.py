@@ -181,9 +181,9 @@ async def count_outbox(db: Database, prefix: str) -> int:
 
 async def deliver(settings: Settings, db: Database, redis_url: str, start: datetime) -> dict:
     """Run the outbox sender against the simulator until every row is sent."""
-    from bot.outbox_sender import OutboxSender
     from bot.simulator.server import WecomSimulator
     from bot.wecom.client import WecomClient
+    from bot.wecom.sender import outbox_worker as OutboxSender
     from storage.redis import connect, keys
 
     sim = WecomSimulator.from_settings(settings.wecom)

@@ -28,45 +28,9 @@ What it guarantees:
   so ``XLEN`` and the first entry's id give ``unioncard_jobs_depth`` / ``_oldest_age_seconds``
   to any process (``bot.metrics``). ``demo`` runs a runner in-process.
 
-Why not taskiq (issue 15 point 7). Read: taskiq-redis 1.2.4 and taskiq 0.13.0 as published on
-PyPI (the newest on 2026-12-02), and the git mirrors (taskiq-redis 374c789, taskiq ae2b788).
-``taskiq_redis.RedisStreamBroker`` acknowledges after the work and re-claims idle messages,
-but, in the source:
-
-1. **A dead worker's job waits for the next new job.** ``RedisStreamBroker.listen`` (1.2.4)
-   does ``if not fetched: continue`` right after ``XREADGROUP``, before its ``XAUTOCLAIM``
-   step, so on a quiet queue nothing is ever re-claimed. Measured against the local Redis
-   (idle_timeout 3 s, a worker SIGKILLed mid-job, a second worker idle for 15 s): the job was
-   not taken again until another job was queued, then at once.
-2. **No per-key fairness or order.** ``taskiq.receiver.Receiver.runner`` (0.13.0) takes a slot
-   of one ``asyncio.Semaphore`` (``max_async_tasks``) for every message in arrival order and
-   holds it for the whole task; neither package has a notion of a job's key (no grouping,
-   no per-key limit). A per-user lock inside the task waits *inside* a slot. Measured (2 slots;
-   user X queued four 2 s jobs that take a per-user lock, then Y one 0 s job): Y's job ended
-   8.0 s later, and X's ran out of order (x0, x2, x3, x1).
-3. **In-flight messages are not kept claimed.** The broker never XCLAIMs what it holds: a task
-   running, or waiting in the receiver, or read in a batch of ``xread_count`` (100) and not
-   yet started, for longer than ``idle_timeout`` (10 min) is XAUTOCLAIMed by another worker
-   and runs twice while the first still lives.
-4. **Acknowledged messages stay in the stream** (``_ack_generator``: XACK only, no XDEL;
-   ``maxlen`` None by default): the stream grows without bound, and its length is no longer
-   the queue's depth (our metrics would need XINFO GROUPS lag + XPENDING per group).
-   With ``maxlen`` set, XADD's trimming can drop entries still pending.
-5. Defaults that lose or strand work unless set: ``consumer_id="$"`` (a group created on first
-   start skips jobs queued before it), ``unacknowledged_lock_timeout=None`` (in the git
-   mirror's ``listen`` a worker killed inside ``async with lock`` stops all re-claiming for
-   good; 1.2.4 takes the lock inside a MULTI pipeline, where it no longer excludes anything).
-6. The scheduler (``taskiq.scheduler``; docs/guide/scheduling-tasks.md: "Please always run
-   only one instance of the scheduler!") is one more singleton process to run and watch; our
-   reminders run in every worker and are idempotent by the outbox's unique keys. Its
-   ``PrometheusMiddleware`` counts tasks per name and serves them on its own port (9000) from
-   each worker (and sets ``PROMETHEUS_MULTIPROC_DIR`` for the whole process): no queue depth
-   or age, not one view from ``serve``'s ``/metrics``.
-
-What it would give us and we have too: retries (``SimpleRetryMiddleware``), a graceful drain
-(``wait_tasks_timeout``), labels that could carry the request id. 1–3 are what this module
-exists for, so it stays; revisit when taskiq-redis re-claims on an idle queue, keeps in-flight
-claims fresh and offers a per-key concurrency limit.
+Why not taskiq (issue 15 point 7): taskiq-redis's ``RedisStreamBroker`` does not re-claim a
+dead worker's job on a quiet queue, has no per-key fairness and lets a long job run twice;
+the evidence, with file and function references, is in ``docs/taskiq.md``.
 """
 
 from __future__ import annotations

@@ -31,13 +31,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,96 +42,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import metrics, outbox_signal
 from bot.logs import REQUEST_ID, log
 from bot.outbox_batch import BatchChannel, BatchRounds
+from bot.outbox_channel import Channel, Delivery, Result, backoff_seconds
+from bot.outbox_rates import RateWindows
 from services.redact import scrub
 from storage.db import Database
 from storage.models import Outbox, OutboxStatus
-from storage.redis import keys
 
 logger = logging.getLogger("unioncard.outbox")
 
-MARGIN_SECONDS = 1.0  # our window is a little wider than the platform's
 CONFIG_PAUSE_SECONDS = 300.0
-
-
-class Result(StrEnum):
-    sent = "sent"
-    unreachable = "unreachable"  # the recipient cannot get messages (left, blocked)
-    failed = "failed"  # permanent: will not work on a retry
-    retry = "retry"  # transient: back off and try again
-    throttled = "throttled"  # the platform said too many: back off at least 30 s
-    misconfigured = "misconfigured"  # our set-up is wrong: pause, do not count an attempt
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What a channel says about one row it was handed."""
-
-    result: Result
-    msgid: str = ""  # the platform's message id (sent)
-    error: str = ""
-    note: str | None = None  # kept as ``last_error`` of a sent row (e.g. "already sent")
-    record: Callable[[AsyncSession], Awaitable[None]] | None = None  # the channel's own
-    # bookkeeping, run in the transaction that marks the row (sent or not)
-    extra: Mapping[str, Any] | None = None  # further Outbox columns to set
-
-
-class Channel(Protocol):
-    """One platform's side of the outbox (``bot/<platform>/sender.py``)."""
-
-    platform: str
-    text_limit: int  # bytes of one text message
-    per_minute: int  # active sends one recipient may get
-    per_hour: int
-
-    async def slots(self, row: Outbox, now: float) -> int:
-        """How many sends ``row`` takes in the recipient's window (0: not counted)."""
-        ...
-
-    async def send(self, row: Outbox) -> Delivery:
-        """Send ``row`` (retries and resends must be harmless); unexpected errors may raise."""
-        ...
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
-
-
-def backoff_seconds(attempts: int) -> float:
-    """5 s, 10 s, 20 s ... up to 10 minutes."""
-    return float(min(600, 5 * 2 ** max(0, attempts - 1)))
-
-
-# KEYS[1] = the recipient's window (sorted set of send times)
-# ARGV: now, slots, per_minute, per_hour, margin, unique id
-# Returns 0 after reserving ``slots``, or the seconds to wait until they fit.
-_RESERVE = """
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local per_min = tonumber(ARGV[3])
-local per_hour = tonumber(ARGV[4])
-local margin = tonumber(ARGV[5])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 3600 - margin)
-local in_min = redis.call('ZCOUNT', key, '(' .. (now - 60 - margin), '+inf')
-local in_hour = redis.call('ZCARD', key)
-local wait = 0
-if in_min + n > per_min then
-  local idx = in_min + n - per_min - 1
-  local e = redis.call('ZRANGEBYSCORE', key, '(' .. (now - 60 - margin), '+inf', 'WITHSCORES', 'LIMIT', idx, 1)
-  if e[2] then wait = math.max(wait, tonumber(e[2]) + 60 + margin - now) else wait = 60 end
-end
-if in_hour + n > per_hour then
-  local idx = in_hour + n - per_hour - 1
-  local e = redis.call('ZRANGE', key, idx, idx, 'WITHSCORES')
-  if e[2] then wait = math.max(wait, tonumber(e[2]) + 3600 + margin - now) else wait = 3600 end
-end
-if wait > 0 then return tostring(wait) end
-for i = 1, n do
-  redis.call('ZADD', key, now, ARGV[6] .. ':' .. i)
-end
-redis.call('EXPIRE', key, 3700)
-return '0'
-"""
 
 
 class OutboxWorker(BatchRounds):
@@ -160,7 +80,7 @@ class OutboxWorker(BatchRounds):
         self.batch = batch
         self.max_attempts = max_attempts
         self._sem = asyncio.Semaphore(concurrency)
-        self._reserve = redis.register_script(_RESERVE)
+        self.windows = RateWindows(redis, clock)
         self._batching: dict[str, BatchChannel] = {}  # per run: channels may be added later
 
     # -- claiming ------------------------------------------------------------------------------
@@ -315,42 +235,6 @@ class OutboxWorker(BatchRounds):
     def _channel(self, row: Outbox) -> Channel:
         return self.channels[row.platform]
 
-    async def _wait_needed(
-        self, row: Outbox, channel: Channel, now: float
-    ) -> tuple[float, str, int]:
-        """Reserve the row's sends in the recipient's window: (0, slot id, n) or (wait, "", 0)."""
-        slots = min(await channel.slots(row, now), channel.per_minute)
-        if slots == 0:
-            return 0.0, "", 0
-        slot = uuid.uuid4().hex
-        wait = await self._reserve(
-            keys=[keys.rate(row.platform, row.recipient, "sends")],
-            args=[now, slots, channel.per_minute, channel.per_hour, MARGIN_SECONDS, slot],
-        )
-        wait = float(wait)
-        return (wait, "", 0) if wait > 0 else (0.0, slot, slots)
-
-    async def _confirm(self, row: Outbox, slot: str, n: int) -> None:
-        """Move the reservation to when the send finished: the platform counted it by then."""
-        t = self.clock()
-        await self.redis.zadd(
-            keys.rate(row.platform, row.recipient, "sends"),
-            {f"{slot}:{i}": t for i in range(1, n + 1)},
-            xx=True,
-        )
-
-    async def _confirm_many(self, slots: list[tuple[Outbox, str, int]]) -> None:
-        """:meth:`_confirm` for the rows of one call, in one round trip."""
-        t = self.clock()
-        pipe = self.redis.pipeline(transaction=False)
-        for row, slot, n in slots:
-            pipe.zadd(
-                keys.rate(row.platform, row.recipient, "sends"),
-                {f"{slot}:{i}": t for i in range(1, n + 1)},
-                xx=True,
-            )
-        await pipe.execute()
-
     async def _attempt(self, row: Outbox) -> tuple[float, Delivery | None]:
         """(wait, None) when the recipient's window is full, else (0, the channel's answer).
 
@@ -359,14 +243,14 @@ class OutboxWorker(BatchRounds):
         """
         channel = self._channel(row)
         async with self._sem:
-            wait, slot, n = await self._wait_needed(row, channel, self.clock())
+            wait, slot, n = await self.windows.reserve(row, channel, self.clock())
             if wait > 0:
                 return wait, None
             try:
                 return 0.0, await channel.send(row)
             finally:
                 if n:
-                    await self._confirm(row, slot, n)
+                    await self.windows.confirm([(row, slot, n)])
 
     def _final(self, row: Outbox, done: Delivery) -> dict[str, Any] | None:
         """The columns of a row whose sending ended (sent, unreachable, failed), logged; None

@@ -22,7 +22,7 @@ from bot.logs import REQUEST_ID
 from storage.models import Outbox, OutboxStatus
 
 if TYPE_CHECKING:
-    from bot.outbox import Delivery
+    from bot.outbox_channel import Delivery
 
 logger = logging.getLogger("unioncard.outbox")
 
@@ -91,7 +91,9 @@ class BatchRounds:
         error: Exception | None = None
         async with self._sem:
             try:
-                reserved = await asyncio.gather(*(self._wait_needed(r, channel, now) for r in rows))
+                reserved = await asyncio.gather(
+                    *(self.windows.reserve(r, channel, now) for r in rows)
+                )
             except Exception as exc:  # Redis away: every row waits as after a failed call
                 error, reserved = exc, []
                 going = list(zip(qs, rows, strict=True))
@@ -111,7 +113,7 @@ class BatchRounds:
             finally:
                 if slots:
                     try:
-                        await self._confirm_many(slots)
+                        await self.windows.confirm(slots)
                     except Exception:  # the reservations stay, stamped a little early
                         logger.warning("outbox.confirm_failed", exc_info=True)
         if answers and error is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from bot.outbox_sender import OutboxSender
+from bot.wecom.sender import outbox_worker as OutboxSender
 from bot.wecom.unique import MARK_KEY
 from services.messages import Text
 from services.outbox import enqueue

@@ -11,9 +11,9 @@ from aiohttp import web
 from sqlalchemy import select, text
 
 from bot.logs import setup_logging
-from bot.outbox_sender import OutboxSender
 from bot.simulator.stack import free_port
 from bot.wecom.client import WecomClient
+from bot.wecom.sender import outbox_worker as OutboxSender
 from services.messages import Text
 from services.outbox import enqueue
 from storage.models import Outbox

@@ -8,9 +8,9 @@ import pytest
 from factories import build_tree
 from sqlalchemy import select
 
-from bot.outbox_sender import OutboxSender
 from bot.simulator import WecomSimulator
 from bot.wecom import card_codes
+from bot.wecom.sender import outbox_worker as OutboxSender
 from services.messages import Button, Card, CardUpdate, File, Message, Text
 from services.outbox import enqueue
 from storage.models import (

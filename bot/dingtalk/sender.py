@@ -26,7 +26,7 @@ from typing import Any
 from bot.dingtalk import cards
 from bot.dingtalk.client import MAX_USERS, DingtalkClient, SendResult
 from bot.dingtalk.errors import ConfigurationError, DingtalkError, RateLimited, TransientError
-from bot.outbox import Delivery, Result
+from bot.outbox_channel import Delivery, Result
 from bot.replies import split_text
 from services.messages import Card, CardUpdate, File, Text, from_payload
 from storage.models import Outbox

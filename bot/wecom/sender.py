@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.outbox import Delivery, OutboxWorker, Result
+from bot.outbox import OutboxWorker
+from bot.outbox_channel import Delivery, Result
 from bot.wecom import card_codes, render, unique
 from bot.wecom.client import (
     ConfigurationError,
