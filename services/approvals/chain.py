@@ -144,6 +144,20 @@ def _notify(s: AsyncSession, recipients: list[Identity], message: Message, key: 
         enqueue(s, platform, user_id, message, dedup_key=f"{key}:{platform}:{user_id}"[:200])
 
 
+def _notify_progress(
+    s: AsyncSession,
+    contacts: list[Identity],
+    bundle: ReviewFactsBundle,
+    review: Review,
+    nxt: ApprovalStep,
+    passed: str,
+    upper: str,
+) -> None:
+    """Tell the submitter's contacts that the review passed ``passed`` and went up to ``upper``."""
+    notice = cards.progress_notice(bundle.facts, passed, upper, nxt.level, nxt.levels)
+    _notify(s, contacts, notice, f"progress:{review.id}:{review.round}:{nxt.level}")
+
+
 async def _open_level(
     s: AsyncSession,
     settings: Settings,

@@ -17,6 +17,7 @@ from services.approvals.chain import (
     _contacts,
     _facts,
     _notify,
+    _notify_progress,
     _open_level,
     _update_cards,
 )
@@ -288,16 +289,13 @@ async def _advance(
         passed = await s.get(Union, step.union_id)
         upper = await s.get(Union, nxt.union_id)
         contacts = await reach.recipients(s, settings, [bundle.submitter])
-        _notify(
+        _notify_progress(
             s,
             contacts,
-            cards.progress_notice(
-                bundle.facts,
-                passed.name if passed else "",
-                upper.name if upper else "",
-                nxt.level,
-                nxt.levels,
-            ),
-            f"progress:{review.id}:{review.round}:{nxt.level}",
+            bundle,
+            review,
+            nxt,
+            passed.name if passed else "",
+            upper.name if upper else "",
         )
     return Outcome.advanced

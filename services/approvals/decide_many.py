@@ -33,7 +33,7 @@ from services.approvals.chain import (
     _audit,
     _identity,
     _no_approver,
-    _notify,
+    _notify_progress,
     deal_cards,
 )
 from services.approvals.decide import _already, decide
@@ -288,17 +288,14 @@ async def _decide_batch(
             else:
                 passed, upper = _union(pre, step.union_id), _union(pre, nxt.union_id)
                 contacts = [_identity(bundle.submitter)] if bundle.submitter else []
-                _notify(
+                _notify_progress(
                     s,
                     contacts,
-                    cards.progress_notice(
-                        bundle.facts,
-                        passed.name if passed else "",
-                        upper.name if upper else "",
-                        nxt.level,
-                        nxt.levels,
-                    ),
-                    f"progress:{review.id}:{review.round}:{nxt.level}",
+                    bundle,
+                    review,
+                    nxt,
+                    passed.name if passed else "",
+                    upper.name if upper else "",
                 )
             out[step.id] = _result(pre, step, review, approvers[step.id], now, Outcome.advanced)
     return out
